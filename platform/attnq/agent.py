@@ -1,0 +1,69 @@
+"""A trained agent restored from a checkpoint: greedy acting and attention read-out, no Lightning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from attnq.checkpoints import load_checkpoint_file, resolve_run, task_from_checkpoint
+from attnq.config import TaskConfig
+from attnq.errors import CheckpointError
+from attnq.model.transformer_dqn import TransformerDQN, masked_argmax
+from attnq.registry import PluginHost
+from attnq.runtime import TaskRuntime, prepare_task
+
+Q_NETWORK_PREFIX = "q_network."
+
+
+@dataclass
+class TrainedAgent:
+    task: TaskConfig
+    runtime: TaskRuntime
+    q_network: TransformerDQN
+    run_dir: Path
+    checkpoint: Path
+    env_steps: int
+
+    @torch.no_grad()
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        """Greedy policy (the :class:`~attnq.domain.Policy` protocol)."""
+        observations_BX = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.device)
+        q_values = self.q_network(observations_BX).q_values_BA
+        return masked_argmax(q_values, self.q_network.encoder.action_mask(observations_BX)).cpu().numpy()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.q_network.parameters()).device
+
+    @torch.no_grad()
+    def query_attention(self, observation: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Last layer's attention of the pooled query over the tokens, averaged over heads.
+
+        Returns ``(weights_T, has_cls)``; with a [CLS] query the first weight is the CLS token's own.
+        """
+        if self.task.model.torso != "transformer":
+            raise CheckpointError(f"{self.checkpoint} uses model.torso={self.task.model.torso!r}, which has no attention to explain")
+        observations_BX = torch.as_tensor(np.asarray(observation, dtype=np.float32)[None], device=self.device)
+        output = self.q_network(observations_BX, return_attention=True)
+        tokens_query = 0 if output.has_cls else self.q_network.encoder(observations_BX).query_index
+        weights_HT = output.attention[-1][0, :, tokens_query, :]
+        return weights_HT.mean(dim=0).cpu().numpy(), output.has_cls
+
+
+def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: str | torch.device = "cpu") -> TrainedAgent:
+    location = resolve_run(run_or_checkpoint)
+    checkpoint = load_checkpoint_file(location.checkpoint)
+    task = task_from_checkpoint(checkpoint, location.checkpoint)
+    runtime = prepare_task(task, host)
+    q_network = runtime.build_q_network()
+    state = {k[len(Q_NETWORK_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(Q_NETWORK_PREFIX)}
+    try:
+        q_network.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{location.checkpoint}: weights do not fit the network its task describes ({str(exc).splitlines()[0]})") from None
+    q_network.to(device).eval()
+    env_steps = int(checkpoint.get("attnq", {}).get("env_steps", 0))
+    return TrainedAgent(task, runtime, q_network, location.run_dir, location.checkpoint, env_steps)

@@ -1,0 +1,121 @@
+"""``attnq bench``: train and evaluate a task over seeds and torsos, and print the figures.
+
+For each seed it measures, in one process: the rate of stepping the task's vector env with random
+actions (the simulator's ceiling), then training (env steps/s including learning), then greedy
+evaluation on the task's fixed seeds. Baselines are evaluated on the same seeds. Results are printed
+as a Markdown table and written as JSON so docs/benchmarks.md can quote them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform as stdlib_platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from attnq.agent import load_agent
+from attnq.checkpoints import atomic_write_text
+from attnq.config import TaskConfig, apply_overrides, validate_task
+from attnq.domain import RandomPolicy
+from attnq.evaluation import evaluate_policy
+from attnq.registry import PluginHost
+from attnq.runtime import TaskRuntime, prepare_task
+from attnq.training.run import train
+
+HEADLINE_METRICS = ("return", "crashed", "success", "mean_speed", "length")
+
+
+@dataclass
+class BenchRow:
+    policy: str
+    seed: int | None
+    metrics: dict[str, float]
+    train_seconds: float | None = None
+    train_steps_per_s: float | None = None
+    random_steps_per_s: float | None = None
+    run_dir: str | None = None
+
+
+@dataclass
+class BenchResult:
+    task: str
+    command: str
+    eval_episodes: int
+    rows: list[BenchRow] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def random_action_rate(runtime: TaskRuntime, env_steps: int) -> float:
+    """Env steps/s of the task's own vector env under random actions (resets included)."""
+    vector_env = runtime.make_vector_env()
+    policy = RandomPolicy(runtime.num_actions, seed=runtime.task.seed)
+    try:
+        observations, _ = vector_env.reset(seed=runtime.task.seed)
+        vector_steps = max(1, env_steps // vector_env.num_envs)
+        start = time.perf_counter()
+        for _ in range(vector_steps):
+            observations, *_ = vector_env.step(policy(observations))
+        return vector_steps * vector_env.num_envs / (time.perf_counter() - start)
+    finally:
+        vector_env.close()
+
+
+def _versions() -> dict[str, str]:
+    import gymnasium
+    import pytorch_lightning
+
+    versions = {"python": stdlib_platform.python_version(), "torch": torch.__version__,
+                "pytorch-lightning": pytorch_lightning.__version__, "gymnasium": gymnasium.__version__}
+    try:
+        import highway_env
+
+        versions["highway-env"] = getattr(highway_env, "__version__", "installed")
+    except ImportError:
+        pass
+    return versions
+
+
+def run_bench(task: TaskConfig, seeds: list[int], torsos: list[str], runs_dir: Path, command: str,
+              random_rate_steps: int = 1000, baselines: bool = True, host: PluginHost | None = None) -> BenchResult:
+    result = BenchResult(task.name, command, task.eval.episodes, versions=_versions())
+    for torso in torsos:
+        for seed in seeds:
+            seeded = validate_task(apply_overrides(task.to_dict(), [f"seed={seed}", f"model.torso={torso}"]), task.name)
+            runtime = prepare_task(seeded, host)
+            rate = random_action_rate(runtime, random_rate_steps)
+            trained = train(seeded, runs_dir=runs_dir, host=host)
+            agent = load_agent(str(trained.run_dir), host)
+            evaluation = evaluate_policy(agent.runtime, agent, task.eval.episodes, task.eval.seed)
+            result.rows.append(BenchRow(f"{torso}-dqn", seed, evaluation.means(), trained.wall_seconds,
+                                        trained.env_steps_per_second, rate, str(trained.run_dir)))
+    if baselines:
+        runtime = prepare_task(task, host)
+        for name in runtime.baseline_names():
+            evaluation = evaluate_policy(runtime, runtime.baseline(name, task.seed), task.eval.episodes, task.eval.seed)
+            result.rows.append(BenchRow(f"baseline:{name}", None, evaluation.means()))
+    return result
+
+
+def format_table(result: BenchResult) -> str:
+    metrics = [m for m in HEADLINE_METRICS if any(m in row.metrics for row in result.rows)]
+    header = ["policy", "seed", *metrics, "train s", "train steps/s", "random steps/s", "ratio"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in result.rows:
+        ratio = (row.train_steps_per_s / row.random_steps_per_s) if row.train_steps_per_s and row.random_steps_per_s else None
+        cells = [row.policy, "-" if row.seed is None else str(row.seed)]
+        cells += [f"{row.metrics[m]:.3f}" if m in row.metrics else "-" for m in metrics]
+        cells += [_fmt(row.train_seconds, ".0f"), _fmt(row.train_steps_per_s, ".1f"), _fmt(row.random_steps_per_s, ".1f"), _fmt(ratio, ".2f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
+
+
+def write_result(result: BenchResult, path: Path) -> None:
+    atomic_write_text(path, json.dumps(asdict(result), indent=1))

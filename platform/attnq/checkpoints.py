@@ -1,0 +1,125 @@
+"""Run folders and checkpoints: atomic writes, safe loads, clear errors.
+
+A run folder holds ``config.yaml`` (the resolved task), ``checkpoints/last.ckpt`` (a Lightning
+checkpoint) and ``logs/metrics.csv``. Checkpoints are loaded with ``weights_only=True``: attnq
+stores only tensors and plain Python values in them, so no pickled code is ever executed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from attnq.config import TaskConfig, validate_task
+from attnq.errors import CheckpointError, TaskFileError
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint IO that renames into place, so a killed run never leaves a torn file."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(handle)
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return load_checkpoint_file(Path(path), map_location)
+
+
+def load_checkpoint_file(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable attnq checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                              "fix: point to a run folder or a .ckpt written by `attnq train`") from None
+    if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "task" not in checkpoint.get("hyper_parameters", {}):
+        raise CheckpointError(f"{path} is a torch file but not an attnq checkpoint (no task in it)")
+    return checkpoint
+
+
+@dataclass(frozen=True)
+class RunLocation:
+    run_dir: Path
+    checkpoint: Path
+
+
+def resolve_run(path_text: str) -> RunLocation:
+    """Accept a run folder or a checkpoint file."""
+    path = Path(path_text)
+    if path.is_dir():
+        checkpoint = path / CHECKPOINT_DIR / LAST_CHECKPOINT
+        if not checkpoint.is_file():
+            raise CheckpointError(f"{path} has no {CHECKPOINT_DIR}/{LAST_CHECKPOINT}; is it a run folder written by `attnq train`?")
+        return RunLocation(path, checkpoint)
+    if path.is_file():
+        run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+        return RunLocation(run_dir, path)
+    raise CheckpointError(f"{path} does not exist; give a run folder (printed by `attnq train`) or a .ckpt file")
+
+
+def task_from_checkpoint(checkpoint: dict[str, Any], source: Path) -> TaskConfig:
+    try:
+        return validate_task(checkpoint["hyper_parameters"]["task"], f"{source} (stored task)")
+    except TaskFileError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} has no {CONFIG_FILE}; is it a run folder written by `attnq train`?")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+IDENTITY_FIELDS = ("name", "domain", "env.id", "model", "domain_options")
+
+
+def check_same_task(stored: TaskConfig, requested: TaskConfig, source: Path) -> None:
+    """A run may be resumed with other budgets, never with another task or network shape."""
+    stored_data, requested_data = stored.to_dict(), requested.to_dict()
+    for field in IDENTITY_FIELDS:
+        a, b = stored_data, requested_data
+        for part in field.split("."):
+            a, b = a[part], b[part]
+        if a != b:
+            raise CheckpointError(f"{source} was trained with {field} = {a!r}, but the task asks for {b!r}; "
+                                  "fix: resume with the run's own task file, or start a new run")

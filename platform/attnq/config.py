@@ -1,0 +1,199 @@
+"""Task files: typed, grouped configuration (env / model / replay / learner / exploration / trainer / eval).
+
+Unknown keys are errors, never silently ignored, and every validation error names the file, the
+field and what to change. Command-line overrides (``model.layers=1``) are applied to the raw data
+before validation so they get the same checks.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from attnq.errors import TaskFileError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvConfig(Section):
+    id: str = Field(description="gymnasium env id, e.g. highway-fast-v0")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to gymnasium.make (highway-env: {config: {...}})")
+    num_envs: int = Field(2, ge=1, description="parallel environments stepped as one vector env")
+    vectorization: Literal["async", "sync"] = Field("async", description="async = one worker process per env")
+
+
+class ModelConfig(Section):
+    torso: Literal["transformer", "mlp"] = "transformer"
+    d_model: int = Field(64, ge=4)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1)
+    feedforward_dim: int = Field(128, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    pool: Literal["cls", "query_token"] = Field("query_token", description="cls = learned [CLS]; query_token = the encoder's query token (ego)")
+    head: Literal["dueling", "per_token"] = "dueling"
+    mlp_hidden: tuple[int, ...] = (256, 256)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> "ModelConfig":
+        if self.torso == "transformer" and self.d_model % self.heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        return self
+
+
+class ReplayConfig(Section):
+    capacity: int = Field(15_000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    prioritized: bool = False
+    alpha: float = Field(0.6, ge=0.0)
+    beta_start: float = Field(0.4, ge=0.0, le=1.0)
+    n_step: int = Field(1, ge=1)
+
+
+class LearnerConfig(Section):
+    gamma: float = Field(0.8, ge=0.0, le=1.0)
+    lr: float = Field(5e-4, gt=0.0)
+    double_dqn: bool = True
+    huber_delta: float = Field(1.0, gt=0.0)
+    max_grad_norm: float = Field(10.0, gt=0.0)
+    target_update: Literal["hard", "polyak"] = "hard"
+    target_update_interval: int = Field(50, ge=1, description="env steps between hard target syncs")
+    tau: float = Field(0.005, gt=0.0, le=1.0, description="Polyak rate per update")
+    learning_starts: int = Field(200, ge=0, description="env steps of random actions before learning")
+    vector_steps_per_update: int = Field(1, ge=1, description="vector-env steps collected per gradient update")
+
+
+class ExplorationConfig(Section):
+    epsilon_start: float = Field(1.0, ge=0.0, le=1.0)
+    epsilon_end: float = Field(0.05, ge=0.0, le=1.0)
+    decay_fraction: float = Field(0.5, gt=0.0, le=1.0, description="fraction of max_env_steps over which epsilon decays")
+
+
+class TrainerConfig(Section):
+    max_env_steps: int = Field(20_000, ge=1)
+    checkpoint_every_env_steps: int = Field(2_000, ge=1)
+    log_every_updates: int = Field(20, ge=1)
+    tensorboard: bool = False
+    accelerator: str = "auto"
+    progress_bar: bool = True
+    torch_threads: int = Field(1, ge=0, description="0 = torch default; 1 leaves the other cores to env workers")
+
+
+class EvalConfig(Section):
+    episodes: int = Field(50, ge=1)
+    seed: int = Field(10_000, ge=0, description="episode i is reset with seed + i")
+    every_env_steps: int = Field(0, ge=0, description="0 = no evaluation during training")
+    episodes_during_training: int = Field(5, ge=1)
+
+
+class TaskConfig(Section):
+    name: str
+    domain: str
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    env: EnvConfig
+    domain_options: dict[str, Any] = Field(default_factory=dict)
+    model: ModelConfig = ModelConfig()
+    replay: ReplayConfig = ReplayConfig()
+    learner: LearnerConfig = LearnerConfig()
+    exploration: ExplorationConfig = ExplorationConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _fix_hint(error: dict[str, Any], section_model: type[BaseModel] | None) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        if section_model is not None:
+            allowed = ", ".join(section_model.model_fields)
+            return f"remove it or use one of: {allowed}"
+        return "remove it"
+    if kind == "missing":
+        return "add this field"
+    if kind.startswith("greater_than") or kind.startswith("less_than"):
+        return "change the value to lie in the allowed range"
+    if kind == "literal_error":
+        return "use one of the listed values"
+    return "correct the value's type or format"
+
+
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = TaskConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def format_validation_error(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid task configuration"]
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        got = "" if item["type"] == "missing" else f" (got {item.get('input')!r})"
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"  field '{where}': {message}{got}; fix: {_fix_hint(item, _section_model(loc))}")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"model.layers=1"`` -> (["model", "layers"], 1). Values are parsed as YAML scalars."""
+    if "=" not in text:
+        raise TaskFileError(f"override {text!r} must look like key.path=value, e.g. trainer.max_env_steps=5000")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise TaskFileError(f"override {text!r} has an empty key")
+    return path, yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with overrides applied; the caller's dict is never mutated."""
+    result = copy.deepcopy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise TaskFileError(f"override {text!r}: '{part}' is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def validate_task(data: Any, source: str) -> TaskConfig:
+    if not isinstance(data, dict):
+        raise TaskFileError(f"{source}: a task file must be a YAML mapping (key: value), got {type(data).__name__}")
+    try:
+        return TaskConfig.model_validate(data)
+    except ValidationError as exc:
+        raise TaskFileError(format_validation_error(source, exc)) from None
+
+
+def read_task_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise TaskFileError(f"task file {path} does not exist; give a path to a .yaml file or a task name (`attnq plugins` lists them)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TaskFileError(f"{path}: not valid YAML: {exc}") from None
+    return data
+
+
+def load_task(path: Path, overrides: list[str] | None = None) -> TaskConfig:
+    data = read_task_file(path)
+    if isinstance(data, dict) and overrides:
+        data = apply_overrides(data, overrides)
+    return validate_task(data, str(path))

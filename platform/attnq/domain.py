@@ -1,0 +1,167 @@
+"""The domain contract: what a plugin hands to the shared Transformer-DQN.
+
+A domain supplies four things, bundled in a :class:`DomainSpec`:
+
+* an environment factory (a gymnasium ``Env`` with a ``Discrete`` action space),
+* a :class:`StateEncoder` mapping a batch of observations to :class:`Tokens`,
+* a :class:`RewardAdapter` mapping the env's reward and info to the training reward and to the
+  domain's own episode metrics,
+* baseline policies (``random`` is provided by the core; a domain adds its heuristics).
+
+Shape suffixes used throughout attnq: ``B`` batch, ``T`` tokens, ``D`` model width, ``A`` actions,
+``H`` heads, ``N`` parallel environments. ``tokens_BTD`` is a ``[B, T, D]`` tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Token embeddings and their presence mask.
+
+    ``mask_BT`` is True where a token exists; absent tokens (an empty vehicle slot, padding) are
+    never attended to. ``query_index`` names the token whose output is pooled for Q-values when
+    the model pools on a domain token (the ego vehicle in ego-attention) instead of a [CLS] token.
+    """
+
+    embeddings_BTD: torch.Tensor
+    mask_BT: torch.Tensor
+    query_index: int = 0
+
+
+class StateEncoder(nn.Module):
+    """Observation batch -> :class:`Tokens`. Subclasses set ``num_tokens`` and implement both methods.
+
+    The encoder owns everything domain-specific about the input: feature scaling, token types,
+    positional encodings. The Transformer-DQN sees only tokens.
+    """
+
+    num_tokens: int
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.d_model = d_model
+
+    def forward(self, observations_BX: torch.Tensor) -> Tokens:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def token_labels(self, observation: np.ndarray) -> list[str]:
+        """Readable label per token of ONE observation ("ego", "car 3: +18 m, lane +1")."""
+        raise NotImplementedError
+
+    def action_mask(self, observations_BX: torch.Tensor) -> torch.Tensor | None:
+        """Boolean ``[B, A]`` mask of admissible actions, or None when every action is allowed."""
+        return None
+
+
+class RewardAdapter(Protocol):
+    """Turns env rewards into training rewards and accumulates the domain's episode metrics."""
+
+    metric_names: tuple[str, ...]
+
+    def training_reward(self, env_reward: float, info: Mapping[str, Any]) -> float:
+        """The reward the learner sees for one step."""
+        ...
+
+    def new_episode(self) -> "EpisodeMetrics":
+        """A fresh accumulator for one episode."""
+        ...
+
+
+class EpisodeMetrics(Protocol):
+    """Accumulates one episode; ``summary`` returns the domain metrics (always includes ``return``)."""
+
+    def add_step(self, env_reward: float, info: Mapping[str, Any]) -> None: ...
+
+    def summary(self) -> dict[str, float]: ...
+
+
+class Policy(Protocol):
+    """A policy acting on a batch of observations: ``[N, ...] -> [N]`` integer actions."""
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray: ...
+
+
+class NoOptions(BaseModel):
+    """Default domain options: none allowed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class DomainContext:
+    """What factories receive: the domain's validated options and a probe env for spaces."""
+
+    options: BaseModel
+    env_id: str
+    env_kwargs: Mapping[str, Any]
+    probe_env: gym.Env
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """Everything the core needs from a domain. Registered via the ``attnq_register_domains`` hook.
+
+    ``make_env(env_id, env_kwargs, options)`` builds one environment; it is called inside worker
+    processes, so it must be a picklable top-level function. ``make_encoder(context, d_model)``,
+    ``make_reward_adapter(context)`` and each ``baselines[name](context, seed)`` run in the main
+    process. ``options_model`` validates the task file's ``domain_options`` block.
+    """
+
+    name: str
+    description: str
+    make_env: Callable[[str, Mapping[str, Any], BaseModel], gym.Env]
+    make_encoder: Callable[[DomainContext, int], StateEncoder]
+    make_reward_adapter: Callable[[DomainContext], RewardAdapter]
+    baselines: Mapping[str, Callable[[DomainContext, int], Policy]] = field(default_factory=dict)
+    options_model: type[BaseModel] = NoOptions
+    task_dirs: tuple[Path, ...] = ()
+    extra: str | None = None
+
+
+class SumRewardAdapter:
+    """The simplest adapter: train on the env reward; report return and episode length."""
+
+    metric_names = ("return", "length")
+
+    def training_reward(self, env_reward: float, info: Mapping[str, Any]) -> float:
+        return float(env_reward)
+
+    def new_episode(self) -> "ReturnAndLength":
+        return ReturnAndLength()
+
+
+class ReturnAndLength:
+    """Episode accumulator for :class:`SumRewardAdapter`; domain metrics can extend it."""
+
+    def __init__(self) -> None:
+        self.episode_return = 0.0
+        self.length = 0
+
+    def add_step(self, env_reward: float, info: Mapping[str, Any]) -> None:
+        self.episode_return += float(env_reward)
+        self.length += 1
+
+    def summary(self) -> dict[str, float]:
+        return {"return": self.episode_return, "length": float(self.length)}
+
+
+class RandomPolicy:
+    """Uniform random actions over a ``Discrete`` space, seeded for reproducible baselines."""
+
+    def __init__(self, num_actions: int, seed: int) -> None:
+        self.num_actions = num_actions
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        return self.rng.integers(0, self.num_actions, size=len(observations))

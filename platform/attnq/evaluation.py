@@ -1,0 +1,71 @@
+"""Evaluation as a standalone function, reused by the CLI, training callbacks, benchmarks and reports.
+
+Episode ``i`` always starts from ``reset(seed=seed + i)`` whatever the number of parallel workers,
+so two policies evaluated with the same seed face the same episodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from attnq.domain import Policy
+from attnq.runtime import TaskRuntime, split_vector_info
+
+
+@dataclass
+class EvaluationResult:
+    episodes: list[dict[str, float]] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+    def metric_names(self) -> list[str]:
+        return list(self.episodes[0]) if self.episodes else []
+
+    def means(self) -> dict[str, float]:
+        return {name: float(np.mean([e[name] for e in self.episodes])) for name in self.metric_names()}
+
+    def stds(self) -> dict[str, float]:
+        return {name: float(np.std([e[name] for e in self.episodes])) for name in self.metric_names()}
+
+    def to_dict(self) -> dict:
+        return {"episodes": len(self.episodes), "seeds": [self.seeds[0], self.seeds[-1]] if self.seeds else [],
+                "mean": self.means(), "std": self.stds(), "per_episode": self.episodes}
+
+
+def evaluate_policy(runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, num_envs: int | None = None) -> EvaluationResult:
+    """Run ``episodes`` episodes of ``policy`` on fixed seeds; parallel over the task's workers."""
+    num_envs = max(1, min(num_envs or runtime.task.env.num_envs, episodes))
+    vector_env = runtime.make_vector_env(num_envs, autoreset="disabled")
+    adapter = runtime.reward_adapter()
+    try:
+        next_episode = num_envs
+        episode_of_env = list(range(num_envs))
+        observations, _ = vector_env.reset(seed=[seed + i for i in range(num_envs)])
+        metrics = [adapter.new_episode() for _ in range(num_envs)]
+        results: dict[int, dict[str, float]] = {}
+        active = np.ones(num_envs, dtype=bool)
+        while active.any():
+            actions = np.asarray(policy(np.asarray(observations, dtype=np.float32)))
+            observations, rewards, terminated, truncated, infos = vector_env.step(actions)
+            reset_mask = np.zeros(num_envs, dtype=bool)
+            for i in np.flatnonzero(active):
+                metrics[i].add_step(float(rewards[i]), split_vector_info(infos, i))
+                if terminated[i] or truncated[i]:
+                    results[episode_of_env[i]] = metrics[i].summary()
+                    # A worker with no episode left is still reset, so it is never stepped past its end.
+                    reset_mask[i] = True
+                    if next_episode < episodes:
+                        episode_of_env[i], next_episode = next_episode, next_episode + 1
+                        metrics[i] = adapter.new_episode()
+                    else:
+                        active[i] = False
+            if reset_mask.any():
+                # Only masked sub-envs reset; the others' seeds in this list are ignored.
+                new_seeds = [seed + episode_of_env[i] for i in range(num_envs)]
+                fresh, _ = vector_env.reset(seed=new_seeds, options={"reset_mask": reset_mask})
+                observations = np.where(reset_mask.reshape(-1, *([1] * (np.ndim(fresh) - 1))), fresh, observations)
+    finally:
+        vector_env.close()
+    order = sorted(results)
+    return EvaluationResult([results[i] for i in order], [seed + i for i in order])

@@ -1,0 +1,97 @@
+"""What did the attention look at? One greedy episode, each decision's attention over labelled tokens.
+
+Writes ``attention.json`` (per step: action, labels, weights) and ``attention.png``: a heatmap of
+decisions x token slots with, beside each row, the three most attended tokens by label.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.pyplot as plt
+import numpy as np
+
+from attnq.agent import TrainedAgent
+from attnq.checkpoints import atomic_write_bytes, atomic_write_text
+
+TOP_K = 3
+
+
+@dataclass
+class AttentionStep:
+    step: int
+    action: int
+    labels: list[str]
+    weights: list[float]
+
+    def top(self, k: int = TOP_K) -> list[tuple[str, float]]:
+        order = np.argsort(self.weights)[::-1][:k]
+        return [(self.labels[i], self.weights[i]) for i in order]
+
+
+def record_episode(agent: TrainedAgent, seed: int, max_steps: int = 1000) -> tuple[list[AttentionStep], dict[str, float]]:
+    env = agent.runtime.make_env()
+    metrics = agent.runtime.reward_adapter().new_episode()
+    steps: list[AttentionStep] = []
+    try:
+        observation, _ = env.reset(seed=seed)
+        for t in range(max_steps):
+            weights, has_cls = agent.query_attention(observation)
+            labels = agent.q_network.encoder.token_labels(np.asarray(observation))
+            if has_cls:
+                labels = ["[CLS]", *labels]
+            action = int(agent(np.asarray(observation)[None])[0])
+            steps.append(AttentionStep(t, action, labels, [float(w) for w in weights]))
+            observation, reward, terminated, truncated, info = env.step(action)
+            metrics.add_step(float(reward), info)
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    return steps, metrics.summary()
+
+
+def plot_attention(steps: list[AttentionStep], title: str, path: Path) -> None:
+    weights_ST = np.array([s.weights for s in steps])
+    height = max(3.0, 0.28 * len(steps) + 1.5)
+    fig, (ax, text_ax) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [1, 1.3]})
+    image = ax.imshow(weights_ST, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(weights_ST.max(), 1e-6))
+    ax.set_xlabel("token slot (0 = query token)")
+    ax.set_ylabel("decision")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention of the query")
+    text_ax.axis("off")
+    text_ax.set_ylim(len(steps) - 0.5, -0.5)
+    for s in steps:
+        row = "; ".join(f"{label} ({w:.2f})" for label, w in s.top())
+        text_ax.text(0.0, s.step, f"a={s.action}  {row}", fontsize=7, va="center", family="monospace")
+    fig.tight_layout()
+    buffer = _png_bytes(fig)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer)
+
+
+def _png_bytes(fig) -> bytes:
+    import io
+
+    stream = io.BytesIO()
+    fig.savefig(stream, format="png", dpi=110)
+    return stream.getvalue()
+
+
+def explain(agent: TrainedAgent, out_dir: Path, seed: int | None = None) -> tuple[Path, Path, dict[str, float]]:
+    seed = agent.task.eval.seed if seed is None else seed
+    steps, summary = record_episode(agent, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = out_dir / "attention.json", out_dir / "attention.png"
+    payload = {"task": agent.task.name, "checkpoint": str(agent.checkpoint), "seed": seed, "episode": summary,
+               "steps": [s.__dict__ for s in steps]}
+    atomic_write_text(json_path, json.dumps(payload, indent=1))
+    metric_text = ", ".join(f"{k}={v:.2f}" for k, v in summary.items())
+    plot_attention(steps, f"{agent.task.name} seed {seed}: {metric_text}", png_path)
+    return png_path, json_path, summary

@@ -1,0 +1,146 @@
+"""The shared Transformer-DQN: tokens -> pre-LN self-attention -> pooled query -> Q-values.
+
+One class serves every domain; nothing domain-specific lives here. The domain's
+:class:`~attnq.domain.StateEncoder` produces the tokens. Two torsos are available:
+
+* ``transformer``: pre-LN encoder blocks over the tokens, absent tokens masked out; the output of
+  the query token (a learned [CLS] or the encoder's own query token, e.g. the ego vehicle as in
+  ego-attention, Leurent & Mercat 2019) is pooled.
+* ``mlp``: the flattened tokens through an MLP - the ablation that shows what attention adds.
+
+Two heads: ``dueling`` (Wang et al. 2016; V + A - mean A over a fixed action set) and
+``per_token`` (one Q-value per token, for domains whose action is to pick a token).
+Attention weights are computed only when ``return_attention=True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from attnq.config import ModelConfig
+from attnq.domain import StateEncoder, Tokens
+
+
+@dataclass
+class QOutput:
+    """Q-values and, on request, the attention of each layer (``[B, H, T, T]`` per layer)."""
+
+    q_values_BA: torch.Tensor
+    attention: list[torch.Tensor] | None = None
+    token_mask_BT: torch.Tensor | None = None
+    has_cls: bool = False
+
+
+class PreLNBlock(nn.Module):
+    """x + MHA(LN(x)); x + FF(LN(x)). Pre-LN keeps training stable without warm-up (Xiong et al. 2020)."""
+
+    def __init__(self, d_model: int, heads: int, feedforward_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(d_model)
+        self.attention = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
+        self.feedforward_norm = nn.LayerNorm(d_model)
+        self.feedforward = nn.Sequential(
+            nn.Linear(d_model, feedforward_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(feedforward_dim, d_model)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x_BTD: torch.Tensor, padding_BT: torch.Tensor, return_attention: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        normed = self.attention_norm(x_BTD)
+        attended, weights_BHTT = self.attention(
+            normed, normed, normed, key_padding_mask=padding_BT,
+            need_weights=return_attention, average_attn_weights=False,
+        )
+        x_BTD = x_BTD + self.dropout(attended)
+        x_BTD = x_BTD + self.dropout(self.feedforward(self.feedforward_norm(x_BTD)))
+        return x_BTD, weights_BHTT
+
+
+class DuelingHead(nn.Module):
+    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a)."""
+
+    def __init__(self, width: int, num_actions: int) -> None:
+        super().__init__()
+        self.value = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
+        self.advantage = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, num_actions))
+
+    def forward(self, features_BW: torch.Tensor) -> torch.Tensor:
+        advantage_BA = self.advantage(features_BW)
+        return self.value(features_BW) + advantage_BA - advantage_BA.mean(dim=1, keepdim=True)
+
+
+class TransformerDQN(nn.Module):
+    """Q-network over a domain encoder's tokens. See the module docstring."""
+
+    def __init__(self, encoder: StateEncoder, num_actions: int, config: ModelConfig) -> None:
+        super().__init__()
+        if config.d_model != encoder.d_model:
+            raise ValueError(f"encoder width {encoder.d_model} != model.d_model {config.d_model}")
+        if config.head == "per_token" and config.torso != "transformer":
+            raise ValueError("model.head=per_token needs model.torso=transformer (one output per token)")
+        self.encoder = encoder
+        self.config = config
+        self.num_actions = num_actions
+        d_model = config.d_model
+        self.uses_cls = config.torso == "transformer" and config.pool == "cls"
+        if self.uses_cls:
+            self.cls_token = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
+        if config.torso == "transformer":
+            self.blocks = nn.ModuleList(
+                PreLNBlock(d_model, config.heads, config.feedforward_dim, config.dropout) for _ in range(config.layers)
+            )
+            self.final_norm = nn.LayerNorm(d_model)
+            width = d_model
+        else:
+            layers: list[nn.Module] = []
+            width = encoder.num_tokens * d_model
+            for hidden in config.mlp_hidden:
+                layers += [nn.Linear(width, hidden), nn.ReLU()]
+                width = hidden
+            self.mlp = nn.Sequential(*layers)
+        if config.head == "dueling":
+            self.head: nn.Module = DuelingHead(width, num_actions)
+        else:
+            self.head = nn.Linear(width, 1)
+
+    def forward(self, observations_BX: torch.Tensor, return_attention: bool = False) -> QOutput:
+        tokens = self.encoder(observations_BX)
+        if self.config.torso == "mlp":
+            present_BTD = tokens.embeddings_BTD * tokens.mask_BT.unsqueeze(-1)
+            return QOutput(self.head(self.mlp(present_BTD.flatten(1))), token_mask_BT=tokens.mask_BT)
+        return self._attend(tokens, return_attention)
+
+    def _attend(self, tokens: Tokens, return_attention: bool) -> QOutput:
+        x_BTD, mask_BT = tokens.embeddings_BTD, tokens.mask_BT
+        query_index = tokens.query_index
+        if self.uses_cls:
+            batch = x_BTD.shape[0]
+            x_BTD = torch.cat([self.cls_token.expand(batch, -1, -1), x_BTD], dim=1)
+            mask_BT = torch.cat([mask_BT.new_ones(batch, 1), mask_BT], dim=1)
+            query_index = 0
+        padding_BT = ~mask_BT
+        attention: list[torch.Tensor] = []
+        for block in self.blocks:
+            x_BTD, weights = block(x_BTD, padding_BT, return_attention)
+            if weights is not None:
+                attention.append(weights)
+        x_BTD = self.final_norm(x_BTD)
+        if self.config.head == "per_token":
+            q_BT = self.head(x_BTD).squeeze(-1)
+            if self.uses_cls:
+                q_BT = q_BT[:, 1:]
+            q_values = q_BT.masked_fill(~tokens.mask_BT, torch.finfo(q_BT.dtype).min)
+        else:
+            q_values = self.head(x_BTD[:, query_index])
+        return QOutput(q_values, attention if return_attention else None, tokens.mask_BT, self.uses_cls)
+
+
+def masked_argmax(q_values_BA: torch.Tensor, action_mask_BA: torch.Tensor | None) -> torch.Tensor:
+    """Greedy actions, never choosing an inadmissible one."""
+    if action_mask_BA is not None:
+        q_values_BA = q_values_BA.masked_fill(~action_mask_BA, torch.finfo(q_values_BA.dtype).min)
+    return q_values_BA.argmax(dim=1)

@@ -1,0 +1,122 @@
+"""A task bound to its domain: builds envs, vector envs, the encoder, the Q-network and baselines.
+
+``prepare_task`` is where a task file meets a plugin. It checks, once and with clear errors, that
+the domain exists, its options validate, the env has a discrete action space and that the encoder
+can actually take the env's observations.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from attnq.config import TaskConfig, format_validation_error
+from attnq.domain import DomainContext, DomainSpec, Policy, RandomPolicy, RewardAdapter
+from attnq.errors import PluginError, TaskFileError
+from attnq.model.transformer_dqn import TransformerDQN
+from attnq.registry import PluginHost, load_plugins
+
+# highway-env warns that intersection-v0 is "out of date"; the task files pin it on purpose.
+warnings.filterwarnings("ignore", message=".*is out of date.*")
+
+
+@dataclass
+class TaskRuntime:
+    task: TaskConfig
+    domain: DomainSpec
+    context: DomainContext
+    num_actions: int
+    observation_shape: tuple[int, ...]
+
+    def env_factory(self) -> Callable[[], gym.Env]:
+        """A picklable zero-argument factory (for vector-env worker processes)."""
+        return functools.partial(self.domain.make_env, self.task.env.id, self.task.env.kwargs, self.context.options)
+
+    def make_env(self) -> gym.Env:
+        return self.env_factory()()
+
+    def make_vector_env(self, num_envs: int | None = None, autoreset: str = "same_step") -> gym.vector.VectorEnv:
+        """``same_step`` for training (final obs in info); ``disabled`` for fixed-seed evaluation."""
+        count = num_envs or self.task.env.num_envs
+        mode = {"same_step": gym.vector.AutoresetMode.SAME_STEP, "disabled": gym.vector.AutoresetMode.DISABLED}[autoreset]
+        factories = [self.env_factory()] * count
+        if self.task.env.vectorization == "async" and count > 1:
+            return gym.vector.AsyncVectorEnv(factories, autoreset_mode=mode)
+        return gym.vector.SyncVectorEnv(factories, autoreset_mode=mode)
+
+    def build_q_network(self) -> TransformerDQN:
+        encoder = self.domain.make_encoder(self.context, self.task.model.d_model)
+        return TransformerDQN(encoder, self.num_actions, self.task.model)
+
+    def reward_adapter(self) -> RewardAdapter:
+        return self.domain.make_reward_adapter(self.context)
+
+    def baseline_names(self) -> list[str]:
+        return ["random", *self.domain.baselines]
+
+    def baseline(self, name: str, seed: int) -> Policy:
+        if name == "random":
+            return RandomPolicy(self.num_actions, seed)
+        if name not in self.domain.baselines:
+            raise PluginError(f"domain {self.domain.name!r} has no baseline {name!r}; available: {', '.join(self.baseline_names())}")
+        return self.domain.baselines[name](self.context, seed)
+
+
+def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntime:
+    host = host or load_plugins()
+    domain = host.registry.get(task.domain)
+    try:
+        options = domain.options_model.model_validate(task.domain_options)
+    except ValidationError as exc:
+        raise TaskFileError(format_validation_error(f"task {task.name!r} domain_options", exc)) from None
+    try:
+        probe_env = domain.make_env(task.env.id, task.env.kwargs, options)
+    except gym.error.Error as exc:
+        raise TaskFileError(f"task {task.name!r}: field 'env.id' = {task.env.id!r} could not be made: {exc}; fix: use an env id the {domain.name!r} domain supports") from None
+    if not isinstance(probe_env.action_space, gym.spaces.Discrete):
+        raise PluginError(f"domain {domain.name!r} env {task.env.id!r} has action space {probe_env.action_space}; attnq needs Discrete")
+    observation_shape = tuple(probe_env.observation_space.shape or ())
+    context = DomainContext(options=options, env_id=task.env.id, env_kwargs=task.env.kwargs, probe_env=probe_env)
+    runtime = TaskRuntime(task, domain, context, int(probe_env.action_space.n), observation_shape)
+    _check_encoder_accepts(runtime, probe_env)
+    return runtime
+
+
+def _check_encoder_accepts(runtime: TaskRuntime, probe_env: gym.Env) -> None:
+    """Fail early, naming the shapes, when the encoder cannot take the env's observations."""
+    observation, _ = probe_env.reset(seed=runtime.task.seed)
+    encoder = runtime.domain.make_encoder(runtime.context, runtime.task.model.d_model)
+    try:
+        with torch.no_grad():
+            tokens = encoder(torch.as_tensor(np.asarray(observation, dtype=np.float32))[None])
+    except Exception as exc:
+        raise TaskFileError(
+            f"task {runtime.task.name!r}: the {runtime.domain.name!r} encoder cannot take observations of shape "
+            f"{np.shape(observation)} from env {runtime.task.env.id!r} ({type(exc).__name__}: {exc}); "
+            "fix: the observation settings in env.kwargs must match what the encoder expects"
+        ) from None
+    if tokens.embeddings_BTD.shape[1:] != (encoder.num_tokens, runtime.task.model.d_model):
+        raise PluginError(f"{runtime.domain.name!r} encoder returned tokens {tuple(tokens.embeddings_BTD.shape)}, expected [B, {encoder.num_tokens}, {runtime.task.model.d_model}]")
+
+
+def split_vector_info(infos: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The info dict of sub-env ``index`` from a gymnasium 1.x batched info (``key``/``_key`` pairs)."""
+    result: dict[str, Any] = {}
+    for key, value in infos.items():
+        if key.startswith("_"):
+            continue
+        present = infos.get(f"_{key}")
+        if present is not None and not present[index]:
+            continue
+        if isinstance(value, Mapping):
+            result[key] = split_vector_info(value, index)
+        else:
+            result[key] = value[index]
+    return result

@@ -1,0 +1,77 @@
+"""Lightning callbacks: a progress bar in env steps, periodic checkpoints, evaluation during training."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from tqdm.auto import tqdm
+
+from attnq.evaluation import evaluate_policy
+
+
+class EnvStepProgressBar(pl.Callback):
+    """Progress in env steps with episodes, recent mean return and epsilon (not gradient steps)."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.bar = tqdm(total=module.task.trainer.max_env_steps, initial=min(module.env_steps, module.task.trainer.max_env_steps),
+                        desc=f"train {module.task.name}", unit="step", file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.bar is None:
+            return
+        self.bar.n = min(module.env_steps, self.bar.total)
+        recent = module.recent_mean("return")
+        self.bar.set_postfix(episodes=module.episodes, ret=f"{recent:.2f}" if not math.isnan(recent) else "-",
+                             eps=f"{module.epsilon(module.env_steps):.2f}", refresh=False)
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self.bar is not None:
+            self.bar.n = min(module.env_steps, self.bar.total)
+            self.bar.close()
+            self.bar = None
+
+
+class PeriodicCheckpoint(pl.Callback):
+    """Writes ``last.ckpt`` every N env steps and at the end (atomically, via AtomicCheckpointIO)."""
+
+    def __init__(self, directory: Path, every_env_steps: int) -> None:
+        self.path = directory / "last.ckpt"
+        self.every = every_env_steps
+        self.next_at = every_env_steps
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.next_at = (module.env_steps // self.every + 1) * self.every
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if module.env_steps >= self.next_at:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            self.next_at = (module.env_steps // self.every + 1) * self.every
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)  # False = keep optimizer state for resuming
+
+
+class PeriodicEvaluation(pl.Callback):
+    """Greedy evaluation on the task's fixed seeds every N env steps; logs ``eval/<metric>``."""
+
+    def __init__(self, every_env_steps: int, episodes: int) -> None:
+        self.every, self.episodes = every_env_steps, episodes
+        self.next_at = every_env_steps
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if module.env_steps < self.next_at:
+            return
+        self.next_at = (module.env_steps // self.every + 1) * self.every
+        was_training = module.q_network.training
+        module.q_network.eval()
+        result = evaluate_policy(module.runtime, module.greedy_actions, self.episodes, module.task.eval.seed)
+        module.q_network.train(was_training)
+        for name, value in result.means().items():
+            module.log(f"eval/{name}", value)

@@ -1,0 +1,62 @@
+"""Steps a gymnasium vector env with a policy and feeds the replay buffer.
+
+The vector env runs in gymnasium 1.x ``SAME_STEP`` autoreset mode: when a sub-env's episode ends,
+``info["final_obs"]`` holds its last observation and the returned observation is already the
+first one of the next episode, so every step yields one valid transition.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+
+from attnq.domain import EpisodeMetrics, RewardAdapter
+from attnq.learning.replay import NStepFolder, ReplayBuffer
+from attnq.runtime import split_vector_info
+
+
+class ExperienceCollector:
+    def __init__(self, vector_env: gym.vector.VectorEnv, reward_adapter: RewardAdapter, replay: ReplayBuffer, n_step_folder: NStepFolder) -> None:
+        self.vector_env = vector_env
+        self.reward_adapter = reward_adapter
+        self.replay = replay
+        self.n_step_folder = n_step_folder
+        self.num_envs = vector_env.num_envs
+        self.observations: np.ndarray | None = None
+        self.episode_metrics: list[EpisodeMetrics] = []
+
+    def reset(self, seed: int) -> None:
+        observations, _ = self.vector_env.reset(seed=[seed + i for i in range(self.num_envs)])
+        self.observations = np.asarray(observations, dtype=np.float32)
+        self.episode_metrics = [self.reward_adapter.new_episode() for _ in range(self.num_envs)]
+        self.n_step_folder.reset()
+
+    def step(self, choose_actions: Callable[[np.ndarray], np.ndarray]) -> list[dict[str, float]]:
+        """One vector step; returns the metric summaries of episodes that ended in it."""
+        assert self.observations is not None, "call reset() first"
+        actions = np.asarray(choose_actions(self.observations))
+        next_observations, rewards, terminated, truncated, infos = self.vector_env.step(actions)
+        next_observations = np.asarray(next_observations, dtype=np.float32)
+        finished: list[dict[str, float]] = []
+        for i in range(self.num_envs):
+            done = bool(terminated[i] or truncated[i])
+            if done:
+                info = split_vector_info(infos["final_info"], i) if "final_info" in infos else {}
+                last_observation = np.asarray(infos["final_obs"][i], dtype=np.float32)
+            else:
+                info = split_vector_info(infos, i)
+                last_observation = next_observations[i]
+            reward = self.reward_adapter.training_reward(float(rewards[i]), info)
+            self.episode_metrics[i].add_step(float(rewards[i]), info)
+            for transition in self.n_step_folder.push(i, self.observations[i], int(actions[i]), reward, last_observation, bool(terminated[i]), bool(truncated[i])):
+                self.replay.add(*transition)
+            if done:
+                finished.append(self.episode_metrics[i].summary())
+                self.episode_metrics[i] = self.reward_adapter.new_episode()
+        self.observations = next_observations
+        return finished
+
+    def close(self) -> None:
+        self.vector_env.close()

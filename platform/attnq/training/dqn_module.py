@@ -1,0 +1,179 @@
+"""The DQN as a LightningModule: acting, the TD update, target sync, and resumable state.
+
+Read top to bottom it is the DQN loop of Mnih et al. (2015) with Double-DQN targets: warm up the
+replay buffer with random actions, then alternate "collect ``vector_steps_per_update`` vector
+steps with epsilon-greedy" (inside :class:`ExperienceStream`) and "one gradient step on a replay
+batch" (``training_step``). Env steps, not gradient steps, drive epsilon and hard target syncs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import deque
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from attnq.config import TaskConfig
+from attnq.learning.dqn_loss import dqn_loss, td_target
+from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
+from attnq.learning.replay import NStepFolder, make_replay
+from attnq.learning.target_network import TargetUpdater
+from attnq.model.transformer_dqn import masked_argmax
+from attnq.runtime import TaskRuntime, prepare_task
+from attnq.training.collector import ExperienceCollector
+
+RECENT_EPISODES = 20
+
+
+class ExperienceStream(IterableDataset):
+    """Lightning's RL data pattern: each item is a replay batch drawn after fresh env steps.
+
+    Runs in the main process (``num_workers=0``) because it steps the module's own vector env.
+    """
+
+    def __init__(self, module: "DQNModule") -> None:
+        self.module = module
+
+    def __iter__(self):
+        while True:
+            for _ in range(self.module.task.learner.vector_steps_per_update):
+                self.module.collect_step()
+            yield self.module.sample_batch()
+
+
+class DQNModule(pl.LightningModule):
+    def __init__(self, task: dict[str, Any], runtime: TaskRuntime | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters({"task": task})
+        self.task = TaskConfig.model_validate(task)
+        self.runtime = runtime or prepare_task(self.task)
+        self.q_network = self.runtime.build_q_network()
+        self.target_network = copy.deepcopy(self.q_network).requires_grad_(False)
+        replay_cfg, learner = self.task.replay, self.task.learner
+        self.replay = make_replay(replay_cfg.capacity, self.runtime.observation_shape, self.task.seed,
+                                  replay_cfg.prioritized, replay_cfg.alpha, replay_cfg.beta_start)
+        self.n_step_folder = NStepFolder(replay_cfg.n_step, learner.gamma, self.task.env.num_envs)
+        self.epsilon = LinearEpsilon.from_config(self.task.exploration, self.task.trainer.max_env_steps)
+        self.target_updater = TargetUpdater(learner.target_update, learner.target_update_interval, learner.tau)
+        self.action_rng = np.random.default_rng(self.task.seed + 1)
+        self.env_steps = 0
+        self.episodes = 0
+        self.recent_episodes: deque[dict[str, float]] = deque(maxlen=RECENT_EPISODES)
+        self.finished_since_log: list[dict[str, float]] = []
+        self.collector: ExperienceCollector | None = None
+
+    # ----- acting -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
+        observations_BX = torch.as_tensor(observations, dtype=torch.float32, device=self.device)
+        q_values = self.q_network(observations_BX).q_values_BA
+        action_mask = self.q_network.encoder.action_mask(observations_BX)
+        return masked_argmax(q_values, action_mask).cpu().numpy()
+
+    def random_actions(self, observations: np.ndarray) -> np.ndarray:
+        action_mask = self.q_network.encoder.action_mask(torch.as_tensor(observations, dtype=torch.float32))
+        if action_mask is None:
+            return self.action_rng.integers(0, self.runtime.num_actions, size=len(observations))
+        # uniform over admissible actions: random scores, inadmissible ones pushed to -inf
+        scores = torch.as_tensor(self.action_rng.random((len(observations), self.runtime.num_actions)))
+        return masked_argmax(scores, action_mask.cpu()).numpy()
+
+    def epsilon_greedy_actions(self, observations: np.ndarray) -> np.ndarray:
+        return epsilon_greedy(self.greedy_actions(observations), self.epsilon(self.env_steps),
+                              self.action_rng, self.random_actions(observations))
+
+    # ----- experience ---------------------------------------------------------------------------
+    def collect_step(self, random: bool = False) -> None:
+        assert self.collector is not None
+        finished = self.collector.step(self.random_actions if random else self.epsilon_greedy_actions)
+        self.env_steps += self.collector.num_envs
+        self.episodes += len(finished)
+        self.recent_episodes.extend(finished)
+        self.finished_since_log.extend(finished)
+
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        progress = self.env_steps / self.task.trainer.max_env_steps
+        sample = self.replay.sample(self.task.replay.batch_size, progress)
+        return {name: torch.as_tensor(value) for name, value in sample._asdict().items()}
+
+    def updates_needed(self) -> int:
+        """Gradient steps that take the run to ``max_env_steps`` (Lightning's ``max_steps``)."""
+        per_update = self.task.env.num_envs * self.task.learner.vector_steps_per_update
+        remaining = max(self.task.trainer.max_env_steps - self.task.learner.learning_starts, 0)
+        return max(1, math.ceil(remaining / per_update))
+
+    def on_fit_start(self) -> None:
+        # Each (re)start seeds the envs differently so a resumed run does not replay old episodes.
+        self.collector = ExperienceCollector(self.runtime.make_vector_env(), self.runtime.reward_adapter(),
+                                             self.replay, self.n_step_folder)
+        self.collector.reset(seed=self.task.seed * 1_000_003 + self.env_steps)
+        while self.env_steps < self.task.learner.learning_starts or len(self.replay) == 0:
+            self.collect_step(random=True)
+
+    def on_fit_end(self) -> None:
+        if self.collector is not None:
+            self.collector.close()
+            self.collector = None
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(ExperienceStream(self), batch_size=None, num_workers=0)
+
+    # ----- learning -----------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        learner = self.task.learner
+        q_values_BA = self.q_network(batch["observations"]).q_values_BA
+        with torch.no_grad():
+            next_observations = batch["next_observations"]
+            next_q_target_BA = self.target_network(next_observations).q_values_BA
+            next_q_online_BA = self.q_network(next_observations).q_values_BA if learner.double_dqn else None
+            target_B = td_target(batch["rewards"], batch["discounts"], next_q_target_BA, next_q_online_BA,
+                                 self.q_network.encoder.action_mask(next_observations))
+        result = dqn_loss(q_values_BA, batch["actions"], target_B, batch["weights"], learner.huber_delta)
+        self.replay.update_priorities(batch["indices"].cpu().numpy(), result.td_errors.cpu().numpy())
+        self._log_training(result.loss, result.q_taken)
+        return result.loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.target_updater.step(self.target_network, self.q_network, self.env_steps)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.q_network.parameters(), lr=self.task.learner.lr)
+
+    def _log_training(self, loss: torch.Tensor, q_taken: torch.Tensor) -> None:
+        self.log("train/loss", loss, prog_bar=False)
+        self.log("train/q_mean", q_taken.mean())
+        self.log("train/epsilon", self.epsilon(self.env_steps))
+        self.log("train/env_steps", float(self.env_steps))
+        if self.finished_since_log:
+            for name in self.finished_since_log[0]:
+                values = [episode[name] for episode in self.finished_since_log if name in episode]
+                self.log(f"rollout/{name}", float(np.mean(values)), batch_size=len(values))
+            self.log("rollout/episodes", float(self.episodes))
+            self.finished_since_log.clear()
+
+    def recent_mean(self, metric: str = "return") -> float:
+        values = [episode[metric] for episode in self.recent_episodes if metric in episode]
+        return float(np.mean(values)) if values else float("nan")
+
+    # ----- resumable state ----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        replay_state = {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in self.replay.state_dict().items()}
+        checkpoint["attnq"] = {
+            "env_steps": self.env_steps, "episodes": self.episodes,
+            "recent_episodes": list(self.recent_episodes), "replay": replay_state,
+            "target_last_sync_step": self.target_updater.last_sync_step,
+            "action_rng": self.action_rng.bit_generator.state,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["attnq"]
+        self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+        self.recent_episodes.extend(state["recent_episodes"])
+        self.replay.load_state_dict({k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state["replay"].items()})
+        self.target_updater.last_sync_step = int(state["target_last_sync_step"])
+        self.action_rng.bit_generator.state = state["action_rng"]

@@ -1,0 +1,90 @@
+"""Train one task: make (or reopen) a run folder, build the Lightning Trainer, fit, checkpoint."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import yaml
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from attnq.checkpoints import (CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, AtomicCheckpointIO, atomic_write_text,
+                               check_same_task, load_checkpoint_file, task_from_checkpoint)
+from attnq.config import TaskConfig
+from attnq.errors import CheckpointError
+from attnq.registry import PluginHost
+from attnq.runtime import prepare_task
+from attnq.training.callbacks import EnvStepProgressBar, PeriodicCheckpoint, PeriodicEvaluation
+from attnq.training.dqn_module import DQNModule
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    env_steps: int
+    episodes: int
+    wall_seconds: float
+
+    @property
+    def env_steps_per_second(self) -> float:
+        return self.env_steps / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+
+def new_run_dir(task: TaskConfig, runs_dir: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = runs_dir / task.name / f"{stamp}-seed{task.seed}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return run_dir
+
+
+def _loggers(task: TaskConfig, run_dir: Path) -> list[Logger]:
+    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="logs")]
+    if task.trainer.tensorboard:
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version="tensorboard"))
+    return loggers
+
+
+def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None = None,
+          host: PluginHost | None = None, run_dir: Path | None = None) -> TrainResult:
+    """Train ``task``; with ``resume`` continue the run folder from its ``last.ckpt``."""
+    checkpoint_path: Path | None = None
+    if resume is not None:
+        checkpoint_path = resume / CHECKPOINT_DIR / LAST_CHECKPOINT
+        if not checkpoint_path.is_file():
+            raise CheckpointError(f"cannot resume {resume}: no {CHECKPOINT_DIR}/{LAST_CHECKPOINT} in it; fix: pass the run folder printed by `attnq train`")
+        stored = task_from_checkpoint(load_checkpoint_file(checkpoint_path), checkpoint_path)
+        check_same_task(stored, task, checkpoint_path)
+        run_dir = resume
+    run_dir = run_dir or new_run_dir(task, runs_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(task.to_dict(), sort_keys=False))
+
+    pl.seed_everything(task.seed, workers=True, verbose=False)
+    if task.trainer.torch_threads:
+        torch.set_num_threads(task.trainer.torch_threads)
+    module = DQNModule(task.to_dict(), runtime=prepare_task(task, host))
+    callbacks: list[pl.Callback] = [PeriodicCheckpoint(run_dir / CHECKPOINT_DIR, task.trainer.checkpoint_every_env_steps)]
+    if task.trainer.progress_bar:
+        callbacks.append(EnvStepProgressBar())
+    if task.eval.every_env_steps:
+        callbacks.append(PeriodicEvaluation(task.eval.every_env_steps, task.eval.episodes_during_training))
+    trainer = pl.Trainer(
+        accelerator=task.trainer.accelerator, devices=1, max_epochs=-1, max_steps=module.updates_needed(),
+        logger=_loggers(task, run_dir), callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        log_every_n_steps=task.trainer.log_every_updates, gradient_clip_val=task.learner.max_grad_norm,
+        gradient_clip_algorithm="norm", deterministic=True, num_sanity_val_steps=0,
+    )
+    start = time.perf_counter()
+    start_steps = 0
+    if checkpoint_path is not None:
+        start_steps = int(load_checkpoint_file(checkpoint_path)["attnq"]["env_steps"])
+    trainer.fit(module, ckpt_path=str(checkpoint_path) if checkpoint_path else None, weights_only=True)
+    wall = time.perf_counter() - start
+    return TrainResult(run_dir, run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT, module.env_steps - start_steps, module.episodes, wall)

@@ -1,0 +1,43 @@
+"""The driving domain (highway-env), registered through the ``attnq.plugins`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import gymnasium as gym
+from pydantic import BaseModel
+
+from attnq import DomainContext, DomainSpec, hookimpl
+from attnq_highway.baselines import GapKeeperPolicy, IdlePolicy
+from attnq_highway.encoder import KinematicsEncoder, KinematicsLayout
+from attnq_highway.reward import DrivingRewardAdapter
+
+
+def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: BaseModel) -> gym.Env:
+    import highway_env  # noqa: F401  (registers the highway-env ids with gymnasium)
+
+    return gym.make(env_id, **dict(env_kwargs))
+
+
+def make_encoder(context: DomainContext, d_model: int) -> KinematicsEncoder:
+    if context.probe_env.unwrapped.config["observation"].get("type") != "Kinematics":
+        raise ValueError(f"the highway encoder reads Kinematics observations; env.kwargs asks for "
+                         f"{context.probe_env.unwrapped.config['observation'].get('type')!r}")
+    return KinematicsEncoder(KinematicsLayout.from_env(context.probe_env), d_model)
+
+
+def make_reward_adapter(context: DomainContext) -> DrivingRewardAdapter:
+    return DrivingRewardAdapter()
+
+
+@hookimpl
+def attnq_register_domains(registry) -> None:
+    registry.add(DomainSpec(
+        name="highway",
+        description="Driving with highway-env: one token per observed vehicle, the ego vehicle first",
+        make_env=make_env,
+        make_encoder=make_encoder,
+        make_reward_adapter=make_reward_adapter,
+        baselines={"idle": IdlePolicy, "gap_keeper": GapKeeperPolicy},
+        extra="highway",
+    ))

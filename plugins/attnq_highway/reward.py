@@ -1,0 +1,44 @@
+"""Driving reward adapter: train on highway-env's own (normalised) reward; report crash, speed, arrival."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from attnq.domain import ReturnAndLength
+
+
+class DrivingEpisode(ReturnAndLength):
+    """return, length, crashed (0/1), mean_speed (m/s); arrived and success where the env reports arrival."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crashed = False
+        self.speed_sum = 0.0
+        self.arrived: bool | None = None
+
+    def add_step(self, env_reward: float, info: Mapping[str, Any]) -> None:
+        super().add_step(env_reward, info)
+        self.crashed = self.crashed or bool(info.get("crashed", False))
+        self.speed_sum += float(info.get("speed", 0.0))
+        rewards = info.get("rewards") or {}
+        if "arrived_reward" in rewards:
+            self.arrived = bool(self.arrived) or float(rewards["arrived_reward"]) > 0
+
+    def summary(self) -> dict[str, float]:
+        result = super().summary()
+        result["crashed"] = float(self.crashed)
+        result["mean_speed"] = self.speed_sum / max(self.length, 1)
+        if self.arrived is not None:
+            result["arrived"] = float(self.arrived)
+            result["success"] = float(self.arrived and not self.crashed)
+        return result
+
+
+class DrivingRewardAdapter:
+    metric_names = ("return", "length", "crashed", "mean_speed", "arrived", "success")
+
+    def training_reward(self, env_reward: float, info: Mapping[str, Any]) -> float:
+        return float(env_reward)
+
+    def new_episode(self) -> DrivingEpisode:
+        return DrivingEpisode()
