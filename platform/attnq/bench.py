@@ -119,3 +119,28 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def write_result(result: BenchResult, path: Path) -> None:
     atomic_write_text(path, json.dumps(asdict(result), indent=1))
+
+
+def write_markdown_report(result: BenchResult, out_dir: Path, host: PluginHost | None = None) -> Path:
+    """``out_dir/README.md`` (table, command, versions), ``bench.json`` and one attention picture."""
+    from attnq.explain import explain
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_result(result, out_dir / "bench.json")
+    lines = [f"# Benchmark: {result.task}", "", "Produced by:", "", "```", result.command, "```", "",
+             f"Greedy evaluation over {result.eval_episodes} episodes on the task's fixed seeds; "
+             "baselines on the same seeds. Speeds are env steps per second on this machine.", "",
+             format_table(result), ""]
+    explained = next((row for row in result.rows if row.policy == "transformer-dqn" and row.run_dir), None)
+    if explained is not None:
+        agent = load_agent(explained.run_dir, host)
+        png, _, summary = explain(agent, out_dir / "attention")
+        lines += ["## What the attention looked at", "",
+                  f"One evaluation episode of the seed-{explained.seed} agent "
+                  f"({', '.join(f'{k} {v:.2f}' for k, v in summary.items())}). Rows are decisions; "
+                  "the text lists the three most attended tokens.", "",
+                  f"![attention]({png.relative_to(out_dir)})", ""]
+    lines += ["## Versions", "", *[f"- {k} {v}" for k, v in result.versions.items()], ""]
+    report = out_dir / "README.md"
+    atomic_write_text(report, "\n".join(lines))
+    return report

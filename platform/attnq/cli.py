@@ -19,8 +19,11 @@ EXIT_USER_ERROR = 2
 
 def _quiet_libraries() -> None:
     # Lightning's banner lines (GPU available..., tips) drown the progress bar; warnings stay.
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    import pytorch_lightning  # noqa: F401  (creates its loggers, which set their own levels)
+
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("pytorch_lightning", "lightning")):
+            logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*treespec.*")
 
@@ -112,7 +115,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from attnq.bench import format_table, run_bench, write_result
+    from attnq.bench import format_table, run_bench, write_markdown_report, write_result
     from attnq.registry import load_plugins
 
     host = load_plugins()
@@ -125,6 +128,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out or Path(args.runs_dir) / f"bench-{task.name}.json")
     write_result(result, out)
     print(f"\nresults: {out}")
+    if args.report:
+        print(f"report: {write_markdown_report(result, Path(args.report), host)}")
     return 0
 
 
@@ -166,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--torsos", nargs="+", default=["transformer"], choices=["transformer", "mlp"])
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--out", help="JSON result file (default: RUNS_DIR/bench-TASK.json)")
+    p.add_argument("--report", metavar="DIR", help="also write a Markdown report with an attention picture to DIR")
     p.set_defaults(func=cmd_bench)
     return parser
 

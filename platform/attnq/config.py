@@ -125,8 +125,8 @@ def _fix_hint(error: dict[str, Any], section_model: type[BaseModel] | None) -> s
     return "correct the value's type or format"
 
 
-def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] = TaskConfig
+def _section_model(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
+    model: type[BaseModel] = root
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
@@ -136,14 +136,15 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def format_validation_error(source: str, error: ValidationError) -> str:
+def format_validation_error(source: str, error: ValidationError, root: type[BaseModel] = TaskConfig, prefix: str = "") -> str:
+    """One line per problem: the field's dotted path, what is wrong, what was given, how to fix it."""
     lines = [f"{source}: invalid task configuration"]
     for item in error.errors():
         loc = tuple(item["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
+        where = prefix + (".".join(str(p) for p in loc) or "(top level)")
         got = "" if item["type"] == "missing" else f" (got {item.get('input')!r})"
         message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
-        lines.append(f"  field '{where}': {message}{got}; fix: {_fix_hint(item, _section_model(loc))}")
+        lines.append(f"  field '{where}': {message}{got}; fix: {_fix_hint(item, _section_model(loc, root))}")
     return "\n".join(lines)
 
 

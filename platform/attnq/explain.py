@@ -63,7 +63,7 @@ def plot_attention(steps: list[AttentionStep], title: str, path: Path) -> None:
     image = ax.imshow(weights_ST, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(weights_ST.max(), 1e-6))
     ax.set_xlabel("token slot (0 = query token)")
     ax.set_ylabel("decision")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8, loc="left")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention of the query")
     text_ax.axis("off")
     text_ax.set_ylim(len(steps) - 0.5, -0.5)

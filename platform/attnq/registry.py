@@ -122,7 +122,7 @@ def load_plugins(
             host.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}", "fix the plugin's hook implementations"))
     pm.check_pending()  # a misspelled hook name fails loudly instead of being ignored
     # Called plugin by plugin (not as one hook call) so that one failing plugin is isolated.
-    for impl in reversed(pm.hook.attnq_register_domains.get_hookimpls()):
+    for impl in pm.hook.attnq_register_domains.get_hookimpls():  # in registration order
         name = impl.plugin_name
         host.registry.current_plugin = name
         try:

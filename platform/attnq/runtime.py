@@ -75,7 +75,7 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
     try:
         options = domain.options_model.model_validate(task.domain_options)
     except ValidationError as exc:
-        raise TaskFileError(format_validation_error(f"task {task.name!r} domain_options", exc)) from None
+        raise TaskFileError(format_validation_error(f"task {task.name!r}", exc, domain.options_model, "domain_options.")) from None
     try:
         probe_env = domain.make_env(task.env.id, task.env.kwargs, options)
     except gym.error.Error as exc:
@@ -92,8 +92,8 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
 def _check_encoder_accepts(runtime: TaskRuntime, probe_env: gym.Env) -> None:
     """Fail early, naming the shapes, when the encoder cannot take the env's observations."""
     observation, _ = probe_env.reset(seed=runtime.task.seed)
-    encoder = runtime.domain.make_encoder(runtime.context, runtime.task.model.d_model)
     try:
+        encoder = runtime.domain.make_encoder(runtime.context, runtime.task.model.d_model)
         with torch.no_grad():
             tokens = encoder(torch.as_tensor(np.asarray(observation, dtype=np.float32))[None])
     except Exception as exc:

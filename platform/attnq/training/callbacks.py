@@ -26,14 +26,14 @@ class EnvStepProgressBar(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.bar is None:
             return
-        self.bar.n = min(module.env_steps, self.bar.total)
         recent = module.recent_mean("return")
         self.bar.set_postfix(episodes=module.episodes, ret=f"{recent:.2f}" if not math.isnan(recent) else "-",
                              eps=f"{module.epsilon(module.env_steps):.2f}", refresh=False)
+        self.bar.update(min(module.env_steps, self.bar.total) - self.bar.n)  # redraws at most every mininterval
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if self.bar is not None:
-            self.bar.n = min(module.env_steps, self.bar.total)
+            self.bar.update(min(module.env_steps, self.bar.total) - self.bar.n)
             self.bar.close()
             self.bar = None
 

@@ -26,6 +26,9 @@ class ExperienceCollector:
         self.num_envs = vector_env.num_envs
         self.observations: np.ndarray | None = None
         self.episode_metrics: list[EpisodeMetrics] = []
+        self.pending_actions: np.ndarray | None = None
+        # AsyncVectorEnv can step in its workers while the learner runs a gradient update.
+        self.can_overlap = isinstance(vector_env, gym.vector.AsyncVectorEnv)
 
     def reset(self, seed: int) -> None:
         observations, _ = self.vector_env.reset(seed=[seed + i for i in range(self.num_envs)])
@@ -35,9 +38,22 @@ class ExperienceCollector:
 
     def step(self, choose_actions: Callable[[np.ndarray], np.ndarray]) -> list[dict[str, float]]:
         """One vector step; returns the metric summaries of episodes that ended in it."""
+        self.start_step(choose_actions)
+        return self.finish_step()
+
+    def start_step(self, choose_actions: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Choose actions and send them; async workers simulate while the caller learns."""
         assert self.observations is not None, "call reset() first"
-        actions = np.asarray(choose_actions(self.observations))
-        next_observations, rewards, terminated, truncated, infos = self.vector_env.step(actions)
+        self.pending_actions = np.asarray(choose_actions(self.observations))
+        if self.can_overlap:
+            self.vector_env.step_async(self.pending_actions)
+
+    def finish_step(self) -> list[dict[str, float]]:
+        actions = self.pending_actions
+        if self.can_overlap:
+            next_observations, rewards, terminated, truncated, infos = self.vector_env.step_wait()
+        else:
+            next_observations, rewards, terminated, truncated, infos = self.vector_env.step(actions)
         next_observations = np.asarray(next_observations, dtype=np.float32)
         finished: list[dict[str, float]] = []
         for i in range(self.num_envs):
@@ -56,7 +72,10 @@ class ExperienceCollector:
                 finished.append(self.episode_metrics[i].summary())
                 self.episode_metrics[i] = self.reward_adapter.new_episode()
         self.observations = next_observations
+        self.pending_actions = None
         return finished
 
     def close(self) -> None:
+        if self.pending_actions is not None and self.can_overlap:
+            self.vector_env.step_wait()  # a step in flight must be collected before closing
         self.vector_env.close()

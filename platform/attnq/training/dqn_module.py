@@ -40,10 +40,15 @@ class ExperienceStream(IterableDataset):
         self.module = module
 
     def __iter__(self):
+        module = self.module
         while True:
-            for _ in range(self.module.task.learner.vector_steps_per_update):
-                self.module.collect_step()
-            yield self.module.sample_batch()
+            for _ in range(module.task.learner.vector_steps_per_update - 1):
+                module.collect_step()
+            # The last env step of each round stays in flight while Lightning runs training_step
+            # on the yielded batch (finished when the next batch is requested): both cores work.
+            module.start_collect_step()
+            yield module.sample_batch()
+            module.finish_collect_step()
 
 
 class DQNModule(pl.LightningModule):
@@ -89,8 +94,16 @@ class DQNModule(pl.LightningModule):
 
     # ----- experience ---------------------------------------------------------------------------
     def collect_step(self, random: bool = False) -> None:
+        self.start_collect_step(random)
+        self.finish_collect_step()
+
+    def start_collect_step(self, random: bool = False) -> None:
         assert self.collector is not None
-        finished = self.collector.step(self.random_actions if random else self.epsilon_greedy_actions)
+        self.collector.start_step(self.random_actions if random else self.epsilon_greedy_actions)
+
+    def finish_collect_step(self) -> None:
+        assert self.collector is not None
+        finished = self.collector.finish_step()
         self.env_steps += self.collector.num_envs
         self.episodes += len(finished)
         self.recent_episodes.extend(finished)

@@ -1,0 +1,1 @@
+"""Example attnq domain plugin (see docs/plugins.md)."""

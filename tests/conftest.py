@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from attnq.config import TaskConfig, load_task
+
+REPO = Path(__file__).resolve().parents[1]
+TASKS = REPO / "tasks"
+
+# A few hundred real highway-env steps with a small network: enough to exercise every part.
+TINY_TRAINING = [
+    "trainer.max_env_steps=240", "trainer.checkpoint_every_env_steps=120", "trainer.progress_bar=false",
+    "learner.learning_starts=60", "replay.capacity=2000", "replay.batch_size=16",
+    "model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32",
+    "eval.episodes=3",
+]
+
+
+@pytest.fixture
+def tiny_highway_task() -> TaskConfig:
+    return load_task(TASKS / "highway-fast.yaml", TINY_TRAINING)
+
+
+def attnq_command(*args: str) -> list[str]:
+    """Run the CLI the way a user does, in a fresh interpreter."""
+    return [sys.executable, "-m", "attnq.cli", *args]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env

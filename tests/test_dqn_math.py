@@ -1,0 +1,122 @@
+"""DQN arithmetic on hand-made tensors: dueling, targets, loss, n-step folding, replay, schedules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from attnq.learning.dqn_loss import dqn_loss, td_target
+from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
+from attnq.learning.replay import NStepFolder, PrioritizedReplayBuffer, ReplayBuffer, SumTree
+from attnq.learning.target_network import TargetUpdater, hard_update, polyak_update
+from attnq.model.transformer_dqn import DuelingHead, masked_argmax
+
+
+def test_dueling_head_combines_value_and_centred_advantage():
+    head = DuelingHead(width=2, num_actions=3)
+    with torch.no_grad():
+        for layer in (head.value, head.advantage):
+            layer[0].weight.copy_(torch.eye(2)); layer[0].bias.zero_()
+        head.value[2].weight.copy_(torch.tensor([[1.0, 0.0]])); head.value[2].bias.fill_(0.5)
+        head.advantage[2].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])); head.advantage[2].bias.zero_()
+    q = head(torch.tensor([[2.0, 4.0]]))
+    # V = 2 + 0.5; A = [2, 4, 0], mean 2 -> Q = 2.5 + [0, 2, -2]
+    assert torch.allclose(q, torch.tensor([[2.5, 4.5, 0.5]]))
+
+
+def test_double_dqn_target_selects_with_online_and_evaluates_with_target():
+    rewards, discounts = torch.tensor([1.0, 0.0]), torch.tensor([0.9, 0.0])
+    next_q_target = torch.tensor([[10.0, 2.0], [5.0, 7.0]])
+    next_q_online = torch.tensor([[0.0, 1.0], [3.0, 1.0]])
+    double = td_target(rewards, discounts, next_q_target, next_q_online)
+    vanilla = td_target(rewards, discounts, next_q_target, None)
+    assert torch.allclose(double, torch.tensor([1.0 + 0.9 * 2.0, 0.0]))  # terminal: no bootstrap
+    assert torch.allclose(vanilla, torch.tensor([1.0 + 0.9 * 10.0, 0.0]))
+
+
+def test_target_never_bootstraps_from_an_inadmissible_action():
+    next_q = torch.tensor([[10.0, 2.0, 3.0]])
+    mask = torch.tensor([[False, True, True]])
+    assert td_target(torch.zeros(1), torch.ones(1), next_q, next_q, mask).item() == 3.0
+    assert masked_argmax(next_q, mask).item() == 2
+
+
+def test_huber_loss_is_weighted_and_returns_td_errors():
+    q_values = torch.tensor([[1.0, 2.0], [0.0, 0.0]], requires_grad=True)
+    result = dqn_loss(q_values, torch.tensor([1, 0]), torch.tensor([2.5, 3.0]), torch.tensor([1.0, 0.5]), huber_delta=1.0)
+    # errors 0.5 (quadratic: 0.125) and 3.0 (linear: 2.5, weighted 1.25)
+    assert torch.allclose(result.td_errors, torch.tensor([0.5, 3.0]))
+    assert result.loss.item() == pytest.approx((0.125 + 1.25) / 2)
+    result.loss.backward()
+    assert q_values.grad[0, 0] == 0 and q_values.grad[1, 1] == 0  # only taken actions get gradient
+
+
+def test_n_step_folding_keeps_termination_and_truncation_apart():
+    folder = NStepFolder(n_step=2, gamma=0.5, num_envs=1)
+    obs = [np.full(1, i, dtype=np.float32) for i in range(5)]
+    assert folder.push(0, obs[0], 0, 1.0, obs[1], False, False) == []
+    [(o, a, ret, nxt, disc)] = folder.push(0, obs[1], 1, 2.0, obs[2], False, False)
+    assert o[0] == 0 and ret == 1.0 + 0.5 * 2.0 and nxt[0] == 2 and disc == 0.25
+    terminal = folder.push(0, obs[2], 0, 4.0, obs[3], True, False)
+    assert [(t[0][0], t[2], t[4]) for t in terminal] == [(1, 2.0 + 0.5 * 4.0, 0.0), (2, 4.0, 0.0)]
+    folder.push(0, obs[0], 0, 1.0, obs[1], False, False)
+    truncated = folder.push(0, obs[1], 0, 1.0, obs[2], False, True)
+    assert [t[4] for t in truncated] == [0.25, 0.5]  # a time limit still bootstraps
+
+
+def test_replay_buffer_wraps_and_round_trips_its_state():
+    buffer = ReplayBuffer(capacity=3, observation_shape=(2,), seed=0)
+    for i in range(5):
+        buffer.add(np.full(2, i), i, float(i), np.full(2, i + 1), 0.9)
+    assert len(buffer) == 3 and sorted(buffer.actions.tolist()) == [2, 3, 4]
+    sample = buffer.sample(8)
+    assert sample.observations.shape == (8, 2) and set(sample.actions.tolist()) <= {2, 3, 4}
+    assert np.all(sample.next_observations[:, 0] == sample.observations[:, 0] + 1)
+    clone = ReplayBuffer(capacity=3, observation_shape=(2,), seed=99)
+    clone.load_state_dict(buffer.state_dict())
+    assert np.array_equal(clone.sample(5).indices, buffer.sample(5).indices)
+
+
+def test_sum_tree_prefix_search():
+    tree = SumTree(4)
+    tree.update(np.arange(4), np.array([1.0, 0.0, 3.0, 6.0]))
+    assert tree.total == 10.0
+    assert tree.find(np.array([0.5, 1.0, 3.9, 4.0, 9.99])).tolist() == [0, 2, 2, 3, 3]
+
+
+def test_prioritized_replay_prefers_large_td_errors_and_weights_them_down():
+    buffer = PrioritizedReplayBuffer(capacity=4, observation_shape=(1,), seed=0, alpha=1.0, beta_start=1.0)
+    for i in range(4):
+        buffer.add(np.zeros(1), i, 0.0, np.zeros(1), 1.0)
+    buffer.update_priorities(np.arange(4), np.array([1.0, 1.0, 1.0, 7.0]))  # P = 0.1, 0.1, 0.1, 0.7
+    sample = buffer.sample(1000)
+    assert (sample.indices == 3).mean() == pytest.approx(0.7, abs=0.01)  # stratified sampling
+    # importance weights (N P)^-beta normalised by their max: 1 for the rare ones, 1/7 for the frequent one
+    assert sample.weights[sample.indices == 0].max() == pytest.approx(1.0, rel=1e-4)
+    assert sample.weights[sample.indices == 3].max() == pytest.approx(1 / 7, rel=1e-4)
+
+
+def test_epsilon_schedule_and_greedy_mix():
+    schedule = LinearEpsilon(1.0, 0.1, decay_steps=100)
+    assert schedule(0) == 1.0 and schedule(50) == pytest.approx(0.55) and schedule(1000) == pytest.approx(0.1)
+    rng = np.random.default_rng(0)
+    greedy, random = np.zeros(10_000, dtype=int), np.ones(10_000, dtype=int)
+    assert epsilon_greedy(greedy, 0.0, rng, random).sum() == 0
+    assert 0.27 < epsilon_greedy(greedy, 0.3, rng, random).mean() < 0.33
+
+
+def test_target_updates_hard_by_env_steps_and_polyak():
+    online, target = nn.Linear(1, 1), nn.Linear(1, 1)
+    with torch.no_grad():
+        online.weight.fill_(1.0); target.weight.fill_(0.0)
+    updater = TargetUpdater("hard", interval_env_steps=50, tau=0.0)
+    assert not updater.step(target, online, env_step=49) and target.weight.item() == 0.0
+    assert updater.step(target, online, env_step=50) and target.weight.item() == 1.0
+    with torch.no_grad():
+        target.weight.fill_(0.0)
+    polyak_update(target, online, tau=0.25)
+    assert target.weight.item() == pytest.approx(0.25)
+    hard_update(target, online)
+    assert target.weight.item() == 1.0

@@ -1,0 +1,48 @@
+"""The plugin guide's example (docs/examples/attnq-corridor) installed with pip and trained via the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, attnq_command, cli_env
+
+EXAMPLE = REPO / "docs" / "examples" / "attnq-corridor"
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory):
+    """A real pip install of the example into its own folder, made visible through PYTHONPATH."""
+    target = tmp_path_factory.mktemp("site")
+    build = tmp_path_factory.mktemp("build")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(EXAMPLE)], check=True, timeout=300, cwd=build)
+    assert list(target.glob("attnq_corridor-*.dist-info/entry_points.txt"))
+    return cli_env(PYTHONPATH=str(target))
+
+
+def test_installed_example_is_discovered_with_its_task(installed_example):
+    listing = subprocess.run(attnq_command("plugins", "--json"), env=installed_example, capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    domains = {d["domain"]: d for d in json.loads(listing.stdout)["loaded"]}
+    assert domains["corridor"]["plugin"] == "corridor"
+    assert domains["corridor"]["tasks"] == ["corridor"]
+    assert domains["corridor"]["baselines"] == ["random", "always_right"]
+    assert "highway" in domains
+
+
+def test_installed_example_trains_and_learns_the_corridor(installed_example, tmp_path):
+    trained = subprocess.run(attnq_command("train", "corridor", "--runs-dir", str(tmp_path)), env=installed_example,
+                             capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stderr
+    [run_dir] = list(tmp_path.glob("corridor/*"))
+    evaluated = subprocess.run(attnq_command("evaluate", str(run_dir), "--episodes", "4"), env=installed_example,
+                               capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    # Walking straight to the goal of a 6-cell corridor takes 5 steps: 1 - 4 * 0.01 = 0.96.
+    assert result["mean"]["return"] == pytest.approx(0.96)
+    assert result["mean"]["length"] == 5.0

@@ -1,0 +1,98 @@
+"""The highway encoder on real highway-env observations, and the shared Transformer-DQN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnq.config import ModelConfig, load_task
+from attnq.runtime import prepare_task
+from conftest import TASKS
+
+
+@pytest.fixture(scope="module")
+def highway_runtime():
+    return prepare_task(load_task(TASKS / "highway-fast.yaml", ["model.d_model=32", "model.heads=2"]))
+
+
+@pytest.fixture(scope="module")
+def highway_observations(highway_runtime):
+    env = highway_runtime.make_env()
+    observations = [env.reset(seed=s)[0] for s in range(4)]
+    env.close()
+    return np.stack(observations).astype(np.float32)
+
+
+def test_encoder_emits_one_token_per_vehicle_with_presence_mask(highway_runtime, highway_observations):
+    encoder = highway_runtime.build_q_network().encoder
+    observations = highway_observations.copy()
+    observations[0, 5:, :] = 0.0  # vehicles 5.. absent, as highway-env reports them
+    tokens = encoder(torch.as_tensor(observations))
+    assert tokens.embeddings_BTD.shape == (4, 8, 32)
+    assert tokens.mask_BT[0].tolist() == [True] * 5 + [False] * 3
+    assert tokens.mask_BT[:, 0].all() and tokens.query_index == 0
+
+
+def test_encoder_labels_read_as_vehicles(highway_runtime, highway_observations):
+    encoder = highway_runtime.build_q_network().encoder
+    labels = encoder.token_labels(highway_observations[0])
+    assert len(labels) == 8 and labels[0].startswith("ego: ")
+    assert all(label.startswith(("car ", "slot ")) for label in labels[1:])
+    car = next(label for label in labels[1:] if label.startswith("car"))
+    assert " m, lane " in car
+
+
+def test_encoder_names_the_shape_it_expected(highway_runtime):
+    encoder = highway_runtime.build_q_network().encoder
+    with pytest.raises(ValueError, match=r"expected Kinematics observations \[B, 8, 5\], got \[2, 8, 7\]"):
+        encoder(torch.zeros(2, 8, 7))
+
+
+def test_absent_tokens_get_no_attention_and_do_not_change_q_values(highway_runtime, highway_observations):
+    network = highway_runtime.build_q_network().eval()
+    observations = torch.as_tensor(highway_observations[:1].copy())
+    observations[0, 6:, :] = 0.0
+    output = network(observations, return_attention=True)
+    assert output.attention is not None and len(output.attention) == network.config.layers
+    for weights_BHTT in output.attention:
+        assert torch.all(weights_BHTT[..., 6:] == 0)
+        assert torch.allclose(weights_BHTT.sum(-1), torch.ones(1))
+    garbage = observations.clone()
+    garbage[0, 6:, 1:] = 123.0  # features of absent vehicles must not matter (presence stays 0)
+    assert torch.allclose(network(garbage).q_values_BA, output.q_values_BA, atol=1e-5)
+
+
+def test_attention_is_only_computed_when_asked(highway_runtime, highway_observations):
+    network = highway_runtime.build_q_network()
+    output = network(torch.as_tensor(highway_observations))
+    assert output.attention is None and output.q_values_BA.shape == (4, 5)
+
+
+def test_cls_pooling_mlp_ablation_and_per_token_head(highway_runtime, highway_observations):
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    observations = torch.as_tensor(highway_observations)
+    base = highway_runtime.task.model.model_dump()
+    encoder = highway_runtime.build_q_network().encoder
+    cls = TransformerDQN(encoder, 5, ModelConfig(**{**base, "pool": "cls"}))
+    output = cls(observations, return_attention=True)
+    assert output.has_cls and output.attention[0].shape == (4, 2, 9, 9)
+    mlp = TransformerDQN(encoder, 5, ModelConfig(**{**base, "torso": "mlp", "mlp_hidden": (16,)}))
+    assert mlp(observations).q_values_BA.shape == (4, 5)
+    assert not hasattr(mlp, "blocks")
+    per_token = TransformerDQN(encoder, 8, ModelConfig(**{**base, "head": "per_token"}))
+    masked = observations.clone()
+    masked[:, 7, :] = 0.0
+    q_BT = per_token(masked).q_values_BA
+    assert q_BT.shape == (4, 8) and torch.all(q_BT[:, 7] == torch.finfo(q_BT.dtype).min)
+    with pytest.raises(ValueError, match="per_token needs model.torso=transformer"):
+        TransformerDQN(encoder, 8, ModelConfig(**{**base, "head": "per_token", "torso": "mlp"}))
+
+
+def test_model_width_comes_from_the_config_and_must_match_the_encoder(highway_runtime):
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    encoder = highway_runtime.build_q_network().encoder
+    with pytest.raises(ValueError, match="encoder width 32 != model.d_model 64"):
+        TransformerDQN(encoder, 5, ModelConfig(d_model=64))

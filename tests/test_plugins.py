@@ -1,0 +1,125 @@
+"""Plugin discovery: entry points, isolation of broken plugins, duplicate names, hook validation."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pluggy
+import pytest
+
+from attnq import hookimpl, hookspecs
+from attnq.domain import DomainSpec, SumRewardAdapter
+from attnq.errors import PluginError
+from attnq.registry import ENTRY_POINT_GROUP, load_plugins
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _dummy_domain(name: str) -> DomainSpec:
+    return DomainSpec(name=name, description="test", make_env=lambda *a: None, make_encoder=lambda *a: None,
+                      make_reward_adapter=lambda c: SumRewardAdapter())
+
+
+def _plugin_adding(*names: str) -> types.SimpleNamespace:
+    @hookimpl
+    def attnq_register_domains(registry):
+        for name in names:
+            registry.add(_dummy_domain(name))
+
+    return types.SimpleNamespace(attnq_register_domains=attnq_register_domains)
+
+
+def test_builtin_highway_plugin_is_found_through_its_entry_point():
+    host = load_plugins()
+    assert "highway" in host.registry
+    assert host.registry.owner("highway") == "highway"
+    assert "highway" in host.loaded
+
+
+def test_plugin_that_fails_to_import_is_reported_and_others_still_load(monkeypatch):
+    import attnq.registry as registry_module
+
+    real = registry_module.entry_points(group=ENTRY_POINT_GROUP)
+    broken = EntryPoint(name="broken", value="attnq_no_such_module.plugin", group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry_module, "entry_points", lambda group: [*real, broken])
+    host = load_plugins()
+    assert "highway" in host.registry
+    [failure] = host.failures
+    assert failure.name == "broken"
+    assert "ModuleNotFoundError" in failure.error and "attnq_no_such_module" in failure.error
+    assert failure.install_hint == 'pip install "attnq[broken]"'
+
+
+def test_plugin_raising_during_registration_is_isolated():
+    @hookimpl
+    def attnq_register_domains(registry):
+        raise RuntimeError("boom")
+
+    host = load_plugins(extra_plugins=[("exploding", types.SimpleNamespace(attnq_register_domains=attnq_register_domains)),
+                                       ("fine", _plugin_adding("fine_domain"))], use_entry_points=False)
+    assert "fine_domain" in host.registry
+    assert [f.name for f in host.failures] == ["exploding"]
+    assert "boom" in host.failures[0].error
+
+
+def test_duplicate_domain_names_are_a_loud_error_naming_both_plugins():
+    with pytest.raises(PluginError, match=r"registered twice.*'first'.*'second'"):
+        load_plugins(extra_plugins=[("first", _plugin_adding("same")), ("second", _plugin_adding("same"))], use_entry_points=False)
+
+
+def test_misspelled_hook_name_fails_instead_of_being_ignored():
+    @hookimpl
+    def attnq_register_domain(registry):  # missing "s"
+        pass
+
+    with pytest.raises(pluggy.PluginValidationError):
+        load_plugins(extra_plugins=[("typo", types.SimpleNamespace(attnq_register_domain=attnq_register_domain))], use_entry_points=False)
+
+
+def test_plugins_can_be_disabled_by_environment_variable(monkeypatch):
+    monkeypatch.setenv("ATTNQ_DISABLE_PLUGINS", "highway")
+    assert "highway" not in load_plugins().registry
+
+
+def test_each_load_builds_a_fresh_registry():
+    first = load_plugins(extra_plugins=[("temp", _plugin_adding("temporary"))])
+    second = load_plugins()
+    assert "temporary" in first.registry and "temporary" not in second.registry
+
+
+def test_unknown_domain_error_lists_known_domains():
+    with pytest.raises(PluginError, match="unknown domain 'nope'.*highway"):
+        load_plugins().registry.get("nope")
+
+
+def _signature_text(spec) -> str:
+    """``def name(param: Type) -> Return`` with string annotations unquoted."""
+    def text(annotation) -> str:
+        return annotation.strip("'\"") if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+
+    signature = inspect.signature(spec)
+    params = ", ".join(f"{p.name}: {text(p.annotation)}" for p in signature.parameters.values())
+    return f"def {spec.__name__}({params}) -> {text(signature.return_annotation)}"
+
+
+def _hook_specs() -> list:
+    return [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("attnq_")]
+
+
+def test_every_hook_is_documented_with_its_exact_signature_in_the_plugin_guide():
+    guide = (REPO / "docs" / "plugins.md").read_text()
+    specs = _hook_specs()
+    assert specs, "no hook specs found"
+    for spec in specs:
+        assert spec.__doc__ and len(spec.__doc__.strip()) > 40, f"{spec.__name__} needs a docstring for plugin authors"
+        assert _signature_text(spec) in guide, f"docs/plugins.md must show `{_signature_text(spec)}`"
+
+
+def test_every_hook_has_a_test_that_calls_it():
+    this_file = Path(__file__).read_text()
+    for spec in _hook_specs():
+        assert re.search(rf"def {spec.__name__}\(", this_file), f"no test implements {spec.__name__}"

@@ -1,0 +1,159 @@
+"""Real training on highway-env through the real Lightning Trainer: checkpoint, kill, resume,
+evaluate, explain, determinism, and the errors a user meets with runs and checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from attnq.agent import load_agent
+from attnq.checkpoints import load_checkpoint_file
+from attnq.config import load_task
+from attnq.errors import CheckpointError
+from attnq.evaluation import evaluate_policy
+from attnq.explain import explain
+from attnq.training.run import train
+from conftest import TASKS, TINY_TRAINING, attnq_command
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    task = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING)
+    return task, train(task, runs_dir=tmp_path_factory.mktemp("runs"))
+
+
+def test_training_writes_a_run_folder_with_config_checkpoint_and_metrics(trained_run):
+    task, result = trained_run
+    assert result.env_steps >= task.trainer.max_env_steps and result.episodes > 0
+    assert (result.run_dir / "config.yaml").is_file()
+    checkpoint = load_checkpoint_file(result.checkpoint)  # weights_only load must succeed
+    assert checkpoint["attnq"]["env_steps"] == result.env_steps
+    assert len(checkpoint["attnq"]["replay"]["actions"]) == min(result.env_steps, task.replay.capacity)
+    with open(result.run_dir / "logs" / "metrics.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert any(row.get("train/loss") for row in rows) and any(row.get("rollout/return") for row in rows)
+    assert not list(result.run_dir.rglob("*.tmp")), "temporary files left behind"
+
+
+def test_evaluation_is_deterministic_on_fixed_seeds_and_independent_of_workers(trained_run):
+    _, result = trained_run
+    agent = load_agent(str(result.run_dir))
+    one_worker = evaluate_policy(agent.runtime, agent, episodes=3, seed=123, num_envs=1)
+    two_workers = evaluate_policy(agent.runtime, agent, episodes=3, seed=123, num_envs=2)
+    assert one_worker.seeds == [123, 124, 125]
+    assert one_worker.episodes == two_workers.episodes
+    assert {"return", "crashed", "mean_speed", "length"} <= set(one_worker.means())
+    assert all(e["crashed"] in (0.0, 1.0) for e in one_worker.episodes)
+
+
+def test_baselines_are_evaluated_on_the_same_seeds(trained_run):
+    _, result = trained_run
+    agent = load_agent(str(result.run_dir))
+    runtime = agent.runtime
+    assert runtime.baseline_names() == ["random", "idle", "gap_keeper"]
+    idle = evaluate_policy(runtime, runtime.baseline("idle", 0), episodes=2, seed=7)
+    again = evaluate_policy(runtime, runtime.baseline("idle", 0), episodes=2, seed=7)
+    assert idle.episodes == again.episodes
+
+
+def test_explain_writes_a_labelled_attention_picture(trained_run, tmp_path):
+    _, result = trained_run
+    agent = load_agent(str(result.checkpoint))
+    png, js, summary = explain(agent, tmp_path, seed=11)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads(js.read_text())
+    assert data["episode"]["length"] == len(data["steps"]) == summary["length"]
+    first = data["steps"][0]
+    assert first["labels"][0].startswith("ego") and len(first["labels"]) == len(first["weights"]) == 8
+    assert sum(first["weights"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_same_task_and_seed_give_identical_results(tmp_path):
+    task = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["trainer.max_env_steps=120", "learner.learning_starts=40"])
+    first = train(task, runs_dir=tmp_path / "a")
+    second = train(task, runs_dir=tmp_path / "b")
+    weights_a = load_checkpoint_file(first.checkpoint)["state_dict"]
+    weights_b = load_checkpoint_file(second.checkpoint)["state_dict"]
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    other_seed = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["trainer.max_env_steps=120", "learner.learning_starts=40", "seed=5"])
+    third = load_checkpoint_file(train(other_seed, runs_dir=tmp_path / "c").checkpoint)["state_dict"]
+    assert not all(torch.equal(weights_a[k], third[k]) for k in weights_a)
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    runs = tmp_path / "runs"
+    overrides = [o for o in TINY_TRAINING if not o.startswith("trainer.max_env_steps")] + ["trainer.max_env_steps=100000", "trainer.checkpoint_every_env_steps=100"]
+    process = subprocess.Popen(attnq_command("train", "highway-fast", "--runs-dir", str(runs), "--set", *overrides),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    checkpoints: list[Path] = []
+    while time.time() < deadline and not checkpoints:
+        time.sleep(1.0)
+        checkpoints = list(runs.glob("highway-fast/*/checkpoints/last.ckpt"))
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert checkpoints, "no checkpoint appeared before the deadline"
+    run_dir = checkpoints[0].parent.parent
+    saved_steps = load_checkpoint_file(checkpoints[0])["attnq"]["env_steps"]
+    target = saved_steps + 60
+    resumed = subprocess.run(attnq_command("train", "highway-fast", "--runs-dir", str(runs), "--resume", str(run_dir),
+                                           "--set", *overrides[:-2], f"trainer.max_env_steps={target}", "trainer.checkpoint_every_env_steps=100"),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    final = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
+    assert saved_steps < final["attnq"]["env_steps"] <= target + 2
+    assert final["global_step"] > 0 and final["attnq"]["episodes"] > 0
+
+
+def test_resume_with_another_task_is_refused(trained_run):
+    _, result = trained_run
+    other = load_task(TASKS / "intersection.yaml", TINY_TRAINING)
+    with pytest.raises(CheckpointError, match="trained with name = 'highway-fast'"):
+        train(other, resume=result.run_dir)
+    different_model = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["model.layers=2"])
+    with pytest.raises(CheckpointError, match="model"):
+        train(different_model, resume=result.run_dir)
+
+
+def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path):
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a readable attnq checkpoint"):
+        load_agent(str(corrupt))
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not an attnq checkpoint"):
+        load_agent(str(foreign))
+    with pytest.raises(CheckpointError, match="no checkpoints/last.ckpt"):
+        load_agent(str(tmp_path))
+
+
+def test_cli_evaluate_prints_a_table_and_json(trained_run):
+    _, result = trained_run
+    completed = subprocess.run(attnq_command("evaluate", str(result.run_dir), "--episodes", "2"), capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.strip().splitlines()
+    assert "2 episodes" in lines[0] and any(line.strip().startswith("crashed") for line in lines)
+    payload = json.loads(lines[-1])
+    assert payload["episodes"] == 2 and set(payload["mean"]) >= {"return", "crashed", "mean_speed", "length"}
+    explained = subprocess.run(attnq_command("explain", str(result.run_dir)), capture_output=True, text=True, timeout=300)
+    assert explained.returncode == 0 and (result.run_dir / "explain" / "attention.png").is_file()
+
+
+def test_mlp_ablation_has_nothing_to_explain(tmp_path):
+    task = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["model.torso=mlp", "trainer.max_env_steps=80", "learner.learning_starts=40"])
+    result = train(task, runs_dir=tmp_path)
+    agent = load_agent(str(result.run_dir))
+    assert np.asarray(agent(np.zeros((1, 8, 5), dtype=np.float32))).shape == (1,)
+    with pytest.raises(CheckpointError, match="no attention to explain"):
+        explain(agent, tmp_path / "x")
