@@ -48,13 +48,12 @@ def evaluate_policy(runtime: TaskRuntime, policy: Policy, episodes: int, seed: i
         while active.any():
             actions = np.asarray(policy(np.asarray(observations, dtype=np.float32)))
             observations, rewards, terminated, truncated, infos = vector_env.step(actions)
-            reset_mask = np.zeros(num_envs, dtype=bool)
+            # Every finished worker is reset, also one with no episode left: it is still stepped.
+            reset_mask = np.asarray(terminated) | np.asarray(truncated)
             for i in np.flatnonzero(active):
                 metrics[i].add_step(float(rewards[i]), split_vector_info(infos, i))
-                if terminated[i] or truncated[i]:
+                if reset_mask[i]:
                     results[episode_of_env[i]] = metrics[i].summary()
-                    # A worker with no episode left is still reset, so it is never stepped past its end.
-                    reset_mask[i] = True
                     if next_episode < episodes:
                         episode_of_env[i], next_episode = next_episode, next_episode + 1
                         metrics[i] = adapter.new_episode()

@@ -1,0 +1,40 @@
+"""The medical domain (ICU-Sepsis), registered through the ``attnq.plugins`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import gymnasium as gym
+from pydantic import BaseModel
+
+from attnq import DomainContext, DomainSpec, hookimpl
+from attnq_sepsis.baselines import ClinicianPolicy, OptimalPolicy
+from attnq_sepsis.encoder import ClinicalFeatureEncoder
+from attnq_sepsis.environment import ClinicalObservation, import_icu_sepsis
+from attnq_sepsis.reward import SurvivalRewardAdapter
+
+
+def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: BaseModel) -> gym.Env:
+    import_icu_sepsis()
+    return ClinicalObservation(gym.make(env_id, **dict(env_kwargs)))
+
+
+def make_encoder(context: DomainContext, d_model: int) -> ClinicalFeatureEncoder:
+    return ClinicalFeatureEncoder(d_model)
+
+
+def make_reward_adapter(context: DomainContext) -> SurvivalRewardAdapter:
+    return SurvivalRewardAdapter()
+
+
+@hookimpl
+def attnq_register_domains(registry) -> None:
+    registry.add(DomainSpec(
+        name="sepsis",
+        description="ICU sepsis treatment (ICU-Sepsis, from MIMIC-III): one token per clinical feature",
+        make_env=make_env,
+        make_encoder=make_encoder,
+        make_reward_adapter=make_reward_adapter,
+        baselines={"clinician": ClinicianPolicy, "optimal": OptimalPolicy},
+        extra="sepsis",
+    ))

@@ -1,0 +1,39 @@
+"""Survival reward (1 on survival, 0 on death, as the package defines it) and treatment metrics."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from attnq.domain import ReturnAndLength
+
+
+class SepsisEpisode(ReturnAndLength):
+    """return, length, survived (0/1), mean fluid and vasopressor dose levels (0-4)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fluid_sum = 0
+        self.vasopressor_sum = 0
+
+    def add_step(self, env_reward: float, info: Mapping[str, Any]) -> None:
+        super().add_step(env_reward, info)
+        self.fluid_sum += int(info.get("fluid_level", 0))
+        self.vasopressor_sum += int(info.get("vasopressor_level", 0))
+
+    def summary(self) -> dict[str, float]:
+        result = super().summary()
+        steps = max(self.length, 1)
+        result["survived"] = float(self.episode_return > 0.5)
+        result["mean_fluid_level"] = self.fluid_sum / steps
+        result["mean_vasopressor_level"] = self.vasopressor_sum / steps
+        return result
+
+
+class SurvivalRewardAdapter:
+    metric_names = ("return", "length", "survived", "mean_fluid_level", "mean_vasopressor_level")
+
+    def training_reward(self, env_reward: float, info: Mapping[str, Any]) -> float:
+        return float(env_reward)
+
+    def new_episode(self) -> SepsisEpisode:
+        return SepsisEpisode()

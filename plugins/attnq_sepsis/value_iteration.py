@@ -1,0 +1,59 @@
+"""Exact values on the package's own MDP: the optimum by value iteration, and any policy's value.
+
+ICU-Sepsis exposes its estimated transition and reward tensors (``env.unwrapped.dynamics``), so the
+gap between a learned policy and the optimum can be stated exactly, not estimated by rollouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TERMINAL_STATES = (713, 714, 715)  # death, survival, absorbing (icu_sepsis.utils.constants)
+
+
+@dataclass(frozen=True)
+class SepsisMDP:
+    transitions_SAS: np.ndarray
+    expected_reward_SA: np.ndarray
+    initial_S: np.ndarray
+    admissible_SA: np.ndarray
+    terminal_S: np.ndarray
+
+    @classmethod
+    def from_env(cls, env) -> "SepsisMDP":
+        dynamics = env.unwrapped.dynamics
+        transitions, rewards = dynamics["tx_mat"], dynamics["r_mat"]
+        admissible = np.zeros(transitions.shape[:2], dtype=bool)
+        for state, actions in enumerate(dynamics["admissible_actions"]):
+            admissible[state, actions] = True
+        terminal = np.zeros(transitions.shape[0], dtype=bool)
+        terminal[list(TERMINAL_STATES)] = True
+        return cls(transitions, (transitions * rewards).sum(-1), dynamics["d_0"], admissible, terminal)
+
+    def optimal(self, gamma: float = 1.0, admissible_only: bool = False, tolerance: float = 1e-10) -> tuple[float, np.ndarray]:
+        """(expected return from the initial distribution, greedy optimal action per state)."""
+        values_S = np.zeros(len(self.initial_S))
+        for _ in range(100_000):
+            q_SA = self.expected_reward_SA + gamma * self.transitions_SAS @ values_S
+            if admissible_only:
+                q_SA = np.where(self.admissible_SA, q_SA, -np.inf)
+            new_values = np.where(self.terminal_S, 0.0, q_SA.max(axis=1))
+            converged = np.abs(new_values - values_S).max() < tolerance
+            values_S = new_values
+            if converged:
+                break
+        return float(self.initial_S @ values_S), q_SA.argmax(axis=1)
+
+    def policy_value(self, policy_SA: np.ndarray, gamma: float = 1.0, tolerance: float = 1e-12) -> float:
+        """Expected return of a stochastic policy given as action probabilities per state."""
+        values_S = np.zeros(len(self.initial_S))
+        for _ in range(100_000):
+            new_values = np.where(self.terminal_S, 0.0,
+                                  (policy_SA * (self.expected_reward_SA + gamma * self.transitions_SAS @ values_S)).sum(1))
+            converged = np.abs(new_values - values_S).max() < tolerance
+            values_S = new_values
+            if converged:
+                break
+        return float(self.initial_S @ values_S)

@@ -1,0 +1,114 @@
+"""The ICU-Sepsis domain on the real icu-sepsis package: tokens, action masking, exact values, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnq.config import load_task
+from attnq.evaluation import evaluate_policy
+from attnq.runtime import prepare_task
+from attnq.training.dqn_module import DQNModule
+from attnq.training.run import train
+from attnq_sepsis.environment import ADMISSIBLE_SLICE, OBSERVATION_SIZE, STATE_ID_INDEX
+from attnq_sepsis.features import FEATURE_NAMES
+from attnq_sepsis.value_iteration import SepsisMDP
+from conftest import TASKS
+
+SMALL_MODEL = ["model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32"]
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    return prepare_task(load_task(TASKS / "sepsis.yaml", SMALL_MODEL))
+
+
+@pytest.fixture(scope="module")
+def mdp(runtime):
+    return SepsisMDP.from_env(runtime.context.probe_env)
+
+
+def _observations_of_states(runtime, states: np.ndarray) -> np.ndarray:
+    """The wrapper's observation for given state ids, built from the package's own tables."""
+    unwrapped = runtime.context.probe_env.unwrapped
+    admissible = unwrapped.dynamics["admissible_actions"]
+    observations = np.zeros((len(states), OBSERVATION_SIZE), dtype=np.float32)
+    observations[:, :47] = unwrapped.state_cluster_centers[states]
+    for row, state in enumerate(states):
+        observations[row, 47 + np.asarray(admissible[state])] = 1.0
+    observations[:, STATE_ID_INDEX] = states
+    return observations
+
+
+def test_feature_names_cover_the_state_vector(runtime):
+    assert len(FEATURE_NAMES) == 47 == runtime.context.probe_env.unwrapped.state_cluster_centers.shape[1]
+    assert len(set(FEATURE_NAMES)) == 47
+    assert {"Arterial_lactate", "SOFA", "MeanBP"} <= set(FEATURE_NAMES)
+
+
+def test_wrapper_observation_matches_the_env_info(runtime):
+    env = runtime.make_env()
+    observation, info = env.reset(seed=3)
+    assert observation.shape == (OBSERVATION_SIZE,)
+    assert np.allclose(observation[:47], info["state_vector"])
+    assert np.flatnonzero(observation[ADMISSIBLE_SLICE]).tolist() == sorted(info["admissible_actions"])
+    _, _, _, _, step_info = env.step(7)
+    assert (step_info["fluid_level"], step_info["vasopressor_level"]) == (1, 2)
+    env.close()
+
+
+def test_encoder_makes_one_labelled_token_per_feature(runtime):
+    network = runtime.build_q_network()
+    observations = _observations_of_states(runtime, np.array([0, 100, 500]))
+    tokens = network.encoder(torch.as_tensor(observations))
+    assert tokens.embeddings_BTD.shape == (3, 47, 32) and tokens.mask_BT.all()
+    labels = network.encoder.token_labels(observations[1])
+    assert len(labels) == 47 and labels[FEATURE_NAMES.index("SOFA")].startswith("SOFA ")
+    output = network(torch.as_tensor(observations), return_attention=True)
+    assert output.has_cls and output.attention[0].shape == (3, 2, 48, 48)
+
+
+def test_agent_never_picks_an_inadmissible_action_in_1000_random_states(runtime, mdp):
+    module = DQNModule(runtime.task.to_dict(), runtime=runtime)
+    states = np.random.default_rng(0).integers(0, 713, size=1000)
+    observations = _observations_of_states(runtime, states)
+    with torch.no_grad():  # bias the untrained network towards inadmissible actions: masking must win
+        module.q_network.head.advantage[2].bias.copy_(torch.linspace(10.0, -10.0, 25))
+    for actions in (module.greedy_actions(observations), module.random_actions(observations)):
+        assert mdp.admissible_SA[states, actions].all()
+    assert (~mdp.admissible_SA[states]).any(), "the sample should contain states with inadmissible actions"
+
+
+def test_value_iteration_matches_the_packages_reported_values(mdp, runtime):
+    optimum, _ = mdp.optimal()
+    assert optimum == pytest.approx(0.88, abs=0.01)  # package README: optimal 0.88
+    admissible_optimum, _ = mdp.optimal(admissible_only=True)
+    assert admissible_optimum == pytest.approx(optimum, abs=1e-6)
+    uniform = np.full(mdp.admissible_SA.shape, 1 / 25)
+    assert mdp.policy_value(uniform) == pytest.approx(0.78, abs=0.01)  # random 0.78
+    clinicians = runtime.context.probe_env.unwrapped.expert_policy
+    assert mdp.policy_value(clinicians) == pytest.approx(0.78, abs=0.01)  # clinicians 0.78
+
+
+def test_optimal_baseline_rollouts_agree_with_its_exact_value(runtime, mdp):
+    result = evaluate_policy(runtime, runtime.baseline("optimal", 0), episodes=2000, seed=0)
+    optimum, _ = mdp.optimal()
+    assert result.means()["return"] == pytest.approx(optimum, abs=0.025)  # ~3 standard errors
+    assert result.means()["survived"] == result.means()["return"]
+    assert 0.0 <= result.means()["mean_fluid_level"] <= 4.0
+
+
+def test_short_real_training_run(tmp_path):
+    task = load_task(TASKS / "sepsis.yaml", SMALL_MODEL + [
+        "trainer.max_env_steps=3000", "learner.learning_starts=1000", "replay.batch_size=32",
+        "trainer.progress_bar=false", "env.num_envs=8"])
+    result = train(task, runs_dir=tmp_path)
+    assert result.env_steps >= 3000 and result.episodes > 100
+    from attnq.agent import load_agent
+
+    agent = load_agent(str(result.run_dir))
+    evaluation = evaluate_policy(agent.runtime, agent, episodes=50, seed=0)
+    means = evaluation.means()
+    assert set(means) == {"return", "length", "survived", "mean_fluid_level", "mean_vasopressor_level"}
+    assert 0.0 <= means["survived"] <= 1.0 and means["length"] >= 1
