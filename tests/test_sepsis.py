@@ -11,7 +11,7 @@ from attnq.evaluation import evaluate_policy
 from attnq.runtime import prepare_task
 from attnq.training.dqn_module import DQNModule
 from attnq.training.run import train
-from attnq_sepsis.environment import ADMISSIBLE_SLICE, OBSERVATION_SIZE, STATE_ID_INDEX
+from attnq_sepsis.environment import ADMISSIBLE_SLICE, OBSERVATION_SIZE, observations_for_states
 from attnq_sepsis.features import FEATURE_NAMES
 from attnq_sepsis.value_iteration import SepsisMDP
 from conftest import TASKS
@@ -30,15 +30,7 @@ def mdp(runtime):
 
 
 def _observations_of_states(runtime, states: np.ndarray) -> np.ndarray:
-    """The wrapper's observation for given state ids, built from the package's own tables."""
-    unwrapped = runtime.context.probe_env.unwrapped
-    admissible = unwrapped.dynamics["admissible_actions"]
-    observations = np.zeros((len(states), OBSERVATION_SIZE), dtype=np.float32)
-    observations[:, :47] = unwrapped.state_cluster_centers[states]
-    for row, state in enumerate(states):
-        observations[row, 47 + np.asarray(admissible[state])] = 1.0
-    observations[:, STATE_ID_INDEX] = states
-    return observations
+    return observations_for_states(runtime.context.probe_env, states)
 
 
 def test_feature_names_cover_the_state_vector(runtime):
@@ -95,6 +87,7 @@ def test_optimal_baseline_rollouts_agree_with_its_exact_value(runtime, mdp):
     result = evaluate_policy(runtime, runtime.baseline("optimal", 0), episodes=2000, seed=0)
     optimum, _ = mdp.optimal()
     assert result.means()["return"] == pytest.approx(optimum, abs=0.025)  # ~3 standard errors
+    assert runtime.domain.exact_return(runtime.context, runtime.baseline("optimal", 0)) == pytest.approx(optimum, abs=1e-6)
     assert result.means()["survived"] == result.means()["return"]
     assert 0.0 <= result.means()["mean_fluid_level"] <= 4.0
 

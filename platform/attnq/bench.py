@@ -26,7 +26,7 @@ from attnq.registry import PluginHost
 from attnq.runtime import TaskRuntime, prepare_task
 from attnq.training.run import train
 
-HEADLINE_METRICS = ("return", "crashed", "success", "mean_speed", "length")
+HEADLINE_METRICS = ("return", "exact_return", "crashed", "success", "survived", "mean_speed", "mean_fluid_level", "mean_vasopressor_level", "length")
 
 
 @dataclass
@@ -90,7 +90,10 @@ def run_bench(task: TaskConfig, seeds: list[int], torsos: list[str], runs_dir: P
             trained = train(seeded, runs_dir=runs_dir, host=host)
             agent = load_agent(str(trained.run_dir), host)
             evaluation = evaluate_policy(agent.runtime, agent, task.eval.episodes, task.eval.seed)
-            result.rows.append(BenchRow(f"{torso}-dqn", seed, evaluation.means(), trained.wall_seconds,
+            metrics = evaluation.means()
+            if agent.runtime.domain.exact_return is not None:
+                metrics["exact_return"] = agent.runtime.domain.exact_return(agent.runtime.context, agent)
+            result.rows.append(BenchRow(f"{torso}-dqn", seed, metrics, trained.wall_seconds,
                                         trained.env_steps_per_second, rate, str(trained.run_dir)))
     if baselines:
         runtime = prepare_task(task, host)

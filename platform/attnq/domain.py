@@ -116,6 +116,8 @@ class DomainSpec:
     processes, so it must be a picklable top-level function. ``make_encoder(context, d_model)``,
     ``make_reward_adapter(context)`` and each ``baselines[name](context, seed)`` run in the main
     process. ``options_model`` validates the task file's ``domain_options`` block.
+    ``exact_return(context, policy)``, for domains with a known model, gives a deterministic
+    policy's exact expected return (benchmarks print it beside the sampled one).
     """
 
     name: str
@@ -127,6 +129,7 @@ class DomainSpec:
     options_model: type[BaseModel] = NoOptions
     task_dirs: tuple[Path, ...] = ()
     extra: str | None = None
+    exact_return: Callable[[DomainContext, Policy], float] | None = None
 
 
 class SumRewardAdapter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from attnq.domain import ReturnAndLength
+from attnq.domain import ReturnAndLength, SumRewardAdapter
 
 
 class DrivingEpisode(ReturnAndLength):
@@ -34,11 +34,10 @@ class DrivingEpisode(ReturnAndLength):
         return result
 
 
-class DrivingRewardAdapter:
-    metric_names = ("return", "length", "crashed", "mean_speed", "arrived", "success")
+class DrivingRewardAdapter(SumRewardAdapter):
+    """Trains on the env reward itself; only the episode metrics are the domain's own."""
 
-    def training_reward(self, env_reward: float, info: Mapping[str, Any]) -> float:
-        return float(env_reward)
+    metric_names = ("return", "length", "crashed", "mean_speed", "arrived", "success")
 
     def new_episode(self) -> DrivingEpisode:
         return DrivingEpisode()

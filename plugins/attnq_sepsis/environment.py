@@ -57,3 +57,15 @@ class ClinicalObservation(gym.Wrapper):
 
 def state_ids(observations: np.ndarray) -> np.ndarray:
     return np.asarray(observations)[..., STATE_ID_INDEX].astype(np.int64)
+
+
+def observations_for_states(env: gym.Env, states: np.ndarray) -> np.ndarray:
+    """The wrapper's observation for each given state id, built from the package's own tables."""
+    unwrapped = env.unwrapped
+    admissible = unwrapped.dynamics["admissible_actions"]
+    observations = np.zeros((len(states), OBSERVATION_SIZE), dtype=np.float32)
+    observations[:, :NUM_FEATURES] = unwrapped.state_cluster_centers[states]
+    for row, state in enumerate(states):
+        observations[row, NUM_FEATURES + np.asarray(admissible[state], dtype=np.int64)] = 1.0
+    observations[:, STATE_ID_INDEX] = states
+    return observations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from attnq.domain import ReturnAndLength
+from attnq.domain import ReturnAndLength, SumRewardAdapter
 
 
 class SepsisEpisode(ReturnAndLength):
@@ -29,11 +29,10 @@ class SepsisEpisode(ReturnAndLength):
         return result
 
 
-class SurvivalRewardAdapter:
-    metric_names = ("return", "length", "survived", "mean_fluid_level", "mean_vasopressor_level")
+class SurvivalRewardAdapter(SumRewardAdapter):
+    """Trains on the env reward itself; only the episode metrics are the domain's own."""
 
-    def training_reward(self, env_reward: float, info: Mapping[str, Any]) -> float:
-        return float(env_reward)
+    metric_names = ("return", "length", "survived", "mean_fluid_level", "mean_vasopressor_level")
 
     def new_episode(self) -> SepsisEpisode:
         return SepsisEpisode()

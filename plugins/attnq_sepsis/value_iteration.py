@@ -57,3 +57,9 @@ class SepsisMDP:
             if converged:
                 break
         return float(self.initial_S @ values_S)
+
+    def deterministic_policy_value(self, actions_S: np.ndarray, gamma: float = 1.0) -> float:
+        """Exact expected return of "take ``actions_S[s]`` in state s" (terminal rows are ignored)."""
+        policy_SA = np.zeros_like(self.expected_reward_SA)
+        policy_SA[np.arange(len(actions_S)), actions_S] = 1.0
+        return self.policy_value(policy_SA, gamma)
