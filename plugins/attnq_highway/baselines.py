@@ -1,8 +1,10 @@
 """Driving baselines that read only the observation, like the agent.
 
-* ``idle``: keep lane at the current speed (highway-env's IDLE meta-action).
-* ``gap_keeper``: speed up while the lane ahead is clear, otherwise move to a clear adjacent lane
-  (when lane changes exist) or slow down.
+* ``idle``: keep lane at the current speed (highway-env's IDLE meta-action). It never brakes, so it
+  runs into slower traffic ahead: a floor, not a competitor.
+* ``gap_keeper``: a time-headway rule. Keep at least ``HEADWAY_S`` seconds to the vehicle ahead in
+  the lane; when it is closer, move to an adjacent lane that is clear (when lane changes exist) or
+  slow down; with a long clear gap, speed up.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import numpy as np
 from attnq.domain import DomainContext
 from attnq_highway.encoder import LANE_WIDTH_M, KinematicsLayout
 
-SAFE_GAP_M = 25.0
+HEADWAY_S = 1.5
+MIN_GAP_M = 10.0
 BEHIND_MARGIN_M = 8.0
+CLEAR_RADIUS_M = 25.0
 
 
 class IdlePolicy:
@@ -30,6 +34,7 @@ class GapKeeperPolicy:
         self.actions = dict(context.probe_env.unwrapped.action_type.actions_indexes)
 
     def _others(self, observation: np.ndarray) -> list[tuple[float, float]]:
+        """(dx, dy) in metres of every present vehicle relative to ego."""
         layout, ego = self.layout, observation[0]
         others = []
         for row in observation[1:]:
@@ -41,19 +46,23 @@ class GapKeeperPolicy:
             others.append((dx, dy))
         return others
 
-    def _lane_clear(self, others: list[tuple[float, float]], lane_offset: int) -> bool:
+    def _lane_clear(self, others: list[tuple[float, float]], lane_offset: int, gap_m: float) -> bool:
         centre = lane_offset * LANE_WIDTH_M
-        return not any(abs(dy - centre) < LANE_WIDTH_M / 2 and -BEHIND_MARGIN_M < dx < SAFE_GAP_M for dx, dy in others)
+        return not any(abs(dy - centre) < LANE_WIDTH_M / 2 and -BEHIND_MARGIN_M < dx < gap_m for dx, dy in others)
 
     def _act(self, observation: np.ndarray) -> int:
         others = self._others(observation)
         if self.layout.absolute:  # no lanes to reason about (e.g. intersection): keep a radius clear
-            blocked = any(np.hypot(dx, dy) < SAFE_GAP_M for dx, dy in others)
+            blocked = any(np.hypot(dx, dy) < CLEAR_RADIUS_M for dx, dy in others)
             return self.actions["SLOWER" if blocked else "FASTER"]
-        if self._lane_clear(others, 0):
+        speed = self.layout.physical(observation[0], "vx")
+        safe_gap = max(MIN_GAP_M, HEADWAY_S * speed)
+        if self._lane_clear(others, 0, 2 * safe_gap):
             return self.actions.get("FASTER", self.actions["IDLE"])
+        if self._lane_clear(others, 0, safe_gap):
+            return self.actions["IDLE"]
         for name, offset in (("LANE_LEFT", -1), ("LANE_RIGHT", 1)):
-            if name in self.actions and self._lane_clear(others, offset):
+            if name in self.actions and self._lane_clear(others, offset, safe_gap):
                 return self.actions[name]
         return self.actions.get("SLOWER", self.actions["IDLE"])
 

@@ -47,7 +47,7 @@ class ClinicalObservation(gym.Wrapper):
 
     def reset(self, **kwargs):
         state, info = self.env.reset(**kwargs)
-        return self._observation(state, info), info
+        return self._observation(state, info), dict(info)
 
     def step(self, action):
         state, reward, terminated, truncated, info = self.env.step(action)

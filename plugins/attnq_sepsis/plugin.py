@@ -18,7 +18,10 @@ from attnq_sepsis.value_iteration import SepsisMDP
 
 def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: BaseModel) -> gym.Env:
     import_icu_sepsis()
-    return ClinicalObservation(gym.make(env_id, **dict(env_kwargs)))
+    # The package's env returns one shared info dict per step, which gymnasium's passive checker
+    # warns about on every new env; the wrapper copies infos, so the warning is noise here.
+    kwargs = {"disable_env_checker": True, **dict(env_kwargs)}
+    return ClinicalObservation(gym.make(env_id, **kwargs))
 
 
 def make_encoder(context: DomainContext, d_model: int) -> ClinicalFeatureEncoder:
