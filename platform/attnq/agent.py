@@ -53,7 +53,9 @@ class TrainedAgent:
         return weights_HT.mean(dim=0).cpu().numpy(), output.has_cls
 
 
-def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: str | torch.device = "cpu") -> TrainedAgent:
+def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: str | torch.device | None = None) -> TrainedAgent:
+    """Restore the greedy agent of a run folder or checkpoint, on CUDA when present unless told."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     location = resolve_run(run_or_checkpoint)
     checkpoint = load_checkpoint_file(location.checkpoint)
     task = task_from_checkpoint(checkpoint, location.checkpoint)
