@@ -33,25 +33,12 @@ class GapKeeperPolicy:
         self.layout = KinematicsLayout.from_env(context.probe_env)
         self.actions = dict(context.probe_env.unwrapped.action_type.actions_indexes)
 
-    def _others(self, observation: np.ndarray) -> list[tuple[float, float]]:
-        """(dx, dy) in metres of every present vehicle relative to ego."""
-        layout, ego = self.layout, observation[0]
-        others = []
-        for row in observation[1:]:
-            if row[0] <= 0.5:
-                continue
-            dx, dy = layout.physical(row, "x"), layout.physical(row, "y")
-            if layout.absolute:
-                dx, dy = dx - layout.physical(ego, "x"), dy - layout.physical(ego, "y")
-            others.append((dx, dy))
-        return others
-
     def _lane_clear(self, others: list[tuple[float, float]], lane_offset: int, gap_m: float) -> bool:
         centre = lane_offset * LANE_WIDTH_M
         return not any(abs(dy - centre) < LANE_WIDTH_M / 2 and -BEHIND_MARGIN_M < dx < gap_m for dx, dy in others)
 
     def _act(self, observation: np.ndarray) -> int:
-        others = self._others(observation)
+        others = [(dx, dy) for _, dx, dy in filter(None, self.layout.relative_positions(observation))]
         if self.layout.absolute:  # no lanes to reason about (e.g. intersection): keep a radius clear
             blocked = any(np.hypot(dx, dy) < CLEAR_RADIUS_M for dx, dy in others)
             return self.actions["SLOWER" if blocked else "FASTER"]

@@ -39,6 +39,20 @@ class KinematicsLayout:
         return cls(features, ranges, bool(observation_type.normalize), bool(observation_type.absolute),
                    int(observation_type.vehicles_count))
 
+    def relative_positions(self, observation: np.ndarray) -> list[tuple[int, float, float] | None]:
+        """Per non-ego slot: (slot, dx, dy) in metres relative to ego, or None when the slot is empty."""
+        ego = observation[0]
+        positions: list[tuple[int, float, float] | None] = []
+        for slot, row in enumerate(observation[1:], start=1):
+            if row[0] <= 0.5:
+                positions.append(None)
+                continue
+            dx, dy = self.physical(row, "x"), self.physical(row, "y")
+            if self.absolute:  # world coordinates: make them relative to ego
+                dx, dy = dx - self.physical(ego, "x"), dy - self.physical(ego, "y")
+            positions.append((slot, dx, dy))
+        return positions
+
     def physical(self, row: np.ndarray, feature: str) -> float:
         """Undo highway-env's [-1, 1] normalisation of one feature."""
         value = float(row[self.features.index(feature)])
@@ -68,16 +82,12 @@ class KinematicsEncoder(StateEncoder):
 
     def token_labels(self, observation: np.ndarray) -> list[str]:
         layout = self.layout
-        ego = observation[0]
-        labels = [f"ego: {layout.physical(ego, 'vx'):.0f} m/s" if "vx" in layout.features else "ego"]
-        for k, row in enumerate(observation[1:], start=1):
-            if row[0] <= 0.5:
+        labels = [f"ego: {layout.physical(observation[0], 'vx'):.0f} m/s" if "vx" in layout.features else "ego"]
+        for k, position in enumerate(layout.relative_positions(observation), start=1):
+            if position is None:
                 labels.append(f"slot {k}: empty")
-                continue
-            dx, dy = layout.physical(row, "x"), layout.physical(row, "y")
-            if layout.absolute:  # positions are world coordinates: make them relative to ego
-                dx, dy = dx - layout.physical(ego, "x"), dy - layout.physical(ego, "y")
-                labels.append(f"car {k}: {dx:+.0f} m, {dy:+.0f} m")
+            elif layout.absolute:  # no lane structure to speak of (e.g. intersection)
+                labels.append(f"car {k}: {position[1]:+.0f} m, {position[2]:+.0f} m")
             else:
-                labels.append(f"car {k}: {dx:+.0f} m, lane {round(dy / LANE_WIDTH_M):+d}")
+                labels.append(f"car {k}: {position[1]:+.0f} m, lane {round(position[2] / LANE_WIDTH_M):+d}")
         return labels

@@ -32,30 +32,29 @@ class SepsisMDP:
         terminal[list(TERMINAL_STATES)] = True
         return cls(transitions, (transitions * rewards).sum(-1), dynamics["d_0"], admissible, terminal)
 
-    def optimal(self, gamma: float = 1.0, admissible_only: bool = False, tolerance: float = 1e-10) -> tuple[float, np.ndarray]:
-        """(expected return from the initial distribution, greedy optimal action per state)."""
+    def _fixed_point(self, backup, tolerance: float) -> np.ndarray:
+        """Iterate ``values <- backup(values)`` (terminal values pinned at 0) until it settles."""
         values_S = np.zeros(len(self.initial_S))
         for _ in range(100_000):
-            q_SA = self.expected_reward_SA + gamma * self.transitions_SAS @ values_S
-            if admissible_only:
-                q_SA = np.where(self.admissible_SA, q_SA, -np.inf)
-            new_values = np.where(self.terminal_S, 0.0, q_SA.max(axis=1))
+            new_values = np.where(self.terminal_S, 0.0, backup(values_S))
             converged = np.abs(new_values - values_S).max() < tolerance
             values_S = new_values
             if converged:
                 break
-        return float(self.initial_S @ values_S), q_SA.argmax(axis=1)
+        return values_S
+
+    def _q_values(self, values_S: np.ndarray, gamma: float, admissible_only: bool) -> np.ndarray:
+        q_SA = self.expected_reward_SA + gamma * self.transitions_SAS @ values_S
+        return np.where(self.admissible_SA, q_SA, -np.inf) if admissible_only else q_SA
+
+    def optimal(self, gamma: float = 1.0, admissible_only: bool = False, tolerance: float = 1e-10) -> tuple[float, np.ndarray]:
+        """(expected return from the initial distribution, greedy optimal action per state)."""
+        values_S = self._fixed_point(lambda v: self._q_values(v, gamma, admissible_only).max(axis=1), tolerance)
+        return float(self.initial_S @ values_S), self._q_values(values_S, gamma, admissible_only).argmax(axis=1)
 
     def policy_value(self, policy_SA: np.ndarray, gamma: float = 1.0, tolerance: float = 1e-12) -> float:
         """Expected return of a stochastic policy given as action probabilities per state."""
-        values_S = np.zeros(len(self.initial_S))
-        for _ in range(100_000):
-            new_values = np.where(self.terminal_S, 0.0,
-                                  (policy_SA * (self.expected_reward_SA + gamma * self.transitions_SAS @ values_S)).sum(1))
-            converged = np.abs(new_values - values_S).max() < tolerance
-            values_S = new_values
-            if converged:
-                break
+        values_S = self._fixed_point(lambda v: (policy_SA * self._q_values(v, gamma, False)).sum(axis=1), tolerance)
         return float(self.initial_S @ values_S)
 
     def deterministic_policy_value(self, actions_S: np.ndarray, gamma: float = 1.0) -> float:

@@ -54,12 +54,14 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
           host: PluginHost | None = None, run_dir: Path | None = None) -> TrainResult:
     """Train ``task``; with ``resume`` continue the run folder from its ``last.ckpt``."""
     checkpoint_path: Path | None = None
+    start_steps = 0
     if resume is not None:
         checkpoint_path = resume / CHECKPOINT_DIR / LAST_CHECKPOINT
         if not checkpoint_path.is_file():
             raise CheckpointError(f"cannot resume {resume}: no {CHECKPOINT_DIR}/{LAST_CHECKPOINT} in it; fix: pass the run folder printed by `attnq train`")
-        stored = task_from_checkpoint(load_checkpoint_file(checkpoint_path), checkpoint_path)
-        check_same_task(stored, task, checkpoint_path)
+        checkpoint = load_checkpoint_file(checkpoint_path)
+        check_same_task(task_from_checkpoint(checkpoint, checkpoint_path), task, checkpoint_path)
+        start_steps = int(checkpoint["attnq"]["env_steps"])
         run_dir = resume
     run_dir = run_dir or new_run_dir(task, runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -82,9 +84,6 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
         gradient_clip_algorithm="norm", deterministic=True, num_sanity_val_steps=0,
     )
     start = time.perf_counter()
-    start_steps = 0
-    if checkpoint_path is not None:
-        start_steps = int(load_checkpoint_file(checkpoint_path)["attnq"]["env_steps"])
     trainer.fit(module, ckpt_path=str(checkpoint_path) if checkpoint_path else None, weights_only=True)
     wall = time.perf_counter() - start
     return TrainResult(run_dir, run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT, module.env_steps - start_steps, module.episodes, wall)
