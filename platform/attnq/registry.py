@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from types import ModuleType
 from typing import Iterable
 
 import pluggy
@@ -133,9 +132,4 @@ def load_plugins(
         except Exception as exc:
             host.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}", "the plugin raised while registering; report it to its authors"))
     return host
-
-
-def plugin_module(module: ModuleType) -> tuple[str, ModuleType]:
-    """Convenience for tests and notebooks: ``load_plugins(extra_plugins=[plugin_module(mod)])``."""
-    return module.__name__, module
 

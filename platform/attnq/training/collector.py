@@ -36,11 +36,6 @@ class ExperienceCollector:
         self.episode_metrics = [self.reward_adapter.new_episode() for _ in range(self.num_envs)]
         self.n_step_folder.reset()
 
-    def step(self, choose_actions: Callable[[np.ndarray], np.ndarray]) -> list[dict[str, float]]:
-        """One vector step; returns the metric summaries of episodes that ended in it."""
-        self.start_step(choose_actions)
-        return self.finish_step()
-
     def start_step(self, choose_actions: Callable[[np.ndarray], np.ndarray]) -> None:
         """Choose actions and send them; async workers simulate while the caller learns."""
         assert self.observations is not None, "call reset() first"
@@ -49,6 +44,7 @@ class ExperienceCollector:
             self.vector_env.step_async(self.pending_actions)
 
     def finish_step(self) -> list[dict[str, float]]:
+        """Collect the step in flight; returns the metric summaries of episodes that ended in it."""
         actions = self.pending_actions
         if self.can_overlap:
             next_observations, rewards, terminated, truncated, infos = self.vector_env.step_wait()
