@@ -89,6 +89,15 @@ class EvalConfig(Section):
     seed: int = Field(10_000, ge=0, description="episode i is reset with seed + i")
     every_env_steps: int = Field(0, ge=0, description="0 = no evaluation during training")
     episodes_during_training: int = Field(5, ge=1)
+    env_kwargs: dict[str, Any] = Field(default_factory=dict, description="merged over env.kwargs for evaluation envs only (a corpus's test part, denser traffic)")
+
+
+class Anchor(Section):
+    """A published reference figure shown beside the agents in reports (cite where it comes from)."""
+
+    policy: str = Field(description="what produced it, e.g. 'DQN (rl-agents, highway-env example)'")
+    source: str = Field(description="the paper, README or page that reports it")
+    metrics: dict[str, float] = Field(description="metric name -> value, in this task's metric names")
 
 
 class TaskConfig(Section):
@@ -104,6 +113,7 @@ class TaskConfig(Section):
     exploration: ExplorationConfig = ExplorationConfig()
     trainer: TrainerConfig = TrainerConfig()
     eval: EvalConfig = EvalConfig()
+    anchors: list[Anchor] = Field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -58,6 +58,11 @@ class StateEncoder(nn.Module):
     def token_labels(self, observation: np.ndarray) -> list[str]:
         """Readable label per token of ONE observation ("ego", "car 3: +18 m, lane +1")."""
         raise NotImplementedError
+
+    def token_positions(self, observation: np.ndarray) -> list[tuple[float, float] | None] | None:
+        """Optional: a 2-D position per token of ONE observation (None for tokens without one), so
+        attention can be drawn as a scene (driving: metres relative to ego). None = no scene."""
+        return None
 
     def action_mask(self, observations_BX: torch.Tensor) -> torch.Tensor | None:
         """Boolean ``[B, A]`` mask of admissible actions, or None when every action is allowed."""
@@ -118,6 +123,7 @@ class DomainSpec:
     process. ``options_model`` validates the task file's ``domain_options`` block.
     ``exact_return(context, policy)``, for domains with a known model, gives a deterministic
     policy's exact expected return (benchmarks print it beside the sampled one).
+    ``action_names(context)`` names each action for attention pictures and reports.
     """
 
     name: str
@@ -130,6 +136,7 @@ class DomainSpec:
     task_dirs: tuple[Path, ...] = ()
     extra: str | None = None
     exact_return: Callable[[DomainContext, Policy], float] | None = None
+    action_names: Callable[[DomainContext], Sequence[str]] | None = None
 
 
 class SumRewardAdapter:

@@ -36,7 +36,7 @@ class EvaluationResult:
 def evaluate_policy(runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, num_envs: int | None = None) -> EvaluationResult:
     """Run ``episodes`` episodes of ``policy`` on fixed seeds; parallel over the task's workers."""
     num_envs = max(1, min(num_envs or runtime.task.env.num_envs, episodes))
-    vector_env = runtime.make_vector_env(num_envs, autoreset="disabled")
+    vector_env = runtime.make_vector_env(num_envs, autoreset="disabled", evaluation=True)
     adapter = runtime.reward_adapter()
     try:
         next_episode = num_envs

@@ -20,14 +20,18 @@ from attnq.agent import TrainedAgent
 from attnq.checkpoints import atomic_write_bytes, atomic_write_text
 
 TOP_K = 3
+SCENE_FILE = "attention-scene.png"
+MAX_TICK_LABELS = 80  # beyond this, token labels overlap; the side text still names the top tokens
 
 
 @dataclass
 class AttentionStep:
     step: int
     action: int
+    action_name: str
     labels: list[str]
     weights: list[float]
+    positions: list[list[float] | None] | None = None
 
     def top(self, k: int = TOP_K) -> list[tuple[str, float]]:
         order = np.argsort(self.weights)[::-1][:k]
@@ -35,18 +39,23 @@ class AttentionStep:
 
 
 def record_episode(agent: TrainedAgent, seed: int, max_steps: int = 1000) -> tuple[list[AttentionStep], dict[str, float]]:
-    env = agent.runtime.make_env()
+    env = agent.runtime.make_env(evaluation=True)
+    action_names = agent.runtime.action_names()
     metrics = agent.runtime.reward_adapter().new_episode()
     steps: list[AttentionStep] = []
     try:
         observation, _ = env.reset(seed=seed)
         for t in range(max_steps):
             weights, has_cls = agent.query_attention(observation)
-            labels = agent.q_network.encoder.token_labels(np.asarray(observation))
+            encoder = agent.q_network.encoder
+            labels = encoder.token_labels(np.asarray(observation))
+            positions = encoder.token_positions(np.asarray(observation))
             if has_cls:
                 labels = ["[CLS]", *labels]
+                positions = None if positions is None else [None, *positions]
             action = int(agent(np.asarray(observation)[None])[0])
-            steps.append(AttentionStep(t, action, labels, [float(w) for w in weights]))
+            steps.append(AttentionStep(t, action, action_names[action], labels, [float(w) for w in weights],
+                                       None if positions is None else [None if p is None else [float(v) for v in p] for p in positions]))
             observation, reward, terminated, truncated, info = env.step(action)
             metrics.add_step(float(reward), info)
             if terminated or truncated:
@@ -61,7 +70,9 @@ def plot_attention(steps: list[AttentionStep], title: str, path: Path) -> None:
     height = max(3.0, 0.28 * len(steps) + 1.5)
     fig, (ax, text_ax) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [1, 1.3]})
     image = ax.imshow(weights_ST, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(weights_ST.max(), 1e-6))
-    ax.set_xlabel("token slot (0 = query token)")
+    ax.set_xlabel("token (labels of the last decision)")
+    if weights_ST.shape[1] <= MAX_TICK_LABELS:
+        ax.set_xticks(range(weights_ST.shape[1]), steps[-1].labels, rotation=90, fontsize=6)
     ax.set_ylabel("decision")
     ax.set_title(title, fontsize=8, loc="left")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention of the query")
@@ -69,14 +80,38 @@ def plot_attention(steps: list[AttentionStep], title: str, path: Path) -> None:
     text_ax.set_ylim(len(steps) - 0.5, -0.5)
     for s in steps:
         row = "; ".join(f"{label} ({w:.2f})" for label, w in s.top())
-        text_ax.text(0.0, s.step, f"a={s.action}  {row}", fontsize=7, va="center", family="monospace")
+        text_ax.text(0.0, s.step, f"{s.action_name}: {row}", fontsize=7, va="center", family="monospace")
     fig.tight_layout()
-    buffer = _png_bytes(fig)
+    buffer = png_bytes(fig)
     plt.close(fig)
     atomic_write_bytes(path, buffer)
 
 
-def _png_bytes(fig) -> bytes:
+def plot_scene(steps: list[AttentionStep], title: str, path: Path, panels: int = 4) -> None:
+    """Tokens at their positions, coloured and sized by attention, at a few decisions of the episode."""
+    chosen = [steps[i] for i in np.unique(np.linspace(0, len(steps) - 1, min(panels, len(steps))).astype(int))]
+    fig, axes = plt.subplots(len(chosen), 1, figsize=(10, 1.9 * len(chosen) + 0.6), squeeze=False)
+    for ax, step in zip(axes[:, 0], chosen):
+        placed = [(p, w, label) for p, w, label in zip(step.positions or [], step.weights, step.labels) if p is not None]
+        xs, ys = [p[0] for p, _, _ in placed], [p[1] for p, _, _ in placed]
+        weights = np.array([w for _, w, _ in placed])
+        ax.scatter(xs, ys, c=weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-6),
+                   s=80 + 900 * weights, marker="s", edgecolors="black", linewidths=0.5)
+        for (x, y), w, label in ((p, w, label) for p, w, label in placed):
+            ax.annotate(f"{label.split(':')[0]} {w:.2f}", (x, y), fontsize=6, xytext=(4, 6), textcoords="offset points")
+        ax.set_title(f"decision {step.step}: {step.action_name}", fontsize=8, loc="left")
+        ax.invert_yaxis()  # highway-env's y grows to the right-hand lanes; draw them below
+        ax.grid(alpha=0.3)
+        ax.set_aspect("auto")
+    axes[-1, 0].set_xlabel("position relative to the query token (driving: metres ahead / to the side of ego)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    buffer = png_bytes(fig)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer)
+
+
+def png_bytes(fig) -> bytes:
     import io
 
     stream = io.BytesIO()
@@ -94,4 +129,6 @@ def explain(agent: TrainedAgent, out_dir: Path, seed: int | None = None) -> tupl
     atomic_write_text(json_path, json.dumps(payload, indent=1))
     metric_text = ", ".join(f"{k}={v:.2f}" for k, v in summary.items())
     plot_attention(steps, f"{agent.task.name} seed {seed}: {metric_text}", png_path)
+    if steps and steps[0].positions is not None:
+        plot_scene(steps, f"{agent.task.name} seed {seed}: attention of the query token in the scene", out_dir / SCENE_FILE)
     return png_path, json_path, summary

@@ -35,18 +35,23 @@ class TaskRuntime:
     num_actions: int
     observation_shape: tuple[int, ...]
 
-    def env_factory(self) -> Callable[[], gym.Env]:
-        """A picklable zero-argument factory (for vector-env worker processes)."""
-        return functools.partial(self.domain.make_env, self.task.env.id, self.task.env.kwargs, self.context.options)
+    def env_factory(self, evaluation: bool = False) -> Callable[[], gym.Env]:
+        """A picklable zero-argument factory (for vector-env worker processes).
 
-    def make_env(self) -> gym.Env:
-        return self.env_factory()()
+        Evaluation envs get ``eval.env_kwargs`` merged over ``env.kwargs``: that is how a domain
+        with held-out data (a corpus's test part) is evaluated on it and trained on the rest.
+        """
+        kwargs = merge_kwargs(self.task.env.kwargs, self.task.eval.env_kwargs) if evaluation else self.task.env.kwargs
+        return functools.partial(self.domain.make_env, self.task.env.id, kwargs, self.context.options)
 
-    def make_vector_env(self, num_envs: int | None = None, autoreset: str = "same_step") -> gym.vector.VectorEnv:
+    def make_env(self, evaluation: bool = False) -> gym.Env:
+        return self.env_factory(evaluation)()
+
+    def make_vector_env(self, num_envs: int | None = None, autoreset: str = "same_step", evaluation: bool = False) -> gym.vector.VectorEnv:
         """``same_step`` for training (final obs in info); ``disabled`` for fixed-seed evaluation."""
         count = num_envs or self.task.env.num_envs
         mode = {"same_step": gym.vector.AutoresetMode.SAME_STEP, "disabled": gym.vector.AutoresetMode.DISABLED}[autoreset]
-        factories = [self.env_factory()] * count
+        factories = [self.env_factory(evaluation)] * count
         if self.task.env.vectorization == "async" and count > 1:
             return gym.vector.AsyncVectorEnv(factories, autoreset_mode=mode)
         return gym.vector.SyncVectorEnv(factories, autoreset_mode=mode)
@@ -58,6 +63,12 @@ class TaskRuntime:
     def reward_adapter(self) -> RewardAdapter:
         return self.domain.make_reward_adapter(self.context)
 
+    def action_names(self) -> list[str]:
+        """The domain's names for the actions, or their numbers when it gives none."""
+        if self.domain.action_names is None:
+            return [str(a) for a in range(self.num_actions)]
+        return list(self.domain.action_names(self.context))
+
     def baseline_names(self) -> list[str]:
         return ["random", *self.domain.baselines]
 
@@ -67,6 +78,17 @@ class TaskRuntime:
         if name not in self.domain.baselines:
             raise PluginError(f"domain {self.domain.name!r} has no baseline {name!r}; available: {', '.join(self.baseline_names())}")
         return self.domain.baselines[name](self.context, seed)
+
+
+def merge_kwargs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` merged into ``base`` key by key, recursing into nested mappings (highway's ``config``)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_kwargs(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntime:
@@ -82,6 +104,12 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
         raise TaskFileError(f"task {task.name!r}: field 'env.id' = {task.env.id!r} could not be made: {exc}; fix: use an env id the {domain.name!r} domain supports") from None
     if not isinstance(probe_env.action_space, gym.spaces.Discrete):
         raise PluginError(f"domain {domain.name!r} env {task.env.id!r} has action space {probe_env.action_space}; attnq needs Discrete")
+    if task.eval.env_kwargs:
+        try:
+            domain.make_env(task.env.id, merge_kwargs(task.env.kwargs, task.eval.env_kwargs), options).close()
+        except (gym.error.Error, TypeError, ValueError) as exc:
+            raise TaskFileError(f"task {task.name!r}: field 'eval.env_kwargs' = {task.eval.env_kwargs!r} gives an env that cannot be made "
+                                f"({exc}); fix: use keys the {domain.name!r} environment accepts") from None
     observation_shape = tuple(probe_env.observation_space.shape or ())
     context = DomainContext(options=options, env_id=task.env.id, env_kwargs=task.env.kwargs, probe_env=probe_env)
     runtime = TaskRuntime(task, domain, context, int(probe_env.action_space.n), observation_shape)

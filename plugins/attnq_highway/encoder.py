@@ -80,6 +80,11 @@ class KinematicsEncoder(StateEncoder):
         embeddings_BTD = self.vehicle_embedding(observations_BX[..., 1:]) + self.type_embedding(self.type_ids)
         return Tokens(embeddings_BTD, presence_BT, query_index=0)
 
+    def token_positions(self, observation: np.ndarray) -> list[tuple[float, float] | None]:
+        """Metres ahead (x) and to the side (y) of the ego vehicle; ego at the origin."""
+        others = [None if p is None else (p[1], p[2]) for p in self.layout.relative_positions(observation)]
+        return [(0.0, 0.0), *others]
+
     def token_labels(self, observation: np.ndarray) -> list[str]:
         layout = self.layout
         labels = [f"ego: {layout.physical(observation[0], 'vx'):.0f} m/s" if "vx" in layout.features else "ego"]

@@ -30,6 +30,14 @@ def make_reward_adapter(context: DomainContext) -> DrivingRewardAdapter:
     return DrivingRewardAdapter()
 
 
+def action_names(context: DomainContext) -> list[str]:
+    """highway-env's meta-action names (LANE_LEFT, IDLE, ...) when the action type has them."""
+    actions = getattr(context.probe_env.unwrapped.action_type, "actions", None)
+    if not isinstance(actions, dict):
+        return [str(a) for a in range(context.probe_env.action_space.n)]
+    return [actions[a] for a in sorted(actions)]
+
+
 @hookimpl
 def attnq_register_domains(registry) -> None:
     registry.add(DomainSpec(
@@ -40,4 +48,5 @@ def attnq_register_domains(registry) -> None:
         make_reward_adapter=make_reward_adapter,
         baselines={"idle": IdlePolicy, "gap_keeper": GapKeeperPolicy},
         extra="highway",
+        action_names=action_names,
     ))

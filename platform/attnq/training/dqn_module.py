@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections import deque
 from typing import Any
 
@@ -68,6 +69,8 @@ class DQNModule(pl.LightningModule):
         self.action_rng = np.random.default_rng(self.task.seed + 1)
         self.env_steps = 0
         self.episodes = 0
+        self.wall_seconds_before_fit = 0.0  # training time of earlier (resumed) fits
+        self.fit_started = time.perf_counter()
         self.recent_episodes: deque[dict[str, float]] = deque(maxlen=RECENT_EPISODES)
         self.finished_since_log: list[dict[str, float]] = []
         self.collector: ExperienceCollector | None = None
@@ -121,6 +124,7 @@ class DQNModule(pl.LightningModule):
         return max(1, math.ceil(remaining / per_update))
 
     def on_fit_start(self) -> None:
+        self.fit_started = time.perf_counter()
         # Each (re)start seeds the envs differently so a resumed run does not replay old episodes.
         self.collector = ExperienceCollector(self.runtime.make_vector_env(), self.runtime.reward_adapter(),
                                              self.replay, self.n_step_folder)
@@ -140,12 +144,16 @@ class DQNModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         learner = self.task.learner
         q_values_BA = self.q_network(batch["observations"]).q_values_BA
-        with torch.no_grad():
-            next_observations = batch["next_observations"]
-            next_q_target_BA = self.target_network(next_observations).q_values_BA
-            next_q_online_BA = self.q_network(next_observations).q_values_BA if learner.double_dqn else None
-            target_B = td_target(batch["rewards"], batch["discounts"], next_q_target_BA, next_q_online_BA,
-                                 self.q_network.encoder.action_mask(next_observations))
+        if learner.gamma == 0.0:
+            # Nothing is bootstrapped, so the target is the reward; this skips two forward passes.
+            target_B = batch["rewards"]
+        else:
+            with torch.no_grad():
+                next_observations = batch["next_observations"]
+                next_q_target_BA = self.target_network(next_observations).q_values_BA
+                next_q_online_BA = self.q_network(next_observations).q_values_BA if learner.double_dqn else None
+                target_B = td_target(batch["rewards"], batch["discounts"], next_q_target_BA, next_q_online_BA,
+                                     self.q_network.encoder.action_mask(next_observations))
         result = dqn_loss(q_values_BA, batch["actions"], target_B, batch["weights"], learner.huber_delta)
         self.replay.update_priorities(batch["indices"].cpu().numpy(), result.td_errors.cpu().numpy())
         self._log_training(result.loss, result.q_taken)
@@ -162,12 +170,17 @@ class DQNModule(pl.LightningModule):
         self.log("train/q_mean", q_taken.mean())
         self.log("train/epsilon", self.epsilon(self.env_steps))
         self.log("train/env_steps", float(self.env_steps))
+        self.log("train/wall_seconds", self.wall_seconds())
         if self.finished_since_log:
             for name in self.finished_since_log[0]:
                 values = [episode[name] for episode in self.finished_since_log if name in episode]
                 self.log(f"rollout/{name}", float(np.mean(values)), batch_size=len(values))
             self.log("rollout/episodes", float(self.episodes))
             self.finished_since_log.clear()
+
+    def wall_seconds(self) -> float:
+        """Training wall time, counting every fit of a resumed run (learning curves use it)."""
+        return self.wall_seconds_before_fit + time.perf_counter() - self.fit_started
 
     def recent_mean(self, metric: str = "return") -> float:
         values = [episode[metric] for episode in self.recent_episodes if metric in episode]
@@ -177,7 +190,7 @@ class DQNModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         replay_state = {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in self.replay.state_dict().items()}
         checkpoint["attnq"] = {
-            "env_steps": self.env_steps, "episodes": self.episodes,
+            "env_steps": self.env_steps, "episodes": self.episodes, "wall_seconds": self.wall_seconds(),
             "recent_episodes": list(self.recent_episodes), "replay": replay_state,
             "target_last_sync_step": self.target_updater.last_sync_step,
             "action_rng": self.action_rng.bit_generator.state,
@@ -186,6 +199,7 @@ class DQNModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["attnq"]
         self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+        self.wall_seconds_before_fit = float(state.get("wall_seconds", 0.0))
         self.recent_episodes.extend(state["recent_episodes"])
         self.replay.load_state_dict({k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state["replay"].items()})
         self.target_updater.last_sync_step = int(state["target_last_sync_step"])

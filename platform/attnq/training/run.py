@@ -63,6 +63,7 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
         check_same_task(task_from_checkpoint(checkpoint, checkpoint_path), task, checkpoint_path)
         start_steps = int(checkpoint["attnq"]["env_steps"])
         run_dir = resume
+    runtime = prepare_task(task, host)  # bad options or files fail here, before any folder exists
     run_dir = run_dir or new_run_dir(task, runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(task.to_dict(), sort_keys=False))
@@ -70,7 +71,7 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
     pl.seed_everything(task.seed, workers=True, verbose=False)
     if task.trainer.torch_threads:
         torch.set_num_threads(task.trainer.torch_threads)
-    module = DQNModule(task.to_dict(), runtime=prepare_task(task, host))
+    module = DQNModule(task.to_dict(), runtime=runtime)
     callbacks: list[pl.Callback] = [PeriodicCheckpoint(run_dir / CHECKPOINT_DIR, task.trainer.checkpoint_every_env_steps)]
     if task.trainer.progress_bar:
         callbacks.append(EnvStepProgressBar())
