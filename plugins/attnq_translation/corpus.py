@@ -1,0 +1,151 @@
+"""Parallel corpora: sentence pairs, file loaders and the vocabularies an agent writes with.
+
+Two file formats are read, so users can bring SCAN's official split files or their own language pair:
+
+* ``scan``: one pair per line, ``IN: jump left OUT: I_TURN_LEFT I_JUMP``;
+* ``tsv``: one pair per line, ``source<TAB>target``.
+
+Words are separated by whitespace. A bad line is an error naming the file and line number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Literal
+
+from attnq.errors import TaskFileError
+
+EOS = "<eos>"
+PAD_ID = 0  # id 0 is padding in observations; words are numbered from 1
+
+FileFormat = Literal["auto", "scan", "tsv"]
+
+
+class CorpusError(TaskFileError):
+    """A corpus file is missing or has a line that is not a sentence pair."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    source: tuple[str, ...]
+    target: tuple[str, ...]
+
+
+def _parse_scan_line(line: str) -> tuple[str, str] | str:
+    if not line.startswith("IN:") or " OUT:" not in line:
+        return "expected 'IN: <source words> OUT: <target words>'"
+    source, target = line[len("IN:"):].split(" OUT:", 1)
+    return source, target
+
+
+def _parse_tsv_line(line: str) -> tuple[str, str] | str:
+    fields = line.split("\t")
+    if len(fields) != 2:
+        return f"expected 'source<TAB>target' (2 tab-separated fields), found {len(fields)}"
+    return fields[0], fields[1]
+
+
+def _detect_format(lines: list[str]) -> Literal["scan", "tsv"]:
+    first = next((line for line in lines if line.strip()), "")
+    return "scan" if first.startswith("IN:") else "tsv"
+
+
+def load_pairs(path: Path, file_format: FileFormat = "auto") -> list[Pair]:
+    """Read a parallel corpus file; blank lines are skipped, any other bad line is an error."""
+    if not path.is_file():
+        raise CorpusError(f"corpus file {path} does not exist; fix: give the path of a SCAN ('IN: ... OUT: ...') or TSV file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{path}: not UTF-8 text ({exc}); fix: save the corpus as UTF-8") from None
+    chosen = _detect_format(lines) if file_format == "auto" else file_format
+    parse = _parse_scan_line if chosen == "scan" else _parse_tsv_line
+    pairs: list[Pair] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            continue
+        parsed = parse(line)
+        if isinstance(parsed, str):
+            raise CorpusError(f"{path}, line {number}: {parsed} ({chosen} format); got {line[:80]!r}")
+        source, target = parsed[0].split(), parsed[1].split()
+        if not source or not target:
+            side = "source" if not source else "target"
+            raise CorpusError(f"{path}, line {number}: the {side} side is empty; fix: every pair needs words on both sides")
+        if EOS in target:
+            raise CorpusError(f"{path}, line {number}: the target contains the reserved word {EOS!r}; fix: rename it")
+        pairs.append(Pair(tuple(source), tuple(target)))
+    if not pairs:
+        raise CorpusError(f"{path}: no sentence pairs found; fix: one pair per line ({chosen} format)")
+    return pairs
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Source words and target words (the agent's actions), in first-seen order.
+
+    Action ``0`` is end-of-sequence; action ``a > 0`` writes ``target_words[a - 1]``. Observation ids
+    are the same numbers shifted so that 0 stays padding: source word ``i`` has id ``i + 1``.
+    """
+
+    source_words: tuple[str, ...]
+    target_words: tuple[str, ...]
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[Pair]) -> "Vocabulary":
+        source: dict[str, None] = {}
+        target: dict[str, None] = {}
+        for pair in pairs:
+            source.update(dict.fromkeys(pair.source))
+            target.update(dict.fromkeys(pair.target))
+        return cls(tuple(source), tuple(target))
+
+    @property
+    def num_actions(self) -> int:
+        return len(self.target_words) + 1
+
+    def action_names(self) -> list[str]:
+        return [EOS, *self.target_words]
+
+    @cached_property
+    def _source_index(self) -> dict[str, int]:
+        return {w: i + 1 for i, w in enumerate(self.source_words)}
+
+    @cached_property
+    def _target_index(self) -> dict[str, int]:
+        return {w: i + 1 for i, w in enumerate(self.target_words)}
+
+    def source_ids(self, words: Iterable[str]) -> list[int]:
+        return [self._source_index[w] for w in words]
+
+    def actions_for(self, words: Iterable[str]) -> list[int]:
+        return [self._target_index[w] for w in words]
+
+
+@dataclass(frozen=True)
+class ParallelCorpus:
+    """A train part and a test part sharing one vocabulary and one observation size."""
+
+    train: tuple[Pair, ...]
+    test: tuple[Pair, ...]
+    vocabulary: Vocabulary
+
+    @classmethod
+    def from_parts(cls, train: Iterable[Pair], test: Iterable[Pair]) -> "ParallelCorpus":
+        train, test = tuple(train), tuple(test)
+        return cls(train, test, Vocabulary.from_pairs(train + test))
+
+    def part(self, name: str) -> tuple[Pair, ...]:
+        if name not in ("train", "test"):
+            raise ValueError(f"corpus part must be 'train' or 'test', got {name!r}")
+        return self.train if name == "train" else self.test
+
+    @cached_property
+    def max_source_length(self) -> int:
+        return max(len(p.source) for p in self.train + self.test)
+
+    @cached_property
+    def max_output_length(self) -> int:
+        return max(len(p.target) for p in self.train + self.test)

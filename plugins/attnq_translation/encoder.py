@@ -1,0 +1,64 @@
+"""Source sentence + target prefix -> tokens, with a "write" query token first.
+
+Three segments, each token = word embedding + position embedding (per segment) + segment embedding:
+
+* the query token, at the target position about to be written: it is pooled for the Q-values, so
+  its attention over the source words is the alignment of each emitted word;
+* the source words;
+* the target words written so far.
+
+Padding is masked, so attention never lands on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from attnq.domain import StateEncoder, Tokens
+from attnq_translation.corpus import PAD_ID, Vocabulary
+
+QUERY_SEGMENT, SOURCE_SEGMENT, TARGET_SEGMENT = 0, 1, 2
+
+
+class SentenceEncoder(StateEncoder):
+    def __init__(self, vocabulary: Vocabulary, source_length: int, output_length: int, d_model: int) -> None:
+        super().__init__(d_model)
+        self.vocabulary = vocabulary
+        self.source_length = source_length
+        self.output_length = output_length
+        self.num_tokens = 1 + source_length + output_length
+        self.source_word = nn.Embedding(len(vocabulary.source_words) + 1, d_model, padding_idx=PAD_ID)
+        self.target_word = nn.Embedding(len(vocabulary.target_words) + 1, d_model, padding_idx=PAD_ID)
+        self.write_query = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.source_position = nn.Embedding(source_length, d_model)
+        # output_length + 1 positions: the query may sit after a full prefix, where only the end fits
+        self.target_position = nn.Embedding(output_length + 1, d_model)
+        self.segment = nn.Embedding(3, d_model)
+
+    def forward(self, observations_BX: torch.Tensor) -> Tokens:
+        expected = self.source_length + self.output_length
+        if observations_BX.dim() != 2 or observations_BX.shape[1] != expected:
+            raise ValueError(f"expected text-as-action observations [B, {expected}], got {list(observations_BX.shape)}")
+        ids_BX = observations_BX.long()
+        source_BS, prefix_BL = ids_BX[:, :self.source_length], ids_BX[:, self.source_length:]
+        device = observations_BX.device
+        source_positions = torch.arange(self.source_length, device=device)
+        target_positions = torch.arange(self.output_length, device=device)
+        source_BSD = self.source_word(source_BS) + self.source_position(source_positions) + self.segment.weight[SOURCE_SEGMENT]
+        prefix_BLD = self.target_word(prefix_BL) + self.target_position(target_positions) + self.segment.weight[TARGET_SEGMENT]
+        written_B = (prefix_BL != PAD_ID).sum(dim=1)
+        query_B1D = (self.write_query + self.target_position(written_B) + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
+        embeddings_BTD = torch.cat([query_B1D, source_BSD, prefix_BLD], dim=1)
+        mask_BT = torch.cat([written_B.new_ones(len(ids_BX), 1, dtype=torch.bool), source_BS != PAD_ID, prefix_BL != PAD_ID], dim=1)
+        return Tokens(embeddings_BTD, mask_BT, query_index=0)
+
+    def token_labels(self, observation: np.ndarray) -> list[str]:
+        ids = np.asarray(observation).astype(np.int64)
+        source, prefix = ids[:self.source_length], ids[self.source_length:]
+        written = int((prefix != PAD_ID).sum())
+        labels = [f"write #{written + 1}"]
+        labels += [f"{k + 1}:{self.vocabulary.source_words[i - 1]}" if i != PAD_ID else "(pad)" for k, i in enumerate(source)]
+        labels += [f"out {k + 1}: {self.vocabulary.target_words[i - 1]}" if i != PAD_ID else "(pad)" for k, i in enumerate(prefix)]
+        return labels

@@ -1,0 +1,49 @@
+"""The translation domain's ``domain_options``: which corpus, and how sentences are rewarded."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from attnq_translation import scan
+from attnq_translation.corpus import FileFormat, ParallelCorpus, load_pairs
+
+SentenceReward = Literal["none", "exact_match", "bleu", "chrf"]
+
+
+class TranslationOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corpus: Literal["scan-simple", "scan-length", "files"] = Field(
+        "scan-simple", description="SCAN generated in code (simple or length split), or your own files")
+    split_seed: int = Field(0, ge=0, description="seed of the simple split's random 80/20 cut")
+    train_file: Path | None = Field(None, description="corpus: files - training pairs (SCAN 'IN: .. OUT: ..' or TSV)")
+    test_file: Path | None = Field(None, description="corpus: files - held-out pairs for evaluation")
+    file_format: FileFormat = "auto"
+    token_reward: float = Field(1.0, ge=0.0, description="reward per target token written at its correct position")
+    sentence_reward: SentenceReward = Field("none", description="score added when the sentence ends")
+    sentence_reward_weight: float = Field(1.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _files_given_for_files_corpus(self) -> "TranslationOptions":
+        if self.corpus == "files" and (self.train_file is None or self.test_file is None):
+            raise ValueError("corpus 'files' needs both train_file and test_file")
+        if self.corpus != "files" and (self.train_file or self.test_file):
+            raise ValueError(f"train_file/test_file are read only with corpus: files (corpus is {self.corpus!r})")
+        if self.token_reward == 0.0 and (self.sentence_reward == "none" or self.sentence_reward_weight == 0.0):
+            raise ValueError("every reward is switched off; set token_reward > 0 or choose a sentence_reward")
+        return self
+
+
+@lru_cache(maxsize=8)
+def build_corpus(options: TranslationOptions) -> ParallelCorpus:
+    """The corpus the options name; cached so the many envs of one process share it."""
+    if options.corpus == "scan-simple":
+        return ParallelCorpus.from_parts(*scan.simple_split(options.split_seed))
+    if options.corpus == "scan-length":
+        return ParallelCorpus.from_parts(*scan.length_split())
+    return ParallelCorpus.from_parts(load_pairs(options.train_file, options.file_format),
+                                     load_pairs(options.test_file, options.file_format))

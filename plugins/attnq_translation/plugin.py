@@ -1,0 +1,58 @@
+"""The text-as-action translation domain, registered through the ``attnq.plugins`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import gymnasium as gym
+
+from attnq import DomainContext, DomainSpec, hookimpl
+from attnq_translation.encoder import SentenceEncoder
+from attnq_translation.environment import TextAsActionEnv
+from attnq_translation.options import TranslationOptions, build_corpus
+from attnq_translation.reward import TranslationRewardAdapter
+
+ENV_ID = "TextAsAction-v0"
+
+
+def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: TranslationOptions) -> gym.Env:
+    if env_id != ENV_ID:
+        raise gym.error.Error(f"the translation domain builds {ENV_ID!r} only; the corpus is chosen in domain_options")
+    unknown = set(env_kwargs) - {"part"}
+    if unknown:
+        raise gym.error.Error(f"unknown env kwargs {sorted(unknown)}; {ENV_ID} takes only part: train | test")
+    part = env_kwargs.get("part", "train")
+    if part not in ("train", "test"):
+        raise gym.error.Error(f"part must be 'train' or 'test', got {part!r}")
+    return TextAsActionEnv(build_corpus(options), part)
+
+
+def _corpus_env(context: DomainContext) -> TextAsActionEnv:
+    return context.probe_env.unwrapped
+
+
+def make_encoder(context: DomainContext, d_model: int) -> SentenceEncoder:
+    corpus = _corpus_env(context).corpus
+    return SentenceEncoder(corpus.vocabulary, corpus.max_source_length, corpus.max_output_length, d_model)
+
+
+def make_reward_adapter(context: DomainContext) -> TranslationRewardAdapter:
+    return TranslationRewardAdapter(context.options)
+
+
+def action_names(context: DomainContext) -> list[str]:
+    return _corpus_env(context).corpus.vocabulary.action_names()
+
+
+@hookimpl
+def attnq_register_domains(registry) -> None:
+    registry.add(DomainSpec(
+        name="translation",
+        description="Text as action (SCAN or your corpus): the agent writes the output word by word",
+        make_env=make_env,
+        make_encoder=make_encoder,
+        make_reward_adapter=make_reward_adapter,
+        options_model=TranslationOptions,
+        extra="translation",
+        action_names=action_names,
+    ))

@@ -1,0 +1,215 @@
+"""The text-as-action domain: SCAN generation, corpus files, reward arithmetic, tokens, real training."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from attnq.config import load_task
+from attnq.errors import TaskFileError
+from attnq.evaluation import evaluate_policy
+from attnq.runtime import prepare_task
+from attnq.training.run import train
+from attnq_translation import scan
+from attnq_translation.corpus import CorpusError, ParallelCorpus, Pair, load_pairs
+from attnq_translation.environment import END_ACTION, TextAsActionEnv
+from attnq_translation.options import TranslationOptions
+from attnq_translation.reward import TranslationRewardAdapter
+from conftest import TASKS, attnq_command
+
+SMALL_MODEL = ["model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32"]
+
+
+def test_scan_generator_yields_every_pair_once():
+    pairs = scan.all_pairs()
+    assert len(pairs) == len(set(pairs)) == 20_910
+    assert max(len(p.source) for p in pairs) == 9
+    assert max(len(p.target) for p in pairs) == 48
+
+
+def test_scan_splits_have_the_published_sizes():
+    train, test = scan.simple_split(seed=0)
+    assert (len(train), len(test)) == (16_728, 4_182)
+    assert not set(train) & set(test)
+    assert scan.simple_split(seed=0) == (train, test) and scan.simple_split(seed=1)[1] != test
+    train, test = scan.length_split()
+    assert (len(train), len(test)) == (16_990, 3_920)
+    assert max(len(p.target) for p in train) == 22
+    assert min(len(p.target) for p in test) == 24
+
+
+@pytest.mark.parametrize("command, actions", [
+    ("jump opposite left after walk around left",
+     "I_TURN_LEFT I_WALK I_TURN_LEFT I_WALK I_TURN_LEFT I_WALK I_TURN_LEFT I_WALK I_TURN_LEFT I_TURN_LEFT I_JUMP"),
+    ("turn left twice", "I_TURN_LEFT I_TURN_LEFT"),
+    ("jump left", "I_TURN_LEFT I_JUMP"),
+    ("run and look right thrice", "I_RUN I_TURN_RIGHT I_LOOK I_TURN_RIGHT I_LOOK I_TURN_RIGHT I_LOOK"),
+    ("walk after turn opposite right", "I_TURN_RIGHT I_TURN_RIGHT I_WALK"),
+    ("turn around right", "I_TURN_RIGHT I_TURN_RIGHT I_TURN_RIGHT I_TURN_RIGHT"),
+])
+def test_scan_semantics_match_the_paper(command, actions):
+    assert " ".join(scan.interpret(command)) == actions
+
+
+def _tiny_corpus() -> ParallelCorpus:
+    train = [Pair(("a",), ("X",)), Pair(("b",), ("Y",)), Pair(("a", "b"), ("X", "Y"))]
+    test = [Pair(("b", "a"), ("Y", "X")), Pair(("a", "a"), ("X", "X"))]
+    return ParallelCorpus.from_parts(train, test)
+
+
+def test_rewards_are_position_aligned_and_sentence_scores_add_up():
+    env = TextAsActionEnv(_tiny_corpus(), part="test")
+    vocabulary = env.corpus.vocabulary
+    x, y = vocabulary.actions_for(["X", "Y"])
+    env.reset(seed=0)  # "b a" -> "Y X"
+    rewards, infos = [], []
+    for action in (x, x, END_ACTION):  # first word wrong, second right, end right
+        _, reward, terminated, truncated, info = env.step(action)
+        rewards.append(reward)
+        infos.append(info)
+    assert rewards == [0.0, 1.0, 1.0] and terminated and not truncated
+    final = infos[-1]
+    assert final["exact_match"] == 0.0
+    assert final["token_accuracy"] == pytest.approx(2 / 3)
+    assert 0.0 < final["chrf"] < 1.0
+
+    env.reset(seed=1)  # "a a" -> "X X", written exactly
+    for action in (x, x):
+        env.step(action)
+    _, reward, terminated, _, info = env.step(END_ACTION)
+    assert reward == 1.0 and info["exact_match"] == 1.0 and info["token_accuracy"] == 1.0
+    assert info["bleu"] == pytest.approx(1.0) and info["chrf"] == pytest.approx(1.0)
+
+
+def test_an_unended_sentence_is_truncated_and_never_exact():
+    env = TextAsActionEnv(_tiny_corpus(), part="train")
+    env.reset(seed=0)
+    x = env.corpus.vocabulary.actions_for(["X"])[0]
+    steps = 0
+    truncated = False
+    while not truncated:
+        _, _, terminated, truncated, info = env.step(x)
+        steps += 1
+        assert not terminated
+    assert steps == env.output_length + 1
+    assert info["exact_match"] == 0.0
+
+
+def test_reward_adapter_mixes_token_and_sentence_rewards():
+    adapter = TranslationRewardAdapter(TranslationOptions(token_reward=0.5, sentence_reward="bleu", sentence_reward_weight=2.0))
+    assert adapter.training_reward(1.0, {"token_correct": 1.0}) == 0.5
+    ending = {"token_correct": 1.0, "exact_match": 1.0, "token_accuracy": 1.0, "bleu": 0.25, "chrf": 0.5}
+    assert adapter.training_reward(1.0, ending) == pytest.approx(0.5 + 2.0 * 0.25)
+    episode = adapter.new_episode()
+    episode.add_step(1.0, {"token_correct": 1.0})
+    episode.add_step(1.0, ending)
+    assert episode.summary() == {"return": 2.0, "length": 2.0, "exact_match": 1.0, "token_accuracy": 1.0, "bleu": 0.25, "chrf": 0.5}
+
+
+def test_options_refuse_a_reward_of_nothing():
+    with pytest.raises(ValueError, match="every reward is switched off"):
+        TranslationOptions(token_reward=0.0)
+
+
+def test_test_part_walks_the_held_out_pairs_by_seed():
+    env = TextAsActionEnv(_tiny_corpus(), part="test")
+    assert [env.reset(seed=s)[1]["pair_index"] for s in (0, 1, 2, 3)] == [0, 1, 0, 1]
+    assert env.reset()[1]["pair_index"] == 0  # unseeded: the next pair after the last one
+
+
+def test_file_loaders_read_scan_and_tsv(tmp_path):
+    scan_file = tmp_path / "tasks_train.txt"
+    scan_file.write_text("IN: jump left OUT: I_TURN_LEFT I_JUMP\n\nIN: walk OUT: I_WALK\n", encoding="utf-8")
+    assert load_pairs(scan_file) == [Pair(("jump", "left"), ("I_TURN_LEFT", "I_JUMP")), Pair(("walk",), ("I_WALK",))]
+    tsv_file = tmp_path / "de-en.tsv"
+    tsv_file.write_text("ein Haus\ta house\nHallo\thello\n", encoding="utf-8")
+    assert load_pairs(tsv_file) == [Pair(("ein", "Haus"), ("a", "house")), Pair(("Hallo",), ("hello",))]
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("IN: walk OUT: I_WALK\nIN: run I_RUN\n", 2, "expected 'IN:"),
+    ("a\tb\nc d e\n", 2, "2 tab-separated fields"),
+    ("a\tb\n\t x\n", 2, "source side is empty"),
+    ("a\tb\nc\td\te\n", 2, "found 3"),
+])
+def test_file_loaders_name_the_file_and_line_of_a_bad_pair(tmp_path, text, line, message):
+    path = tmp_path / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CorpusError) as raised:
+        load_pairs(path)
+    assert f"{path}, line {line}" in str(raised.value) and message in str(raised.value)
+
+
+def test_missing_corpus_file_is_a_clear_cli_error(tmp_path):
+    task = TASKS / "scan-simple.yaml"
+    completed = subprocess.run(attnq_command("train", str(task), "--runs-dir", str(tmp_path),
+                                             "--set", "domain_options.corpus=files",
+                                             f"domain_options.train_file={tmp_path / 'nope.tsv'}",
+                                             f"domain_options.test_file={tmp_path / 'nope.tsv'}"),
+                               capture_output=True, text=True)
+    assert completed.returncode == 2
+    assert "nope.tsv does not exist" in completed.stderr and "Traceback" not in completed.stderr
+    assert not any(tmp_path.iterdir()), "no run folder is left behind"
+
+
+def test_files_corpus_without_a_test_file_names_the_field():
+    with pytest.raises(TaskFileError, match="domain_options"):
+        prepare_task(load_task(TASKS / "scan-simple.yaml", ["domain_options.corpus=files", "domain_options.train_file=x.tsv"]))
+
+
+def test_encoder_tokens_mask_padding_and_label_both_segments():
+    runtime = prepare_task(load_task(TASKS / "scan-simple.yaml", SMALL_MODEL))
+    env = runtime.make_env(evaluation=True)
+    observation, _ = env.reset(seed=5)
+    source = env.corpus.test[5].source
+    observation, *_ = env.step(1)
+    network = runtime.build_q_network()
+    tokens = network.encoder(torch.as_tensor(observation[None]))
+    assert tokens.embeddings_BTD.shape == (1, 1 + 9 + 48, 32) and tokens.query_index == 0
+    assert tokens.mask_BT[0].sum().item() == 1 + len(source) + 1
+    labels = network.encoder.token_labels(observation)
+    assert labels[0] == "write #2"
+    assert labels[1:1 + len(source)] == [f"{i + 1}:{w}" for i, w in enumerate(source)]
+    assert labels[1 + 9] == f"out 1: {env.corpus.vocabulary.action_names()[1]}"
+    assert runtime.action_names()[0] == "<eos>" and runtime.num_actions == 7
+    output = network(torch.as_tensor(observation[None]), return_attention=True)
+    assert output.attention[0][0, :, 0, ~tokens.mask_BT[0]].abs().max() == 0.0  # padding gets no attention
+
+
+def _write_tiny_tsv(tmp_path):
+    train = tmp_path / "train.tsv"
+    train.write_text("a\tX\nb\tY\na b\tX Y\nb a\tY X\n", encoding="utf-8")
+    test = tmp_path / "test.tsv"
+    test.write_text("a a\tX X\nb b\tY Y\n", encoding="utf-8")
+    return train, test
+
+
+def test_short_real_training_run_on_a_corpus_file(tmp_path):
+    train_file, test_file = _write_tiny_tsv(tmp_path)
+    task = load_task(TASKS / "scan-simple.yaml", SMALL_MODEL + [
+        "domain_options.corpus=files", f"domain_options.train_file={train_file}", f"domain_options.test_file={test_file}",
+        "env.num_envs=8", "trainer.max_env_steps=1600", "trainer.checkpoint_every_env_steps=800",
+        "trainer.progress_bar=false", "learner.learning_starts=200", "replay.batch_size=32", "eval.episodes=2"])
+    result = train(task, runs_dir=tmp_path / "runs")
+    assert result.env_steps >= 1600
+    from attnq.agent import load_agent
+
+    agent = load_agent(str(result.run_dir))
+    assert agent.runtime.num_actions == 3  # <eos>, X, Y
+    evaluation = evaluate_policy(agent.runtime, agent, episodes=2, seed=0)
+    assert set(evaluation.means()) == {"return", "length", "exact_match", "token_accuracy", "bleu", "chrf"}
+    means = evaluation.means()
+    for metric in ("exact_match", "token_accuracy", "bleu", "chrf"):
+        assert 0.0 <= means[metric] <= 1.0, (metric, means)
+
+    explained = subprocess.run(attnq_command("explain", str(result.run_dir), "--out", str(tmp_path / "why")),
+                               capture_output=True, text=True)
+    assert explained.returncode == 0, explained.stderr
+    steps = json.loads((tmp_path / "why" / "attention.json").read_text())["steps"]
+    assert steps[0]["labels"][:3] == ["write #1", "1:a", "2:a"]  # the first test pair, "a a"
+    assert {s["action_name"] for s in steps} <= {"<eos>", "X", "Y"}
+    assert np.isclose(sum(steps[0]["weights"]), 1.0, atol=1e-4)
