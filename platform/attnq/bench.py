@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from attnq.agent import load_agent
 from attnq.checkpoints import atomic_write_text
@@ -64,24 +63,25 @@ def random_action_rate(runtime: TaskRuntime, env_steps: int) -> float:
         vector_env.close()
 
 
-def _versions() -> dict[str, str]:
-    import gymnasium
-    import pytorch_lightning
+REPORTED_DISTRIBUTIONS = ("attnq", "torch", "pytorch-lightning", "gymnasium", "highway-env", "icu-sepsis", "sacrebleu", "numpy")
 
-    versions = {"python": stdlib_platform.python_version(), "torch": torch.__version__,
-                "pytorch-lightning": pytorch_lightning.__version__, "gymnasium": gymnasium.__version__}
-    try:
-        import highway_env
 
-        versions["highway-env"] = getattr(highway_env, "__version__", "installed")
-    except ImportError:
-        pass
+def library_versions() -> dict[str, str]:
+    """Python and the installed versions of the libraries results depend on (absent ones skipped)."""
+    from importlib import metadata
+
+    versions = {"python": stdlib_platform.python_version()}
+    for name in REPORTED_DISTRIBUTIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
     return versions
 
 
 def run_bench(task: TaskConfig, seeds: list[int], torsos: list[str], runs_dir: Path, command: str,
               random_rate_steps: int = 1000, baselines: bool = True, host: PluginHost | None = None) -> BenchResult:
-    result = BenchResult(task.name, command, task.eval.episodes, versions=_versions())
+    result = BenchResult(task.name, command, task.eval.episodes, versions=library_versions())
     for torso in torsos:
         for seed in seeds:
             seeded = validate_task(apply_overrides(task.to_dict(), [f"seed={seed}", f"model.torso={torso}"]), task.name)

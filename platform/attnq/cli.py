@@ -1,4 +1,4 @@
-"""The ``attnq`` command line: plugins, train, evaluate, explain, bench.
+"""The ``attnq`` command line: plugins, train, evaluate, explain, bench, report.
 
 User errors (:class:`~attnq.errors.AttnqError`) print one clear message and exit with status 2;
 anything else is a bug and keeps its traceback.
@@ -133,6 +133,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from attnq.bench import library_versions
+    from attnq.errors import AttnqError
+    from attnq.registry import load_plugins
+    from attnq.reporting.collect import collect, load_records
+    from attnq.reporting.markdown import write_report
+    from attnq.reporting.plan import PROFILES
+
+    host = load_plugins()
+    plan = PROFILES[args.profile].with_choices(args.tasks, args.seeds, args.torsos, args.set)
+    name = args.name or plan.name
+    runs_dir = Path(args.from_runs or args.runs_dir or Path("runs") / "reports" / name)
+    out_dir = Path(args.out or Path("docs") / "reports" / name)
+    if args.from_runs:
+        records = load_records(runs_dir)
+    else:
+        if not plan.tasks:
+            raise AttnqError(f"no task to report on: profile {args.profile!r} has none of {args.tasks}")
+        records = collect(plan, runs_dir, host, say=lambda line: print(line, flush=True))
+    command = "attnq " + " ".join(sys.argv[1:])
+    index = write_report(records, out_dir, name, command, library_versions(), host)
+    print(f"report: {index}\nruns:   {runs_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnq", description="Train Transformer-DQN agents across domain plugins.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="JSON result file (default: RUNS_DIR/bench-TASK.json)")
     p.add_argument("--report", metavar="DIR", help="also write a Markdown report with an attention picture to DIR")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="train (or collect) runs over tasks x torsos x seeds and write a comparative report")
+    p.add_argument("--profile", choices=["quick", "full"], default="quick",
+                   help="quick: every domain, 2 seeds, small budgets (~15 min on 2 CPU cores); full: task budgets, 3 seeds")
+    p.add_argument("--name", help="report name (default: the profile's); output goes to docs/reports/NAME")
+    p.add_argument("--tasks", nargs="+", help="only these tasks (names or .yaml paths)")
+    p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--torsos", nargs="+", choices=["transformer", "mlp"])
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="overrides applied to every task")
+    p.add_argument("--runs-dir", help="where the report's runs go (default: runs/reports/NAME); finished steps are reused")
+    p.add_argument("--from", dest="from_runs", metavar="RUNS_DIR", help="redraw from saved runs only: no training, no evaluation")
+    p.add_argument("--out", help="report folder (default: docs/reports/NAME)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

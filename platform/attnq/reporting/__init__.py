@@ -1,0 +1,1 @@
+"""`attnq report`: train or collect runs, evaluate them beside baselines and anchors, write Markdown."""

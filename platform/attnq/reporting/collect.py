@@ -1,0 +1,178 @@
+"""Runs behind a report: train what is missing, evaluate what is stale, read back what is saved.
+
+A report's runs live in one folder, one run per task x torso x seed at ``RUNS/TASK/TORSO-seedSEED``,
+with the baselines' figures in ``RUNS/TASK/baselines.json``. Every step is skipped when its result
+is already on disk, so an interrupted ``attnq report`` picks up where it stopped (a killed training
+run resumes from its last checkpoint), and ``attnq report --from RUNS`` redraws without training.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from attnq.agent import load_agent
+from attnq.catalog import find_task
+from attnq.checkpoints import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, atomic_write_text, load_checkpoint_file
+from attnq.config import TaskConfig, apply_overrides, load_task, validate_task
+from attnq.errors import AttnqError
+from attnq.evaluation import evaluate_policy
+from attnq.registry import PluginHost
+from attnq.reporting.plan import ReportPlan
+from attnq.runtime import prepare_task
+from attnq.training.run import train
+
+EVALUATION_FILE = "evaluation.json"
+BASELINES_FILE = "baselines.json"
+METRICS_CSV = Path("logs") / "metrics.csv"
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunRecord:
+    """One trained agent: where it is, how long it trained, and its evaluation means."""
+
+    torso: str
+    seed: int
+    run_dir: Path
+    env_steps: int
+    wall_seconds: float
+    metrics: dict[str, float]
+
+
+@dataclass
+class TaskRecord:
+    """Everything a report says about one task."""
+
+    task: TaskConfig
+    runs: list[RunRecord] = field(default_factory=list)
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def torsos(self) -> list[str]:
+        return sorted({run.torso for run in self.runs}, key=lambda t: (t != "transformer", t))
+
+    def runs_of(self, torso: str) -> list[RunRecord]:
+        return sorted((r for r in self.runs if r.torso == torso), key=lambda r: r.seed)
+
+
+def run_folder(runs_dir: Path, task: TaskConfig) -> Path:
+    return runs_dir / task.name / f"{task.model.torso}-seed{task.seed}"
+
+
+def _trained_steps(run_dir: Path) -> int:
+    checkpoint = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if not checkpoint.is_file():
+        return -1
+    return int(load_checkpoint_file(checkpoint).get("attnq", {}).get("env_steps", 0))
+
+
+def ensure_trained(task: TaskConfig, run_dir: Path, host: PluginHost | None, say: Say) -> None:
+    steps = _trained_steps(run_dir)
+    if steps >= task.trainer.max_env_steps:
+        return
+    if steps >= 0:
+        say(f"resuming {run_dir} from {steps} env steps")
+        train(task, resume=run_dir, host=host)
+    else:
+        say(f"training {run_dir}")
+        train(task, run_dir=run_dir, host=host)
+
+
+def ensure_evaluated(run_dir: Path, host: PluginHost | None, say: Say) -> dict:
+    """Evaluate the run's last checkpoint on its task's fixed seeds, unless that was done already."""
+    path = run_dir / EVALUATION_FILE
+    steps = _trained_steps(run_dir)
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("env_steps") == steps:
+            return saved
+    say(f"evaluating {run_dir}")
+    agent = load_agent(str(run_dir), host)
+    evaluation = evaluate_policy(agent.runtime, agent, agent.task.eval.episodes, agent.task.eval.seed)
+    metrics = evaluation.means()
+    if agent.runtime.domain.exact_return is not None:
+        metrics["exact_return"] = agent.runtime.domain.exact_return(agent.runtime.context, agent)
+    checkpoint = load_checkpoint_file(agent.checkpoint)["attnq"]
+    saved = {"env_steps": agent.env_steps, "wall_seconds": float(checkpoint.get("wall_seconds", float("nan"))),
+             "episodes": len(evaluation.episodes), "eval_seed": agent.task.eval.seed,
+             "mean": metrics, "std": evaluation.stds()}
+    atomic_write_text(path, json.dumps(saved, indent=1))
+    return saved
+
+
+def ensure_baselines(task: TaskConfig, task_dir: Path, host: PluginHost | None, say: Say) -> dict:
+    """Every baseline of the task's domain, evaluated on the same fixed seeds as the agents."""
+    path = task_dir / BASELINES_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if (saved.get("episodes"), saved.get("eval_seed")) == (task.eval.episodes, task.eval.seed):
+            return saved
+    runtime = prepare_task(task, host)
+    policies: dict[str, dict[str, float]] = {}
+    for name in runtime.baseline_names():
+        say(f"evaluating baseline {name} on {task.name}")
+        policy = runtime.baseline(name, task.seed)
+        policies[name] = evaluate_policy(runtime, policy, task.eval.episodes, task.eval.seed).means()
+        if runtime.domain.exact_return is not None and name != "random":  # a random policy is not deterministic
+            policies[name]["exact_return"] = runtime.domain.exact_return(runtime.context, policy)
+    saved = {"episodes": task.eval.episodes, "eval_seed": task.eval.seed, "policies": policies}
+    task_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(saved, indent=1))
+    return saved
+
+
+def collect(plan: ReportPlan, runs_dir: Path, host: PluginHost | None = None, say: Say = print) -> list[TaskRecord]:
+    """Train, evaluate and baseline everything the plan names (skipping what is on disk), then read it back."""
+    for entry in plan.tasks:
+        base = load_task(find_task(entry.task, host), list(entry.overrides))
+        for torso in plan.torsos:
+            for seed in plan.seeds:
+                task = validate_task(apply_overrides(base.to_dict(), [f"seed={seed}", f"model.torso={torso}"]), base.name)
+                run_dir = run_folder(runs_dir, task)
+                ensure_trained(task, run_dir, host, say)
+                ensure_evaluated(run_dir, host, say)
+        ensure_baselines(base, runs_dir / base.name, host, say)
+    return load_records(runs_dir)
+
+
+def load_records(runs_dir: Path) -> list[TaskRecord]:
+    """Read a report's runs folder back: evaluated runs and baselines, grouped by task."""
+    if not runs_dir.is_dir():
+        raise AttnqError(f"runs folder {runs_dir} does not exist; fix: pass the --runs-dir an earlier `attnq report` used")
+    records: dict[str, TaskRecord] = {}
+    for evaluation_path in sorted(runs_dir.glob(f"*/*/{EVALUATION_FILE}")):
+        run_dir = evaluation_path.parent
+        task = validate_task(yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8")), str(run_dir / CONFIG_FILE))
+        saved = json.loads(evaluation_path.read_text(encoding="utf-8"))
+        record = records.setdefault(task.name, TaskRecord(task))
+        record.runs.append(RunRecord(task.model.torso, task.seed, run_dir, int(saved["env_steps"]),
+                                     float(saved["wall_seconds"]), saved["mean"]))
+    for name, record in records.items():
+        baselines = runs_dir / name / BASELINES_FILE
+        if baselines.is_file():
+            record.baselines = json.loads(baselines.read_text(encoding="utf-8"))["policies"]
+    if not records:
+        raise AttnqError(f"{runs_dir} holds no evaluated runs ({'*/*/' + EVALUATION_FILE}); fix: run `attnq report` to train them first")
+    return [records[name] for name in sorted(records)]
+
+
+def learning_curve(run_dir: Path, metric: str = "return") -> dict[str, list[float]]:
+    """``env_steps``, ``wall_seconds`` and the rollout metric at each logged point of a run."""
+    path = run_dir / METRICS_CSV
+    curve: dict[str, list[float]] = {"env_steps": [], "wall_seconds": [], metric: []}
+    if not path.is_file():
+        return curve
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            value, steps, wall = row.get(f"rollout/{metric}"), row.get("train/env_steps"), row.get("train/wall_seconds")
+            if value and steps and wall:
+                curve["env_steps"].append(float(steps))
+                curve["wall_seconds"].append(float(wall))
+                curve[metric].append(float(value))
+    return curve

@@ -1,0 +1,140 @@
+"""Comparative reports: interval arithmetic on known data, and a real report from small saved runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from attnq.reporting.collect import collect, load_records
+from attnq.reporting.markdown import write_report
+from attnq.reporting.plan import PROFILES, ReportPlan, ReportTask
+from attnq.statistics import bootstrap_interval, interquartile_mean
+from conftest import TASKS, attnq_command
+
+SMALL_MODEL = ("model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32", "trainer.progress_bar=false")
+
+
+def test_interquartile_mean_drops_the_outer_quarters():
+    assert interquartile_mean([1, 2, 3, 4]) == 2.5
+    assert interquartile_mean([0, 1, 2, 3, 4, 5, 6, 100]) == pytest.approx(np.mean([2, 3, 4, 5]))
+    assert interquartile_mean([3.0]) == 3.0
+
+
+def test_bootstrap_interval_on_known_data():
+    constant = bootstrap_interval([0.7, 0.7, 0.7])
+    assert [constant.point, constant.low, constant.high] == pytest.approx([0.7, 0.7, 0.7]) and constant.n == 3
+    single = bootstrap_interval([5.0])
+    assert (single.low, single.high, single.format()) == (5.0, 5.0, "5.000")
+    # For the mean of 400 normal draws the bootstrap interval approaches mean +- 1.96 sigma / sqrt(n).
+    sample = np.random.default_rng(0).normal(10.0, 2.0, size=400)
+    estimate = bootstrap_interval(sample, statistic=np.mean, resamples=4000)
+    half_width = 1.96 * sample.std(ddof=1) / np.sqrt(len(sample))
+    assert estimate.point == pytest.approx(sample.mean())
+    assert estimate.low == pytest.approx(sample.mean() - half_width, abs=0.03)
+    assert estimate.high == pytest.approx(sample.mean() + half_width, abs=0.03)
+    assert bootstrap_interval(sample, seed=3) == bootstrap_interval(sample, seed=3)  # seeded: reports are reproducible
+
+
+def test_quick_profile_covers_three_domains_with_both_torsos():
+    quick = PROFILES["quick"]
+    assert [t.task for t in quick.tasks] == ["highway-fast", "sepsis", "scan-simple"]
+    assert quick.torsos == ("transformer", "mlp") and len(quick.seeds) == 2
+    narrowed = quick.with_choices(["sepsis"], [4], ["mlp"], ["eval.episodes=7"])
+    assert [t.task for t in narrowed.tasks] == ["sepsis"] and narrowed.seeds == (4,) and narrowed.torsos == ("mlp",)
+    assert narrowed.tasks[0].overrides[-1] == "eval.episodes=7"
+
+
+def _table_rows(page: str, first_cell: str) -> list[list[str]]:
+    rows = [line.strip().strip("|").split("|") for line in page.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row] for row in rows if row[0].strip().startswith(first_cell)]
+
+
+@pytest.fixture(scope="module")
+def small_report(tmp_path_factory):
+    """Two real domains x two torsos x two seeds, with tiny budgets, trained once for these tests."""
+    root = tmp_path_factory.mktemp("report")
+    corpus = root / "corpus.tsv"
+    corpus.write_text("a\tX\nb\tY\na b\tX Y\nb a\tY X\n", encoding="utf-8")
+    plan = ReportPlan(name="small", seeds=(0, 1), torsos=("transformer", "mlp"), tasks=(
+        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_MODEL + (
+            "trainer.max_env_steps=1500", "learner.learning_starts=500", "env.num_envs=8", "replay.batch_size=32",
+            "eval.episodes=200")),
+        ReportTask(task=str(TASKS / "scan-simple.yaml"), overrides=SMALL_MODEL + (
+            "domain_options.corpus=files", f"domain_options.train_file={corpus}", f"domain_options.test_file={corpus}",
+            "env.num_envs=8", "trainer.max_env_steps=800", "learner.learning_starts=200", "replay.batch_size=32",
+            "eval.episodes=4", "trainer.log_every_updates=2")),
+    ))
+    runs_dir = root / "runs"
+    records = collect(plan, runs_dir, say=lambda line: None)
+    out_dir = root / "docs"
+    write_report(records, out_dir, "small", "attnq report (test)", {"python": "test"})
+    return runs_dir, out_dir
+
+
+def test_report_files_exist_and_numbers_equal_the_runs(small_report):
+    runs_dir, out_dir = small_report
+    assert {p.name for p in out_dir.iterdir()} >= {"README.md", "results.json", "sepsis.md", "scan-simple.md", "figures"}
+    for task in ("sepsis", "scan-simple"):
+        assert (out_dir / "figures" / f"{task}-curves.png").stat().st_size > 1000
+        assert (out_dir / "figures" / task / "attention.png").stat().st_size > 1000
+    results = {t["task"]: t for t in json.loads((out_dir / "results.json").read_text())["tasks"]}
+    sepsis = results["sepsis"]
+    evaluations = {seed: json.loads((runs_dir / "sepsis" / f"transformer-seed{seed}" / "evaluation.json").read_text())
+                   for seed in (0, 1)}
+    returns = [evaluations[seed]["mean"]["return"] for seed in (0, 1)]
+    assert sepsis["agents"]["transformer"]["iqm"]["return"]["point"] == pytest.approx(interquartile_mean(returns))
+    assert sepsis["agents"]["transformer"]["per_seed"]["1"]["return"] == returns[1]
+    assert evaluations[0]["episodes"] == 200 and "exact_return" in sepsis["metrics"]
+    assert set(sepsis["baselines"]) == {"random", "clinician", "optimal"}
+    assert sepsis["baselines"]["optimal"]["exact_return"] == pytest.approx(0.8751, abs=1e-3)
+    assert [a["metrics"]["return"] for a in sepsis["anchors"]] == [0.88, 0.78]
+
+    page = (out_dir / "sepsis.md").read_text()
+    [transformer_row] = _table_rows(page, "transformer-dqn")
+    column = ["policy", "runs", *sepsis["metrics"], "env steps/s"].index("return")
+    expected = bootstrap_interval(returns)
+    assert transformer_row[1] == "2"
+    assert transformer_row[column] == f"{expected.point:.3f} [{expected.low:.3f}, {expected.high:.3f}]"
+    [optimal_row] = _table_rows(page, "baseline: optimal")
+    assert float(optimal_row[column]) == pytest.approx(sepsis["baselines"]["optimal"]["return"], abs=5e-4)
+    assert len(_table_rows(page, "optimal policy (value iteration) [1]")) == 1
+
+    index = (out_dir / "README.md").read_text()
+    assert "[scan-simple](scan-simple.md)" in index and "[sepsis](sepsis.md)" in index
+    scan_row = _table_rows(index, "[scan-simple]")[0]
+    assert scan_row[2] == "exact_match"
+
+
+def test_report_is_redrawn_from_saved_runs_without_training(small_report, tmp_path):
+    runs_dir, out_dir = small_report
+    checkpoints = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}
+    redrawn = tmp_path / "again"
+    completed = subprocess.run(attnq_command("report", "--from", str(runs_dir), "--out", str(redrawn), "--name", "small"),
+                               capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert checkpoints == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}
+    before = json.loads((out_dir / "results.json").read_text())["tasks"]
+    after = json.loads((redrawn / "results.json").read_text())["tasks"]
+    assert before == after
+    assert len(load_records(runs_dir)) == 2
+
+
+def test_collect_skips_finished_runs(small_report):
+    runs_dir, _ = small_report
+    evaluations = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
+    plan = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
+        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_MODEL + (
+            "trainer.max_env_steps=1500", "learner.learning_starts=500", "env.num_envs=8", "replay.batch_size=32",
+            "eval.episodes=200")),))
+    said: list[str] = []
+    collect(plan, runs_dir, say=said.append)
+    assert said == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
+
+
+def test_report_from_a_missing_folder_is_a_clear_error(tmp_path):
+    completed = subprocess.run(attnq_command("report", "--from", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")),
+                               capture_output=True, text=True)
+    assert completed.returncode == 2 and "does not exist" in completed.stderr and "Traceback" not in completed.stderr
