@@ -14,12 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Main job: train Transformer-DQN and the MLP ablation quickly, evaluate them and the baselines,
-# and write a comparative report with an attention picture to docs/reports/quick/.
+# Main job: train per-domain agents (Transformer-DQN and the MLP ablation, two seeds, small
+# budgets), evaluate them beside every baseline and write the comparative report docs/reports/quick/.
 demo: $(STAMP)
-	$(VENV)/bin/attnq bench highway-fast --seeds 0 --torsos transformer mlp \
-		--set trainer.max_env_steps=5000 eval.episodes=20 \
-		--runs-dir runs/demo --report docs/reports/quick
+	$(VENV)/bin/attnq report --profile quick
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

@@ -25,7 +25,8 @@ from attnq.registry import PluginHost
 from attnq.runtime import TaskRuntime, prepare_task
 from attnq.training.run import train
 
-HEADLINE_METRICS = ("return", "exact_return", "crashed", "success", "survived", "mean_speed", "mean_fluid_level", "mean_vasopressor_level", "length")
+HEADLINE_METRICS = ("return", "exact_return", "crashed", "success", "survived", "mean_speed", "mean_fluid_level",
+                    "mean_vasopressor_level", "exact_match", "token_accuracy", "bleu", "chrf", "length")
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """What did the attention look at? One greedy episode, each decision's attention over labelled tokens.
 
-Writes ``attention.json`` (per step: action, labels, weights) and ``attention.png``: a heatmap of
-decisions x token slots with, beside each row, the three most attended tokens by label.
+Writes ``attention.json`` (per step: action, labels, weights, positions) and ``attention.png``: a
+heatmap of decisions x token slots with, beside each row, the action's name and the three most
+attended tokens by label. When the encoder gives token positions, ``attention-scene.png`` draws a
+few decisions as scenes, each token at its place, coloured and sized by attention.
 """
 
 from __future__ import annotations
