@@ -137,7 +137,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from attnq.bench import library_versions
     from attnq.errors import AttnqError
     from attnq.registry import load_plugins
-    from attnq.reporting.collect import collect, load_records
+    from attnq.reporting.collect import collect, load_records, read_training_command, write_training_command
     from attnq.reporting.markdown import write_report
     from attnq.reporting.plan import PROFILES
 
@@ -146,13 +146,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     name = args.name or plan.name
     runs_dir = Path(args.from_runs or args.runs_dir or Path("runs") / "reports" / name)
     out_dir = Path(args.out or Path("docs") / "reports" / name)
+    command = "attnq " + " ".join(sys.argv[1:])
     if args.from_runs:
         records = load_records(runs_dir)
+        trained_by = read_training_command(runs_dir)
+        command = f"{trained_by}\n# figures and tables redrawn from the saved runs with:\n{command}" if trained_by else command
     else:
         if not plan.tasks:
             raise AttnqError(f"no task to report on: profile {args.profile!r} has none of {args.tasks}")
         records = collect(plan, runs_dir, host, say=lambda line: print(line, flush=True))
-    command = "attnq " + " ".join(sys.argv[1:])
+        write_training_command(runs_dir, command)
     index = write_report(records, out_dir, name, command, library_versions(), host)
     print(f"report: {index}\nruns:   {runs_dir}")
     return 0

@@ -69,12 +69,17 @@ def record_episode(agent: TrainedAgent, seed: int, max_steps: int = 1000) -> tup
 
 def plot_attention(steps: list[AttentionStep], title: str, path: Path) -> None:
     weights_ST = np.array([s.weights for s in steps])
+    # Masked tokens get exactly zero attention; columns no decision could see (padding, empty
+    # slots) are left out so the tokens that were there stay readable.
+    shown_T = weights_ST.max(axis=0) > 0.0
+    weights_ST = weights_ST[:, shown_T]
+    shown_labels = [label for label, shown in zip(steps[-1].labels, shown_T) if shown]
     height = max(3.0, 0.28 * len(steps) + 1.5)
     fig, (ax, text_ax) = plt.subplots(1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [1, 1.3]})
     image = ax.imshow(weights_ST, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(weights_ST.max(), 1e-6))
-    ax.set_xlabel("token (labels of the last decision)")
+    ax.set_xlabel("token (labels of the last decision; absent tokens left out)")
     if weights_ST.shape[1] <= MAX_TICK_LABELS:
-        ax.set_xticks(range(weights_ST.shape[1]), steps[-1].labels, rotation=90, fontsize=6)
+        ax.set_xticks(range(weights_ST.shape[1]), shown_labels, rotation=90, fontsize=6)
     ax.set_ylabel("decision")
     ax.set_title(title, fontsize=8, loc="left")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention of the query")

@@ -28,6 +28,7 @@ from attnq.runtime import prepare_task
 from attnq.training.run import train
 
 EVALUATION_FILE = "evaluation.json"
+COMMAND_FILE = "report-command.txt"
 BASELINES_FILE = "baselines.json"
 METRICS_CSV = Path("logs") / "metrics.csv"
 
@@ -139,6 +140,16 @@ def collect(plan: ReportPlan, runs_dir: Path, host: PluginHost | None = None, sa
                 ensure_evaluated(run_dir, host, say)
         ensure_baselines(base, runs_dir / base.name, host, say)
     return load_records(runs_dir)
+
+
+def write_training_command(runs_dir: Path, command: str) -> None:
+    """Remember the command that trained a report's runs, for reports redrawn from them later."""
+    atomic_write_text(runs_dir / COMMAND_FILE, command + "\n")
+
+
+def read_training_command(runs_dir: Path) -> str | None:
+    path = runs_dir / COMMAND_FILE
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
 def load_records(runs_dir: Path) -> list[TaskRecord]:

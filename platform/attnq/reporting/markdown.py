@@ -62,7 +62,8 @@ def results_table(summary: dict) -> str:
     for torso, agent in summary["agents"].items():
         cells = [f"{torso}-dqn", str(len(agent["seeds"]))]
         cells += [Estimate(**agent["iqm"][m]).format() for m in metrics]
-        cells.append(_cell(agent["env_steps_per_second"]))
+        speed = agent["env_steps_per_second"]
+        cells.append("-" if speed is None else f"{speed:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     for name, values in summary["baselines"].items():
         lines.append("| " + " | ".join([f"baseline: {name}", "-", *[_cell(values.get(m)) for m in metrics], "-"]) + " |")
