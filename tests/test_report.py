@@ -138,3 +138,24 @@ def test_report_from_a_missing_folder_is_a_clear_error(tmp_path):
     completed = subprocess.run(attnq_command("report", "--from", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")),
                                capture_output=True, text=True)
     assert completed.returncode == 2 and "does not exist" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
+    from attnq.config import load_task
+    from attnq.reporting.collect import learning_curve
+    from attnq.training.run import train
+
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text("a\tX\nb\tY\na b\tX Y\n", encoding="utf-8")
+    overrides = list(SMALL_MODEL) + [
+        "domain_options.corpus=files", f"domain_options.train_file={corpus}", f"domain_options.test_file={corpus}",
+        "env.num_envs=8", "learner.learning_starts=80", "replay.batch_size=16", "trainer.log_every_updates=2"]
+    first = train(load_task(TASKS / "scan-simple.yaml", overrides + ["trainer.max_env_steps=400"]), runs_dir=tmp_path)
+    before = learning_curve(first.run_dir)
+    train(load_task(TASKS / "scan-simple.yaml", overrides + ["trainer.max_env_steps=800"]), resume=first.run_dir)
+    after = learning_curve(first.run_dir)
+    assert (first.run_dir / "logs" / "metrics.csv").is_file()
+    assert len(list(first.run_dir.glob("logs-resumed-*/metrics.csv"))) == 1
+    assert before["env_steps"] and max(before["env_steps"]) <= 400 < max(after["env_steps"])
+    assert after["env_steps"][:len(before["env_steps"])] == before["env_steps"]
+    assert after["env_steps"] == sorted(after["env_steps"]) and min(after["wall_seconds"]) >= 0.0

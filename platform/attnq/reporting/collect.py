@@ -30,7 +30,7 @@ from attnq.training.run import train
 EVALUATION_FILE = "evaluation.json"
 COMMAND_FILE = "report-command.txt"
 BASELINES_FILE = "baselines.json"
-METRICS_CSV = Path("logs") / "metrics.csv"
+METRICS_GLOB = "logs*/metrics.csv"  # one folder per fit; see training.run.log_version
 
 Say = Callable[[str], None]
 
@@ -174,16 +174,17 @@ def load_records(runs_dir: Path) -> list[TaskRecord]:
 
 
 def learning_curve(run_dir: Path, metric: str = "return") -> dict[str, list[float]]:
-    """``env_steps``, ``wall_seconds`` and the rollout metric at each logged point of a run."""
-    path = run_dir / METRICS_CSV
-    curve: dict[str, list[float]] = {"env_steps": [], "wall_seconds": [], metric: []}
-    if not path.is_file():
-        return curve
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            value, steps, wall = row.get(f"rollout/{metric}"), row.get("train/env_steps"), row.get("train/wall_seconds")
-            if value and steps and wall:
-                curve["env_steps"].append(float(steps))
-                curve["wall_seconds"].append(float(wall))
-                curve[metric].append(float(value))
-    return curve
+    """``env_steps``, ``wall_seconds`` and the rollout metric at each logged point of a run.
+
+    A resumed run has one log folder per fit (``logs``, ``logs-resumed-N``); their rows are merged
+    in env-step order.
+    """
+    points: list[tuple[float, float, float]] = []
+    for path in run_dir.glob(METRICS_GLOB):
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                value, steps, wall = row.get(f"rollout/{metric}"), row.get("train/env_steps"), row.get("train/wall_seconds")
+                if value and steps and wall:
+                    points.append((float(steps), float(wall), float(value)))
+    points.sort()
+    return {"env_steps": [p[0] for p in points], "wall_seconds": [p[1] for p in points], metric: [p[2] for p in points]}

@@ -43,10 +43,20 @@ def new_run_dir(task: TaskConfig, runs_dir: Path) -> Path:
     return run_dir
 
 
-def _loggers(task: TaskConfig, run_dir: Path) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="logs")]
+def log_version(resumed_at_env_steps: int) -> str:
+    """``logs`` for a fresh run, ``logs-resumed-N`` for a fit resumed at env step N.
+
+    Lightning's CSV logger deletes an existing metrics.csv in its folder, so each fit of a resumed
+    run writes its own folder and the learning curve is their union.
+    """
+    return "logs" if resumed_at_env_steps == 0 else f"logs-resumed-{resumed_at_env_steps}"
+
+
+def _loggers(task: TaskConfig, run_dir: Path, resumed_at_env_steps: int) -> list[Logger]:
+    version = log_version(resumed_at_env_steps)
+    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version=version)]
     if task.trainer.tensorboard:
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version="tensorboard"))
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version=version.replace("logs", "tensorboard")))
     return loggers
 
 
@@ -79,7 +89,7 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
         callbacks.append(PeriodicEvaluation(task.eval.every_env_steps, task.eval.episodes_during_training))
     trainer = pl.Trainer(
         accelerator=task.trainer.accelerator, devices=1, max_epochs=-1, max_steps=module.updates_needed(),
-        logger=_loggers(task, run_dir), callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+        logger=_loggers(task, run_dir, start_steps), callbacks=callbacks, plugins=[AtomicCheckpointIO()],
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         log_every_n_steps=task.trainer.log_every_updates, gradient_clip_val=task.learner.max_grad_norm,
         gradient_clip_algorithm="norm", deterministic=True, num_sanity_val_steps=0,
