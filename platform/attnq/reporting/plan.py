@@ -43,6 +43,7 @@ PROFILES: dict[str, ReportPlan] = {
         ReportTask(task="sepsis", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
                                                        "trainer.checkpoint_every_env_steps=20000", "eval.episodes=2000")),
         ReportTask(task="scan-simple", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
+                                                            "exploration.decay_fraction=0.2",
                                                             "trainer.checkpoint_every_env_steps=20000", "eval.episodes=1000")),
     )),
     "full": ReportPlan(name="full", seeds=(0, 1, 2), tasks=(
