@@ -20,6 +20,10 @@ TINY_TRAINING = [
 ]
 
 
+# A network small enough for real training runs in tests, shared by the domain tests.
+SMALL_MODEL = ["model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32"]
+
+
 @pytest.fixture
 def tiny_highway_task() -> TaskConfig:
     return load_task(TASKS / "highway-fast.yaml", TINY_TRAINING)

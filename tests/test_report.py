@@ -12,9 +12,10 @@ from attnq.reporting.collect import collect, load_records
 from attnq.reporting.markdown import write_report
 from attnq.reporting.plan import PROFILES, ReportPlan, ReportTask
 from attnq.statistics import bootstrap_interval, interquartile_mean
+from conftest import SMALL_MODEL as SMALL_NETWORK
 from conftest import TASKS, attnq_command
 
-SMALL_MODEL = ("model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32", "trainer.progress_bar=false")
+SMALL_MODEL = (*SMALL_NETWORK, "trainer.progress_bar=false")
 
 
 def test_interquartile_mean_drops_the_outer_quarters():

@@ -14,9 +14,7 @@ from attnq.training.run import train
 from attnq_sepsis.environment import ADMISSIBLE_SLICE, OBSERVATION_SIZE, observations_for_states
 from attnq_sepsis.features import FEATURE_NAMES
 from attnq_sepsis.value_iteration import SepsisMDP
-from conftest import TASKS
-
-SMALL_MODEL = ["model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32"]
+from conftest import SMALL_MODEL, TASKS
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,7 @@ from attnq_translation.corpus import CorpusError, ParallelCorpus, Pair, load_pai
 from attnq_translation.environment import END_ACTION, TextAsActionEnv
 from attnq_translation.options import TranslationOptions
 from attnq_translation.reward import TranslationRewardAdapter
-from conftest import TASKS, attnq_command
-
-SMALL_MODEL = ["model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32"]
+from conftest import SMALL_MODEL, TASKS, attnq_command
 
 
 def test_scan_generator_yields_every_pair_once():

@@ -26,6 +26,7 @@ class TrainedAgent:
     run_dir: Path
     checkpoint: Path
     env_steps: int
+    wall_seconds: float  # training wall time up to this checkpoint (NaN for checkpoints that lack it)
 
     @torch.no_grad()
     def __call__(self, observations: np.ndarray) -> np.ndarray:
@@ -67,5 +68,6 @@ def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: s
     except RuntimeError as exc:
         raise CheckpointError(f"{location.checkpoint}: weights do not fit the network its task describes ({str(exc).splitlines()[0]})") from None
     q_network.to(device).eval()
-    env_steps = int(checkpoint.get("attnq", {}).get("env_steps", 0))
-    return TrainedAgent(task, runtime, q_network, location.run_dir, location.checkpoint, env_steps)
+    counters = checkpoint.get("attnq", {})
+    return TrainedAgent(task, runtime, q_network, location.run_dir, location.checkpoint,
+                        int(counters.get("env_steps", 0)), float(counters.get("wall_seconds", float("nan"))))

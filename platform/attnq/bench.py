@@ -20,7 +20,7 @@ from attnq.agent import load_agent
 from attnq.checkpoints import atomic_write_text
 from attnq.config import TaskConfig, apply_overrides, validate_task
 from attnq.domain import RandomPolicy
-from attnq.evaluation import evaluate_policy
+from attnq.evaluation import policy_metrics
 from attnq.registry import PluginHost
 from attnq.runtime import TaskRuntime, prepare_task
 from attnq.training.run import train
@@ -90,17 +90,14 @@ def run_bench(task: TaskConfig, seeds: list[int], torsos: list[str], runs_dir: P
             rate = random_action_rate(runtime, random_rate_steps)
             trained = train(seeded, runs_dir=runs_dir, host=host)
             agent = load_agent(str(trained.run_dir), host)
-            evaluation = evaluate_policy(agent.runtime, agent, task.eval.episodes, task.eval.seed)
-            metrics = evaluation.means()
-            if agent.runtime.domain.exact_return is not None:
-                metrics["exact_return"] = agent.runtime.domain.exact_return(agent.runtime.context, agent)
+            _, metrics = policy_metrics(agent.runtime, agent, task.eval.episodes, task.eval.seed)
             result.rows.append(BenchRow(f"{torso}-dqn", seed, metrics, trained.wall_seconds,
                                         trained.env_steps_per_second, rate, str(trained.run_dir)))
     if baselines:
         runtime = prepare_task(task, host)
         for name in runtime.baseline_names():
-            evaluation = evaluate_policy(runtime, runtime.baseline(name, task.seed), task.eval.episodes, task.eval.seed)
-            result.rows.append(BenchRow(f"baseline:{name}", None, evaluation.means()))
+            _, metrics = policy_metrics(runtime, runtime.baseline(name, task.seed), task.eval.episodes, task.eval.seed, exact=False)
+            result.rows.append(BenchRow(f"baseline:{name}", None, metrics))
     return result
 
 

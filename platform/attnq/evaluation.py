@@ -33,6 +33,16 @@ class EvaluationResult:
                 "mean": self.means(), "std": self.stds(), "per_episode": self.episodes}
 
 
+def policy_metrics(runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, exact: bool = True) -> tuple[EvaluationResult, dict[str, float]]:
+    """Evaluate ``policy`` and return its result and metric means; with ``exact`` (a deterministic
+    policy on a domain with a known model) the means gain the exact expected return."""
+    evaluation = evaluate_policy(runtime, policy, episodes, seed)
+    metrics = evaluation.means()
+    if exact and runtime.domain.exact_return is not None:
+        metrics["exact_return"] = runtime.domain.exact_return(runtime.context, policy)
+    return evaluation, metrics
+
+
 def evaluate_policy(runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, num_envs: int | None = None) -> EvaluationResult:
     """Run ``episodes`` episodes of ``policy`` on fixed seeds; parallel over the task's workers."""
     num_envs = max(1, min(num_envs or runtime.task.env.num_envs, episodes))

@@ -21,7 +21,7 @@ from attnq.catalog import find_task
 from attnq.checkpoints import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, atomic_write_text, load_checkpoint_file
 from attnq.config import TaskConfig, apply_overrides, load_task, validate_task
 from attnq.errors import AttnqError
-from attnq.evaluation import evaluate_policy
+from attnq.evaluation import policy_metrics
 from attnq.registry import PluginHost
 from attnq.reporting.plan import ReportPlan
 from attnq.runtime import prepare_task
@@ -95,12 +95,8 @@ def ensure_evaluated(run_dir: Path, host: PluginHost | None, say: Say) -> dict:
             return saved
     say(f"evaluating {run_dir}")
     agent = load_agent(str(run_dir), host)
-    evaluation = evaluate_policy(agent.runtime, agent, agent.task.eval.episodes, agent.task.eval.seed)
-    metrics = evaluation.means()
-    if agent.runtime.domain.exact_return is not None:
-        metrics["exact_return"] = agent.runtime.domain.exact_return(agent.runtime.context, agent)
-    checkpoint = load_checkpoint_file(agent.checkpoint)["attnq"]
-    saved = {"env_steps": agent.env_steps, "wall_seconds": float(checkpoint.get("wall_seconds", float("nan"))),
+    evaluation, metrics = policy_metrics(agent.runtime, agent, agent.task.eval.episodes, agent.task.eval.seed)
+    saved = {"env_steps": agent.env_steps, "wall_seconds": agent.wall_seconds,
              "episodes": len(evaluation.episodes), "eval_seed": agent.task.eval.seed,
              "mean": metrics, "std": evaluation.stds()}
     atomic_write_text(path, json.dumps(saved, indent=1))
@@ -119,9 +115,8 @@ def ensure_baselines(task: TaskConfig, task_dir: Path, host: PluginHost | None, 
     for name in runtime.baseline_names():
         say(f"evaluating baseline {name} on {task.name}")
         policy = runtime.baseline(name, task.seed)
-        policies[name] = evaluate_policy(runtime, policy, task.eval.episodes, task.eval.seed).means()
-        if runtime.domain.exact_return is not None and name != "random":  # a random policy is not deterministic
-            policies[name]["exact_return"] = runtime.domain.exact_return(runtime.context, policy)
+        # a random policy is not deterministic, so it has no exact return
+        _, policies[name] = policy_metrics(runtime, policy, task.eval.episodes, task.eval.seed, exact=name != "random")
     saved = {"episodes": task.eval.episodes, "eval_seed": task.eval.seed, "policies": policies}
     task_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(saved, indent=1))
