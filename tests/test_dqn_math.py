@@ -11,7 +11,7 @@ from attnq.learning.dqn_loss import dqn_loss, td_target
 from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
 from attnq.learning.replay import NStepFolder, PrioritizedReplayBuffer, ReplayBuffer, SumTree
 from attnq.learning.target_network import TargetUpdater, hard_update, polyak_update
-from attnq.model.transformer_dqn import DuelingHead, masked_argmax
+from attnq.model.transformer_dqn import DuelingHead, greedy_slate, masked_argmax
 
 
 def test_dueling_head_combines_value_and_centred_advantage():
@@ -41,6 +41,31 @@ def test_target_never_bootstraps_from_an_inadmissible_action():
     mask = torch.tensor([[False, True, True]])
     assert td_target(torch.zeros(1), torch.ones(1), next_q, next_q, mask).item() == 3.0
     assert masked_argmax(next_q, mask).item() == 2
+
+
+def test_slate_values_decompose_over_items_and_the_best_slate_is_the_top_items():
+    q_online = torch.tensor([[1.0, 5.0, 3.0, 4.0]])
+    q_target = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    assert greedy_slate(q_online, None, 2).tolist() == [[1, 3]]
+    assert greedy_slate(q_online, torch.tensor([[True, False, True, True]]), 2).tolist() == [[3, 2]]
+    # SlateQ with uniform choice: Q(s', A') = mean of the items the online net picks, valued by the target
+    target = td_target(torch.tensor([1.0]), torch.tensor([0.5]), q_target, q_online, slate_size=2)
+    assert torch.allclose(target, torch.tensor([1.0 + 0.5 * (20.0 + 40.0) / 2]))
+    # the loss regresses the mean of the taken slate's item values
+    q_values = torch.tensor([[0.0, 2.0, 4.0, 6.0]], requires_grad=True)
+    result = dqn_loss(q_values, torch.tensor([[1, 3]]), torch.tensor([5.0]), torch.ones(1), huber_delta=10.0)
+    assert torch.allclose(result.q_taken, torch.tensor([4.0])) and torch.allclose(result.td_errors, torch.tensor([1.0]))
+    result.loss.backward()
+    assert q_values.grad[0, 0] == 0 and q_values.grad[0, 2] == 0 and q_values.grad[0, 1] == q_values.grad[0, 3] != 0
+
+
+def test_slate_transitions_round_trip_through_replay_and_epsilon_greedy():
+    buffer = ReplayBuffer(4, (2,), seed=0, action_shape=(2,))
+    buffer.add(np.zeros(2), np.array([3, 1]), 1.0, np.ones(2), 0.9)
+    assert buffer.sample(3).actions.tolist() == [[3, 1]] * 3
+    greedy, random_slates = np.array([[0, 1], [2, 3]]), np.array([[7, 8], [9, 6]])
+    mixed = epsilon_greedy(greedy, 1.0, np.random.default_rng(0), random_slates)
+    assert mixed.tolist() == random_slates.tolist()  # whole slates are swapped, never single items
 
 
 def test_huber_loss_is_weighted_and_returns_td_errors():

@@ -70,7 +70,7 @@ def test_attention_is_only_computed_when_asked(highway_runtime, highway_observat
 
 
 def test_cls_pooling_mlp_ablation_and_per_token_head(highway_runtime, highway_observations):
-    from attnq.model.transformer_dqn import TransformerDQN
+    from attnq.model.transformer_dqn import DuelingHead, TransformerDQN
 
     observations = torch.as_tensor(highway_observations)
     base = highway_runtime.task.model.model_dump()
@@ -86,8 +86,13 @@ def test_cls_pooling_mlp_ablation_and_per_token_head(highway_runtime, highway_ob
     masked[:, 7, :] = 0.0
     q_BT = per_token(masked).q_values_BA
     assert q_BT.shape == (4, 8) and torch.all(q_BT[:, 7] == torch.finfo(q_BT.dtype).min)
-    with pytest.raises(ValueError, match="per_token needs model.torso=transformer"):
-        TransformerDQN(encoder, 8, ModelConfig(**{**base, "head": "per_token", "torso": "mlp"}))
+    # only the first num_actions tokens are actions
+    assert TransformerDQN(encoder, 3, ModelConfig(**{**base, "head": "per_token"}))(masked).q_values_BA.shape == (4, 3)
+    with pytest.raises(ValueError, match="8 tokens"):
+        TransformerDQN(encoder, 9, ModelConfig(**{**base, "head": "per_token"}))
+    # the MLP ablation of a per-token model scores the same actions through the dueling head
+    ablation = TransformerDQN(encoder, 8, ModelConfig(**{**base, "head": "per_token", "torso": "mlp", "mlp_hidden": (16,)}))
+    assert isinstance(ablation.head, DuelingHead) and ablation(masked).q_values_BA.shape == (4, 8)
 
 
 def test_model_width_comes_from_the_config_and_must_match_the_encoder(highway_runtime):

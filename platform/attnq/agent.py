@@ -11,7 +11,7 @@ import torch
 from attnq.checkpoints import load_checkpoint_file, resolve_run, task_from_checkpoint
 from attnq.config import TaskConfig
 from attnq.errors import CheckpointError
-from attnq.model.transformer_dqn import TransformerDQN, masked_argmax
+from attnq.model.transformer_dqn import TransformerDQN, greedy_slate
 from attnq.registry import PluginHost
 from attnq.runtime import TaskRuntime, prepare_task
 
@@ -33,23 +33,28 @@ class TrainedAgent:
         """Greedy policy (the :class:`~attnq.domain.Policy` protocol)."""
         observations_BX = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.device)
         q_values = self.q_network(observations_BX).q_values_BA
-        return masked_argmax(q_values, self.q_network.encoder.action_mask(observations_BX)).cpu().numpy()
+        return greedy_slate(q_values, self.q_network.encoder.action_mask(observations_BX), self.runtime.slate_size).cpu().numpy()
 
     @property
     def device(self) -> torch.device:
         return next(self.q_network.parameters()).device
 
     @torch.no_grad()
-    def query_attention(self, observation: np.ndarray) -> tuple[np.ndarray, bool]:
+    def query_attention(self, observation: np.ndarray, action: int | None = None) -> tuple[np.ndarray, bool]:
         """Last layer's attention of the pooled query over the tokens, averaged over heads.
 
+        With ``model.head: per_token`` the Q-value of ``action`` comes from that action's own token,
+        so its attention row is the one shown (what a recommended document was scored against).
         Returns ``(weights_T, has_cls)``; with a [CLS] query the first weight is the CLS token's own.
         """
         if self.task.model.torso != "transformer":
             raise CheckpointError(f"{self.checkpoint} uses model.torso={self.task.model.torso!r}, which has no attention to explain")
         observations_BX = torch.as_tensor(np.asarray(observation, dtype=np.float32)[None], device=self.device)
         output = self.q_network(observations_BX, return_attention=True)
-        tokens_query = 0 if output.has_cls else self.q_network.encoder(observations_BX).query_index
+        if self.task.model.head == "per_token" and action is not None:
+            tokens_query = int(action) + int(output.has_cls)
+        else:
+            tokens_query = 0 if output.has_cls else self.q_network.encoder(observations_BX).query_index
         weights_HT = output.attention[-1][0, :, tokens_query, :]
         return weights_HT.mean(dim=0).cpu().numpy(), output.has_cls
 

@@ -36,7 +36,8 @@ class ModelConfig(Section):
     feedforward_dim: int = Field(128, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     pool: Literal["cls", "query_token"] = Field("query_token", description="cls = learned [CLS]; query_token = the encoder's query token (ego)")
-    head: Literal["dueling", "per_token"] = "dueling"
+    head: Literal["dueling", "per_token"] = Field("dueling", description="per_token = one Q-value per action token "
+                                                  "(the MLP torso, which has no token outputs, uses dueling)")
     mlp_hidden: tuple[int, ...] = (256, 256)
 
     @model_validator(mode="after")

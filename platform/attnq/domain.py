@@ -2,7 +2,8 @@
 
 A domain supplies four things, bundled in a :class:`DomainSpec`:
 
-* an environment factory (a gymnasium ``Env`` with a ``Discrete`` action space),
+* an environment factory (a gymnasium ``Env`` whose action space is ``Discrete(n)``, or
+  ``MultiDiscrete([n] * k)`` for a *slate*: k distinct items out of n, as in recommendation),
 * a :class:`StateEncoder` mapping a batch of observations to :class:`Tokens`,
 * a :class:`RewardAdapter` mapping the env's reward and info to the training reward and to the
   domain's own episode metrics,
@@ -92,7 +93,8 @@ class EpisodeMetrics(Protocol):
 
 
 class Policy(Protocol):
-    """A policy acting on a batch of observations: ``[N, ...] -> [N]`` integer actions."""
+    """A policy acting on a batch of observations: ``[N, ...] -> [N]`` integer actions
+    (``[N, k]`` for a domain whose action is a slate of k items)."""
 
     def __call__(self, observations: np.ndarray) -> np.ndarray: ...
 
@@ -124,6 +126,10 @@ class DomainSpec:
     ``exact_return(context, policy)``, for domains with a known model, gives a deterministic
     policy's exact expected return (benchmarks print it beside the sampled one).
     ``action_names(context)`` names each action for attention pictures and reports.
+    ``make_vector_env(env_id, env_kwargs, options, num_envs, autoreset_mode)``, for simulators
+    that step a whole batch natively (RecSim NG steps every user in one graph), replaces the
+    gymnasium Sync/Async vector env of ``make_env`` copies; it must follow gymnasium's
+    ``AutoresetMode`` semantics (``SAME_STEP`` for training, ``DISABLED`` for evaluation).
     """
 
     name: str
@@ -137,6 +143,7 @@ class DomainSpec:
     extra: str | None = None
     exact_return: Callable[[DomainContext, Policy], float] | None = None
     action_names: Callable[[DomainContext], Sequence[str]] | None = None
+    make_vector_env: Callable[[str, Mapping[str, Any], BaseModel, int, gym.vector.AutoresetMode], gym.vector.VectorEnv] | None = None
 
 
 class SumRewardAdapter:
@@ -167,11 +174,15 @@ class ReturnAndLength:
 
 
 class RandomPolicy:
-    """Uniform random actions over a ``Discrete`` space, seeded for reproducible baselines."""
+    """Uniform random actions (or slates of ``slate_size`` distinct items), seeded for reproducible baselines."""
 
-    def __init__(self, num_actions: int, seed: int) -> None:
+    def __init__(self, num_actions: int, seed: int, slate_size: int = 1) -> None:
         self.num_actions = num_actions
+        self.slate_size = slate_size
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
-        return self.rng.integers(0, self.num_actions, size=len(observations))
+        if self.slate_size == 1:
+            return self.rng.integers(0, self.num_actions, size=len(observations))
+        # the first k of a random permutation: k distinct items per row
+        return np.argsort(self.rng.random((len(observations), self.num_actions)), axis=1)[:, : self.slate_size]

@@ -29,7 +29,7 @@ MAX_TICK_LABELS = 80  # beyond this, token labels overlap; the side text still n
 @dataclass
 class AttentionStep:
     step: int
-    action: int
+    action: int | list[int]  # a list for slates
     action_name: str
     labels: list[str]
     weights: list[float]
@@ -48,15 +48,17 @@ def record_episode(agent: TrainedAgent, seed: int, max_steps: int = 1000) -> tup
     try:
         observation, _ = env.reset(seed=seed)
         for t in range(max_steps):
-            weights, has_cls = agent.query_attention(observation)
+            action = agent(np.asarray(observation)[None])[0]
+            slate = [int(a) for a in np.atleast_1d(action)]
+            weights, has_cls = agent.query_attention(observation, slate[0])
             encoder = agent.q_network.encoder
             labels = encoder.token_labels(np.asarray(observation))
             positions = encoder.token_positions(np.asarray(observation))
             if has_cls:
                 labels = ["[CLS]", *labels]
                 positions = None if positions is None else [None, *positions]
-            action = int(agent(np.asarray(observation)[None])[0])
-            steps.append(AttentionStep(t, action, action_names[action], labels, [float(w) for w in weights],
+            steps.append(AttentionStep(t, slate if len(slate) > 1 else slate[0], " + ".join(action_names[a] for a in slate),
+                                       labels, [float(w) for w in weights],
                                        None if positions is None else [None if p is None else [float(v) for v in p] for p in positions]))
             observation, reward, terminated, truncated, info = env.step(action)
             metrics.add_step(float(reward), info)
@@ -67,7 +69,7 @@ def record_episode(agent: TrainedAgent, seed: int, max_steps: int = 1000) -> tup
     return steps, metrics.summary()
 
 
-def plot_attention(steps: list[AttentionStep], title: str, path: Path) -> None:
+def plot_attention(steps: list[AttentionStep], title: str, path: Path, query: str = "the query") -> None:
     weights_ST = np.array([s.weights for s in steps])
     # Masked tokens get exactly zero attention; columns no decision could see (padding, empty
     # slots) are left out so the tokens that were there stay readable.
@@ -82,7 +84,7 @@ def plot_attention(steps: list[AttentionStep], title: str, path: Path) -> None:
         ax.set_xticks(range(weights_ST.shape[1]), shown_labels, rotation=90, fontsize=6)
     ax.set_ylabel("decision")
     ax.set_title(title, fontsize=8, loc="left")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention of the query")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=f"attention of {query}")
     text_ax.axis("off")
     text_ax.set_ylim(len(steps) - 0.5, -0.5)
     for s in steps:
@@ -135,7 +137,8 @@ def explain(agent: TrainedAgent, out_dir: Path, seed: int | None = None) -> tupl
                "steps": [s.__dict__ for s in steps]}
     atomic_write_text(json_path, json.dumps(payload, indent=1))
     metric_text = ", ".join(f"{k}={v:.2f}" for k, v in summary.items())
-    plot_attention(steps, f"{agent.task.name} seed {seed}: {metric_text}", png_path)
+    query = "the first recommended item" if agent.task.model.head == "per_token" else "the query"
+    plot_attention(steps, f"{agent.task.name} seed {seed}: {metric_text}", png_path, query)
     if steps and steps[0].positions is not None:
         plot_scene(steps, f"{agent.task.name} seed {seed}: attention of the query token in the scene", out_dir / SCENE_FILE)
     return png_path, json_path, summary

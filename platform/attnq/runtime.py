@@ -1,8 +1,8 @@
 """A task bound to its domain: builds envs, vector envs, the encoder, the Q-network and baselines.
 
 ``prepare_task`` is where a task file meets a plugin. It checks, once and with clear errors, that
-the domain exists, its options validate, the env has a discrete action space and that the encoder
-can actually take the env's observations.
+the domain exists, its options validate, the env has a discrete action space (or a slate of
+distinct items) and that the encoder can actually take the env's observations.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class TaskRuntime:
     context: DomainContext
     num_actions: int
     observation_shape: tuple[int, ...]
+    slate_size: int = 1  # >1: an action is this many distinct items out of ``num_actions``
 
     def env_factory(self, evaluation: bool = False) -> Callable[[], gym.Env]:
         """A picklable zero-argument factory (for vector-env worker processes).
@@ -51,6 +52,9 @@ class TaskRuntime:
         """``same_step`` for training (final obs in info); ``disabled`` for fixed-seed evaluation."""
         count = num_envs or self.task.env.num_envs
         mode = {"same_step": gym.vector.AutoresetMode.SAME_STEP, "disabled": gym.vector.AutoresetMode.DISABLED}[autoreset]
+        if self.domain.make_vector_env is not None:
+            kwargs = merge_kwargs(self.task.env.kwargs, self.task.eval.env_kwargs) if evaluation else self.task.env.kwargs
+            return self.domain.make_vector_env(self.task.env.id, kwargs, self.context.options, count, mode)
         factories = [self.env_factory(evaluation)] * count
         if self.task.env.vectorization == "async" and count > 1:
             return gym.vector.AsyncVectorEnv(factories, autoreset_mode=mode)
@@ -74,7 +78,7 @@ class TaskRuntime:
 
     def baseline(self, name: str, seed: int) -> Policy:
         if name == "random":
-            return RandomPolicy(self.num_actions, seed)
+            return RandomPolicy(self.num_actions, seed, self.slate_size)
         if name not in self.domain.baselines:
             raise PluginError(f"domain {self.domain.name!r} has no baseline {name!r}; available: {', '.join(self.baseline_names())}")
         return self.domain.baselines[name](self.context, seed)
@@ -102,8 +106,7 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
         probe_env = domain.make_env(task.env.id, task.env.kwargs, options)
     except gym.error.Error as exc:
         raise TaskFileError(f"task {task.name!r}: field 'env.id' = {task.env.id!r} could not be made: {exc}; fix: use an env id the {domain.name!r} domain supports") from None
-    if not isinstance(probe_env.action_space, gym.spaces.Discrete):
-        raise PluginError(f"domain {domain.name!r} env {task.env.id!r} has action space {probe_env.action_space}; attnq needs Discrete")
+    num_actions, slate_size = action_space_shape(domain, task.env.id, probe_env.action_space)
     if task.eval.env_kwargs:
         try:
             domain.make_env(task.env.id, merge_kwargs(task.env.kwargs, task.eval.env_kwargs), options).close()
@@ -112,9 +115,21 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
                                 f"({exc}); fix: use keys the {domain.name!r} environment accepts") from None
     observation_shape = tuple(probe_env.observation_space.shape or ())
     context = DomainContext(options=options, env_id=task.env.id, env_kwargs=task.env.kwargs, probe_env=probe_env)
-    runtime = TaskRuntime(task, domain, context, int(probe_env.action_space.n), observation_shape)
+    runtime = TaskRuntime(task, domain, context, num_actions, observation_shape, slate_size)
     _check_encoder_accepts(runtime, probe_env)
     return runtime
+
+
+def action_space_shape(domain: DomainSpec, env_id: str, space: gym.Space) -> tuple[int, int]:
+    """``(num_actions, slate_size)``: ``Discrete(n)`` is ``(n, 1)``; ``MultiDiscrete([n] * k)`` is a slate ``(n, k)``."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n), 1
+    if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1 and len(set(space.nvec.tolist())) == 1:
+        num_actions, slate_size = int(space.nvec[0]), len(space.nvec)
+        if slate_size <= num_actions:
+            return num_actions, slate_size
+    raise PluginError(f"domain {domain.name!r} env {env_id!r} has action space {space}; attnq needs Discrete(n) "
+                      "or a slate MultiDiscrete([n] * k) with k <= n")
 
 
 def _check_encoder_accepts(runtime: TaskRuntime, probe_env: gym.Env) -> None:

@@ -4,6 +4,11 @@
     td_target = r + discount * max_a Q_target(s', a)                       (vanilla)
 
 ``discount`` already holds gamma**n for n-step returns and 0 at terminal states.
+
+Slates (actions ``[B, k]``): a slate's value is decomposed over its items as in SlateQ (Ie et al.
+2019), Q(s, A) = sum_i P(i | s, A) Q(s, i), with the user's choice probabilities P taken as uniform
+(the agent does not observe the choice model): Q(s, A) = mean of its items' Q-values, and the
+best next slate is the k best items. With k = 1 every formula above is unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from attnq.model.transformer_dqn import masked_argmax
+from attnq.model.transformer_dqn import greedy_slate
 
 
 class DQNLoss(NamedTuple):
@@ -29,12 +34,18 @@ def td_target(
     next_q_target_BA: torch.Tensor,
     next_q_online_BA: torch.Tensor | None,
     next_action_mask_BA: torch.Tensor | None = None,
+    slate_size: int = 1,
 ) -> torch.Tensor:
     """Bootstrapped target. Pass ``next_q_online_BA`` for Double DQN, None for the vanilla max."""
     selector_BA = next_q_online_BA if next_q_online_BA is not None else next_q_target_BA
-    next_actions_B = masked_argmax(selector_BA, next_action_mask_BA)
-    next_value_B = next_q_target_BA.gather(1, next_actions_B.unsqueeze(1)).squeeze(1)
-    return rewards_B + discounts_B * next_value_B
+    next_actions = greedy_slate(selector_BA, next_action_mask_BA, slate_size)
+    return rewards_B + discounts_B * slate_value(next_q_target_BA, next_actions)
+
+
+def slate_value(q_values_BA: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Q(s, a) for actions ``[B]``; the mean item value for slates ``[B, k]`` (see the module docstring)."""
+    actions_BK = actions.unsqueeze(1) if actions.dim() == 1 else actions
+    return q_values_BA.gather(1, actions_BK).mean(dim=1)
 
 
 def dqn_loss(
@@ -45,7 +56,7 @@ def dqn_loss(
     huber_delta: float,
 ) -> DQNLoss:
     """Importance-weighted Huber loss between Q(s, a) and the (detached) target."""
-    q_taken_B = q_values_BA.gather(1, actions_B.unsqueeze(1)).squeeze(1)
+    q_taken_B = slate_value(q_values_BA, actions_B)
     target_B = td_target_B.detach()
     per_sample = F.huber_loss(q_taken_B, target_B, reduction="none", delta=huber_delta)
     return DQNLoss((weights_B * per_sample).mean(), (target_B - q_taken_B).detach(), q_taken_B, target_B)

@@ -25,6 +25,6 @@ class LinearEpsilon:
 def epsilon_greedy(
     greedy_actions: np.ndarray, epsilon: float, rng: np.random.Generator, random_actions: np.ndarray
 ) -> np.ndarray:
-    """Replace each greedy action by the given random one with probability epsilon."""
+    """Replace each greedy action (or whole slate) by the given random one with probability epsilon."""
     explore = rng.random(len(greedy_actions)) < epsilon
-    return np.where(explore, random_actions, greedy_actions)
+    return np.where(explore.reshape(-1, *([1] * (np.ndim(greedy_actions) - 1))), random_actions, greedy_actions)

@@ -27,11 +27,11 @@ class ReplaySample(NamedTuple):
 class ReplayBuffer:
     """Circular buffer with uniform sampling."""
 
-    def __init__(self, capacity: int, observation_shape: tuple[int, ...], seed: int) -> None:
+    def __init__(self, capacity: int, observation_shape: tuple[int, ...], seed: int, action_shape: tuple[int, ...] = ()) -> None:
         self.capacity = capacity
         self.observations = np.zeros((capacity, *observation_shape), dtype=np.float32)
         self.next_observations = np.zeros_like(self.observations)
-        self.actions = np.zeros(capacity, dtype=np.int64)
+        self.actions = np.zeros((capacity, *action_shape), dtype=np.int64)  # action_shape (k,) for slates
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.discounts = np.zeros(capacity, dtype=np.float32)
         self.position = 0
@@ -41,7 +41,7 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def add(self, observation: np.ndarray, action: int, reward: float, next_observation: np.ndarray, discount: float) -> int:
+    def add(self, observation: np.ndarray, action: int | np.ndarray, reward: float, next_observation: np.ndarray, discount: float) -> int:
         index = self.position
         self.observations[index] = observation
         self.actions[index] = action
@@ -122,14 +122,15 @@ class SumTree:
 class PrioritizedReplayBuffer(ReplayBuffer):
     """Proportional prioritized replay: P(i) ~ p_i^alpha, importance weights (N P(i))^-beta / max."""
 
-    def __init__(self, capacity: int, observation_shape: tuple[int, ...], seed: int, alpha: float, beta_start: float) -> None:
-        super().__init__(capacity, observation_shape, seed)
+    def __init__(self, capacity: int, observation_shape: tuple[int, ...], seed: int, alpha: float, beta_start: float,
+                 action_shape: tuple[int, ...] = ()) -> None:
+        super().__init__(capacity, observation_shape, seed, action_shape)
         self.alpha = alpha
         self.beta_start = beta_start
         self.tree = SumTree(capacity)
         self.max_priority = 1.0
 
-    def add(self, observation: np.ndarray, action: int, reward: float, next_observation: np.ndarray, discount: float) -> int:
+    def add(self, observation: np.ndarray, action: int | np.ndarray, reward: float, next_observation: np.ndarray, discount: float) -> int:
         index = super().add(observation, action, reward, next_observation, discount)
         self.tree.update(np.array([index]), np.array([self.max_priority ** self.alpha]))
         return index
@@ -202,7 +203,8 @@ class NStepFolder:
             window.clear()
 
 
-def make_replay(capacity: int, observation_shape: tuple[int, ...], seed: int, prioritized: bool, alpha: float, beta_start: float) -> ReplayBuffer:
+def make_replay(capacity: int, observation_shape: tuple[int, ...], seed: int, prioritized: bool, alpha: float, beta_start: float,
+                action_shape: tuple[int, ...] = ()) -> ReplayBuffer:
     if prioritized:
-        return PrioritizedReplayBuffer(capacity, observation_shape, seed, alpha, beta_start)
-    return ReplayBuffer(capacity, observation_shape, seed)
+        return PrioritizedReplayBuffer(capacity, observation_shape, seed, alpha, beta_start, action_shape)
+    return ReplayBuffer(capacity, observation_shape, seed, action_shape)

@@ -9,7 +9,9 @@ One class serves every domain; nothing domain-specific lives here. The domain's
 * ``mlp``: the flattened tokens through an MLP - the ablation that shows what attention adds.
 
 Two heads: ``dueling`` (Wang et al. 2016; V + A - mean A over a fixed action set) and
-``per_token`` (one Q-value per token, for domains whose action is to pick a token).
+``per_token`` (one Q-value per token, for domains whose action is to pick a token: the encoder puts
+its ``num_actions`` action tokens first, e.g. the candidate documents of a recommender).
+A slate of k items is the k highest Q-values (:func:`greedy_slate`).
 Attention weights are computed only when ``return_attention=True``.
 """
 
@@ -80,8 +82,11 @@ class TransformerDQN(nn.Module):
         super().__init__()
         if config.d_model != encoder.d_model:
             raise ValueError(f"encoder width {encoder.d_model} != model.d_model {config.d_model}")
-        if config.head == "per_token" and config.torso != "transformer":
-            raise ValueError("model.head=per_token needs model.torso=transformer (one output per token)")
+        # The MLP torso has no per-token outputs, so its ablation of a per_token model scores the same
+        # actions with the dueling head over the flattened tokens.
+        self.head_kind = config.head if config.torso == "transformer" else "dueling"
+        if self.head_kind == "per_token" and num_actions > encoder.num_tokens:
+            raise ValueError(f"model.head=per_token scores tokens, but there are {num_actions} actions and only {encoder.num_tokens} tokens")
         self.encoder = encoder
         self.config = config
         self.num_actions = num_actions
@@ -102,7 +107,7 @@ class TransformerDQN(nn.Module):
                 layers += [nn.Linear(width, hidden), nn.ReLU()]
                 width = hidden
             self.mlp = nn.Sequential(*layers)
-        if config.head == "dueling":
+        if self.head_kind == "dueling":
             self.head: nn.Module = DuelingHead(width, num_actions)
         else:
             self.head = nn.Linear(width, 1)
@@ -129,11 +134,12 @@ class TransformerDQN(nn.Module):
             if weights is not None:
                 attention.append(weights)
         x_BTD = self.final_norm(x_BTD)
-        if self.config.head == "per_token":
+        if self.head_kind == "per_token":
             q_BT = self.head(x_BTD).squeeze(-1)
             if self.uses_cls:
                 q_BT = q_BT[:, 1:]
-            q_values = q_BT.masked_fill(~tokens.mask_BT, torch.finfo(q_BT.dtype).min)
+            q_BA, present_BA = q_BT[:, : self.num_actions], tokens.mask_BT[:, : self.num_actions]
+            q_values = q_BA.masked_fill(~present_BA, torch.finfo(q_BA.dtype).min)
         else:
             q_values = self.head(x_BTD[:, query_index])
         return QOutput(q_values, attention if return_attention else None, tokens.mask_BT, self.uses_cls)
@@ -144,3 +150,16 @@ def masked_argmax(q_values_BA: torch.Tensor, action_mask_BA: torch.Tensor | None
     if action_mask_BA is not None:
         q_values_BA = q_values_BA.masked_fill(~action_mask_BA, torch.finfo(q_values_BA.dtype).min)
     return q_values_BA.argmax(dim=1)
+
+
+def greedy_slate(q_values_BA: torch.Tensor, action_mask_BA: torch.Tensor | None, slate_size: int) -> torch.Tensor:
+    """Greedy actions ``[B]``, or for slates the ``slate_size`` best distinct items ``[B, k]``.
+
+    A slate's value is decomposed over its items (SlateQ, Ie et al. 2019), so the best slate is the
+    set of the k best items, highest first.
+    """
+    if slate_size == 1:
+        return masked_argmax(q_values_BA, action_mask_BA)
+    if action_mask_BA is not None:
+        q_values_BA = q_values_BA.masked_fill(~action_mask_BA, torch.finfo(q_values_BA.dtype).min)
+    return q_values_BA.topk(slate_size, dim=1).indices

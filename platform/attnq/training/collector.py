@@ -62,7 +62,7 @@ class ExperienceCollector:
                 last_observation = next_observations[i]
             reward = self.reward_adapter.training_reward(float(rewards[i]), info)
             self.episode_metrics[i].add_step(float(rewards[i]), info)
-            for transition in self.n_step_folder.push(i, self.observations[i], int(actions[i]), reward, last_observation, bool(terminated[i]), bool(truncated[i])):
+            for transition in self.n_step_folder.push(i, self.observations[i], actions[i], reward, last_observation, bool(terminated[i]), bool(truncated[i])):
                 self.replay.add(*transition)
             if done:
                 finished.append(self.episode_metrics[i].summary())

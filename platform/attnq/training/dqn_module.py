@@ -24,7 +24,7 @@ from attnq.learning.dqn_loss import dqn_loss, td_target
 from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
 from attnq.learning.replay import NStepFolder, make_replay
 from attnq.learning.target_network import TargetUpdater
-from attnq.model.transformer_dqn import masked_argmax
+from attnq.model.transformer_dqn import greedy_slate
 from attnq.runtime import TaskRuntime, prepare_task
 from attnq.training.collector import ExperienceCollector
 
@@ -61,8 +61,10 @@ class DQNModule(pl.LightningModule):
         self.q_network = self.runtime.build_q_network()
         self.target_network = copy.deepcopy(self.q_network).requires_grad_(False)
         replay_cfg, learner = self.task.replay, self.task.learner
+        self.slate_size = self.runtime.slate_size
+        action_shape = (self.slate_size,) if self.slate_size > 1 else ()
         self.replay = make_replay(replay_cfg.capacity, self.runtime.observation_shape, self.task.seed,
-                                  replay_cfg.prioritized, replay_cfg.alpha, replay_cfg.beta_start)
+                                  replay_cfg.prioritized, replay_cfg.alpha, replay_cfg.beta_start, action_shape)
         self.n_step_folder = NStepFolder(replay_cfg.n_step, learner.gamma, self.task.env.num_envs)
         self.epsilon = LinearEpsilon.from_config(self.task.exploration, self.task.trainer.max_env_steps)
         self.target_updater = TargetUpdater(learner.target_update, learner.target_update_interval, learner.tau)
@@ -81,15 +83,16 @@ class DQNModule(pl.LightningModule):
         observations_BX = torch.as_tensor(observations, dtype=torch.float32, device=self.device)
         q_values = self.q_network(observations_BX).q_values_BA
         action_mask = self.q_network.encoder.action_mask(observations_BX)
-        return masked_argmax(q_values, action_mask).cpu().numpy()
+        return greedy_slate(q_values, action_mask, self.slate_size).cpu().numpy()
 
     def random_actions(self, observations: np.ndarray) -> np.ndarray:
         action_mask = self.q_network.encoder.action_mask(torch.as_tensor(observations, dtype=torch.float32))
-        if action_mask is None:
+        if action_mask is None and self.slate_size == 1:
             return self.action_rng.integers(0, self.runtime.num_actions, size=len(observations))
-        # uniform over admissible actions: random scores, inadmissible ones pushed to -inf
+        # uniform over admissible actions (distinct ones for a slate): random scores, inadmissible
+        # ones pushed to -inf
         scores = torch.as_tensor(self.action_rng.random((len(observations), self.runtime.num_actions)))
-        return masked_argmax(scores, action_mask.cpu()).numpy()
+        return greedy_slate(scores, None if action_mask is None else action_mask.cpu(), self.slate_size).numpy()
 
     def epsilon_greedy_actions(self, observations: np.ndarray) -> np.ndarray:
         return epsilon_greedy(self.greedy_actions(observations), self.epsilon(self.env_steps),
@@ -153,7 +156,7 @@ class DQNModule(pl.LightningModule):
                 next_q_target_BA = self.target_network(next_observations).q_values_BA
                 next_q_online_BA = self.q_network(next_observations).q_values_BA if learner.double_dqn else None
                 target_B = td_target(batch["rewards"], batch["discounts"], next_q_target_BA, next_q_online_BA,
-                                     self.q_network.encoder.action_mask(next_observations))
+                                     self.q_network.encoder.action_mask(next_observations), self.slate_size)
         result = dqn_loss(q_values_BA, batch["actions"], target_B, batch["weights"], learner.huber_delta)
         self.replay.update_priorities(batch["indices"].cpu().numpy(), result.td_errors.cpu().numpy())
         self._log_training(result.loss, result.q_taken)
