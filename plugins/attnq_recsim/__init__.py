@@ -1,0 +1,1 @@
+"""Recommendation domain: RecSim NG interest evolution (TensorFlow loads only when an env is built)."""

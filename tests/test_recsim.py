@@ -1,0 +1,187 @@
+"""The recommendation domain on the real RecSim NG interest-evolution simulation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode
+
+from attnq.config import load_task
+from attnq.domain import RandomPolicy
+from attnq.evaluation import evaluate_policy
+from attnq.runtime import prepare_task
+from attnq.training.run import train
+from conftest import SMALL_MODEL, TASKS
+
+from attnq_recsim import compat
+from attnq_recsim.baselines import CollabFilteringPolicy, ObservedAffinityPolicy
+from attnq_recsim.environment import NO_DOC, InterestEvolutionVectorEnv
+from attnq_recsim.options import EcosystemOptions, TokenLayout
+
+
+@pytest.fixture(scope="module")
+def options() -> EcosystemOptions:
+    return EcosystemOptions(history_length=4, horizon=5)
+
+
+def distinct_slates(rng: np.random.Generator, users: int, num_docs: int = 100, k: int = 2) -> np.ndarray:
+    return np.stack([rng.choice(num_docs, k, replace=False) for _ in range(users)])
+
+
+@pytest.mark.parametrize("workaround", compat.WORKAROUNDS, ids=lambda w: w.name)
+def test_each_compatibility_workaround_is_still_needed(workaround):
+    assert workaround.still_needed(), (
+        f"RecSim NG's stack no longer needs the {workaround.name!r} workaround ({workaround.why}): "
+        "delete it from plugins/attnq_recsim/compat.py")
+
+
+def test_attnq_and_its_plugins_load_without_tensorflow():
+    code = ("import sys; from attnq.registry import load_plugins; host = load_plugins(); "
+            "assert 'recsim' in host.registry, host.failures; "
+            "print('tensorflow' in sys.modules, 'recsim_ng' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_a_slate_goes_in_and_each_users_choice_and_consumed_time_come_out(options):
+    env = InterestEvolutionVectorEnv(options, 6, AutoresetMode.DISABLED)
+    layout = TokenLayout.of(options)
+    observations, _ = env.reset(seed=3)
+    assert observations.shape == (6, layout.num_rows, layout.num_columns)
+    assert (observations[:, layout.history_rows, layout.PRESENT] == 0).all()  # nothing consumed yet
+    slates = distinct_slates(np.random.default_rng(0), 6)
+    observations, rewards, terminated, truncated, info = env.step(slates)
+    clicked = info["clicked"]
+    # a consumed document is one of the slate's; its consumed time is RecSim NG's reward
+    assert all(info["chosen_doc"][u] in slates[u] for u in np.flatnonzero(clicked))
+    assert (info["chosen_doc"][~clicked] == NO_DOC).all()
+    assert (rewards[clicked] > 0).all() and (rewards[~clicked] == 0).all()
+    newest = observations[:, -1]
+    np.testing.assert_allclose(newest[clicked, layout.consumed_time], rewards[clicked])
+    np.testing.assert_array_equal(newest[clicked, layout.doc_index], info["chosen_doc"][clicked])
+    assert not terminated.any() and not truncated.any()
+
+
+def test_the_history_the_agent_sees_is_recsim_ngs_own_recommender_history(options):
+    """RecSim NG's recommender state at step t+1 is built from the response at step t."""
+    env = InterestEvolutionVectorEnv(options, 5, AutoresetMode.DISABLED)
+    env.reset(seed=1)
+    rng = np.random.default_rng(1)
+    env.step(distinct_slates(rng, 5))
+    for _ in range(options.horizon - 1):
+        ours = np.where(env.history_docs != NO_DOC, env.history_docs + 1, 0)  # library ids: index + 1
+        ours_time = env.history_time.copy()
+        env.step(distinct_slates(rng, 5))
+        library = env.ecosystem.network_value()["recommender state"]
+        np.testing.assert_array_equal(np.asarray(library.get("doc_history.state")), ours)
+        np.testing.assert_allclose(np.asarray(library.get("ctime_history.state")), ours_time, rtol=1e-6)
+
+
+def test_the_reward_is_recsim_ngs_consumed_time_metric(options):
+    """ConsumedTimeAsRewardMetrics records step t's reward at step t+1 (it reads the previous response)."""
+    env = InterestEvolutionVectorEnv(options, 5, AutoresetMode.DISABLED)
+    env.reset(seed=2)
+    rng = np.random.default_rng(2)
+    rewards = [env.step(distinct_slates(rng, 5))[1] for _ in range(3)]
+    library = env.ecosystem.network_value()["metrics state"]
+    np.testing.assert_allclose(np.asarray(library.get("reward")), rewards[1], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(library.get("cumulative_reward")), rewards[0] + rewards[1], rtol=1e-5)
+
+
+def test_same_seed_same_users_and_the_corpus_is_shared(options):
+    slates = distinct_slates(np.random.default_rng(2), 4)
+    runs = []
+    for seed in (7, 7, 8):
+        env = InterestEvolutionVectorEnv(options, 4, AutoresetMode.DISABLED)
+        env.reset(seed=seed)
+        runs.append([env.step(slates)[1] for _ in range(options.horizon)])
+        np.testing.assert_array_equal(env.doc_features, InterestEvolutionVectorEnv(options, 2).doc_features)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_the_horizon_truncates_every_user_and_autoreset_starts_fresh_ones(options):
+    env = InterestEvolutionVectorEnv(options, 3, AutoresetMode.SAME_STEP)
+    layout = TokenLayout.of(options)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for step in range(1, options.horizon + 1):
+        observations, _, terminated, truncated, info = env.step(distinct_slates(rng, 3))
+        assert not terminated.any() and truncated.all() == (step == options.horizon)
+    assert "final_obs" in info and "clicked" in info["final_info"]
+    assert (observations[:, layout.history_rows, layout.PRESENT] == 0).all()
+
+
+def test_bad_slates_are_refused_with_a_clear_error(options):
+    env = InterestEvolutionVectorEnv(options, 2, AutoresetMode.DISABLED)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="must not repeat"):
+        env.step(np.array([[3, 3], [1, 2]]))
+    with pytest.raises(ValueError, match=r"in \[0, 100\)"):
+        env.step(np.array([[3, 100], [1, 2]]))
+    with pytest.raises(ValueError, match="reset_mask must be all True"):
+        env.reset(seed=0, options={"reset_mask": np.array([True, False])})
+
+
+def test_observed_affinity_recommends_the_documents_nearest_the_consumed_ones(options):
+    env = InterestEvolutionVectorEnv(options, 1, AutoresetMode.DISABLED)
+    layout = TokenLayout.of(options)
+    observation, _ = env.reset(seed=0)
+    observation = observation.copy()
+    target = 17
+    row = observation[0, layout.num_docs + layout.history_length - 1]
+    row[layout.PRESENT], row[layout.doc_index], row[layout.consumed_time] = 1.0, target, 1.5
+    row[layout.FEATURES:layout.quality] = env.doc_features[target]
+    slate = ObservedAffinityPolicy(layout, 2, seed=0)(observation)[0]
+    distances = np.linalg.norm(env.doc_features - env.doc_features[target], axis=1)
+    assert slate[0] == target and set(slate) == set(np.argsort(distances)[:2])
+
+
+def test_random_slates_hold_distinct_documents():
+    slates = RandomPolicy(100, seed=0, slate_size=2)(np.zeros((500, 1)))
+    assert slates.shape == (500, 2) and (slates[:, 0] != slates[:, 1]).all()
+    assert set(np.unique(slates)) == set(range(100))
+
+
+def test_recsim_ngs_collaborative_filtering_trains_with_its_own_loop_and_recommends(options):
+    policy = CollabFilteringPolicy(options, user_steps=200, num_users=8, learning_rate=1e-3, seed=0)
+    assert policy.recommender.user_steps >= 200
+    env = InterestEvolutionVectorEnv(options, 11, AutoresetMode.DISABLED)  # not a multiple of its 8 users
+    observations, _ = env.reset(seed=0)
+    slates = policy(observations)
+    assert slates.shape == (11, 2) and (slates[:, 0] != slates[:, 1]).all()
+    env.step(slates)
+
+
+def test_short_real_training_run_scores_documents_per_token(tmp_path):
+    task = load_task(TASKS / "recsim-interest.yaml", SMALL_MODEL + [
+        "trainer.max_env_steps=1200", "learner.learning_starts=400", "replay.batch_size=16",
+        "trainer.progress_bar=false", "env.num_envs=8", "domain_options.horizon=20", "eval.episodes=8"])
+    result = train(task, runs_dir=tmp_path)
+    assert result.env_steps >= 1200 and result.episodes >= 8 * 3
+    from attnq.agent import load_agent
+
+    agent = load_agent(str(result.run_dir))
+    assert agent.runtime.slate_size == 2 and agent.runtime.num_actions == 100
+    evaluation = evaluate_policy(agent.runtime, agent, episodes=8, seed=0)
+    means = evaluation.means()
+    assert set(means) == {"return", "length", "click_rate", "interest_drift", "nutritious_click_rate"}
+    assert means["length"] == 20 and 0.0 <= means["click_rate"] <= 1.0
+    # per_token head: one Q-value per candidate document, and the slate is the two best
+    observation = agent.runtime.make_env().reset(seed=0)[0]
+    q_values = agent.q_network(torch.as_tensor(observation[None])).q_values_BA[0]
+    assert q_values.shape == (100,)
+    np.testing.assert_array_equal(agent(observation[None])[0], torch.topk(q_values, 2).indices.numpy())
+
+
+def test_recsim_task_validates_its_domain_options():
+    from attnq.errors import TaskFileError
+
+    task = load_task(TASKS / "recsim-interest.yaml", ["domain_options.horizon=0"])
+    with pytest.raises(TaskFileError, match="horizon"):
+        prepare_task(task)
