@@ -59,6 +59,20 @@ def test_slate_values_decompose_over_items_and_the_best_slate_is_the_top_items()
     assert q_values.grad[0, 0] == 0 and q_values.grad[0, 2] == 0 and q_values.grad[0, 1] == q_values.grad[0, 3] != 0
 
 
+def test_only_the_consumed_item_of_a_slate_is_credited():
+    from attnq.learning.dqn_loss import NOT_CREDITED, slate_value
+    from attnq.training.collector import credited_slate
+
+    slate = np.array([7, 2])
+    assert credited_slate(slate, {"slate_choice": 1}).tolist() == [2, NOT_CREDITED]
+    assert credited_slate(slate, {"slate_choice": 2}).tolist() == [7, 2]  # nothing consumed: the whole slate
+    assert credited_slate(slate, {}).tolist() == [7, 2]
+    assert credited_slate(np.int64(3), {"slate_choice": 0}) == 3  # single actions are left alone
+    q_values = torch.tensor([[0.0, 1.0, 2.0, 3.0]] * 2)
+    values = slate_value(q_values, torch.tensor([[3, NOT_CREDITED], [1, 3]]))
+    assert values.tolist() == [3.0, 2.0]
+
+
 def test_slate_transitions_round_trip_through_replay_and_epsilon_greedy():
     buffer = ReplayBuffer(4, (2,), seed=0, action_shape=(2,))
     buffer.add(np.zeros(2), np.array([3, 1]), 1.0, np.ones(2), 0.9)

@@ -57,6 +57,7 @@ def test_a_slate_goes_in_and_each_users_choice_and_consumed_time_come_out(option
     slates = distinct_slates(np.random.default_rng(0), 6)
     observations, rewards, terminated, truncated, info = env.step(slates)
     clicked = info["clicked"]
+    np.testing.assert_array_equal(info["slate_choice"] < 2, clicked)  # the slot consumed, 2 = none
     # a consumed document is one of the slate's; its consumed time is RecSim NG's reward
     assert all(info["chosen_doc"][u] in slates[u] for u in np.flatnonzero(clicked))
     assert (info["chosen_doc"][~clicked] == NO_DOC).all()

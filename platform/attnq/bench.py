@@ -19,14 +19,14 @@ import numpy as np
 from attnq.agent import load_agent
 from attnq.checkpoints import atomic_write_text
 from attnq.config import TaskConfig, apply_overrides, validate_task
-from attnq.domain import RandomPolicy
 from attnq.evaluation import policy_metrics
 from attnq.registry import PluginHost
 from attnq.runtime import TaskRuntime, prepare_task
 from attnq.training.run import train
 
 HEADLINE_METRICS = ("return", "exact_return", "crashed", "success", "survived", "mean_speed", "mean_fluid_level",
-                    "mean_vasopressor_level", "exact_match", "token_accuracy", "bleu", "chrf", "length")
+                    "mean_vasopressor_level", "exact_match", "token_accuracy", "bleu", "chrf", "click_rate", "interest_drift",
+                    "nutritious_click_rate", "length")
 
 
 @dataclass
@@ -52,7 +52,7 @@ class BenchResult:
 def random_action_rate(runtime: TaskRuntime, env_steps: int) -> float:
     """Env steps/s of the task's own vector env under random actions (resets included)."""
     vector_env = runtime.make_vector_env()
-    policy = RandomPolicy(runtime.num_actions, seed=runtime.task.seed)
+    policy = runtime.baseline("random", runtime.task.seed)
     try:
         observations, _ = vector_env.reset(seed=runtime.task.seed)
         vector_steps = max(1, env_steps // vector_env.num_envs)
@@ -64,7 +64,8 @@ def random_action_rate(runtime: TaskRuntime, env_steps: int) -> float:
         vector_env.close()
 
 
-REPORTED_DISTRIBUTIONS = ("attnq", "torch", "pytorch-lightning", "gymnasium", "highway-env", "icu-sepsis", "sacrebleu", "numpy")
+REPORTED_DISTRIBUTIONS = ("attnq", "torch", "pytorch-lightning", "gymnasium", "highway-env", "icu-sepsis", "sacrebleu",
+                          "recsim-ng", "tensorflow", "numpy")
 
 
 def library_versions() -> dict[str, str]:

@@ -3,7 +3,9 @@
 A domain supplies four things, bundled in a :class:`DomainSpec`:
 
 * an environment factory (a gymnasium ``Env`` whose action space is ``Discrete(n)``, or
-  ``MultiDiscrete([n] * k)`` for a *slate*: k distinct items out of n, as in recommendation),
+  ``MultiDiscrete([n] * k)`` for a *slate*: k distinct items out of n, as in recommendation; a
+  slate env should report ``info["slate_choice"]``, the slot the user consumed or k for none, so
+  that learning credits the consumed item alone),
 * a :class:`StateEncoder` mapping a batch of observations to :class:`Tokens`,
 * a :class:`RewardAdapter` mapping the env's reward and info to the training reward and to the
   domain's own episode metrics,

@@ -79,6 +79,7 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         chosen_doc = np.where(clicked, slates[rows, np.minimum(result.choice, self.options.slate_size - 1)], NO_DOC)
         self._remember(chosen_doc, result.consumed_time, clicked)
         info = {
+            "slate_choice": result.choice,  # the core credits the consumed item alone (SlateQ)
             "clicked": clicked,
             "consumed_time": result.reward,
             "chosen_doc": chosen_doc,

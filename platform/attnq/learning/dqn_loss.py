@@ -6,9 +6,11 @@
 ``discount`` already holds gamma**n for n-step returns and 0 at terminal states.
 
 Slates (actions ``[B, k]``): a slate's value is decomposed over its items as in SlateQ (Ie et al.
-2019), Q(s, A) = sum_i P(i | s, A) Q(s, i), with the user's choice probabilities P taken as uniform
-(the agent does not observe the choice model): Q(s, A) = mean of its items' Q-values, and the
-best next slate is the k best items. With k = 1 every formula above is unchanged.
+2019), Q(s, A) = sum_i P(i | s, A) Q(s, i). The item the user consumed is observed, so only its
+value is regressed on the target (SlateQ's item-wise update); the replay stores the other slots as
+``NOT_CREDITED``. When nothing was consumed every item of the slate is regressed. The user's choice
+probabilities for the *next* slate are not observed and are taken as uniform: its value is the mean
+of the k best items' values. With k = 1 every formula above is unchanged.
 """
 
 from __future__ import annotations
@@ -42,10 +44,16 @@ def td_target(
     return rewards_B + discounts_B * slate_value(next_q_target_BA, next_actions)
 
 
+NOT_CREDITED = -1  # a slot of a stored slate whose item the user did not consume
+
+
 def slate_value(q_values_BA: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """Q(s, a) for actions ``[B]``; the mean item value for slates ``[B, k]`` (see the module docstring)."""
+    """Q(s, a) for actions ``[B]``; for slates ``[B, k]`` the mean value of the credited items
+    (slots holding ``NOT_CREDITED`` are left out; see the module docstring)."""
     actions_BK = actions.unsqueeze(1) if actions.dim() == 1 else actions
-    return q_values_BA.gather(1, actions_BK).mean(dim=1)
+    credited_BK = actions_BK != NOT_CREDITED
+    item_values_BK = q_values_BA.gather(1, actions_BK.clamp(min=0)) * credited_BK
+    return item_values_BK.sum(dim=1) / credited_BK.sum(dim=1).clamp(min=1)
 
 
 def dqn_loss(

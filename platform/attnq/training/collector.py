@@ -13,8 +13,24 @@ import gymnasium as gym
 import numpy as np
 
 from attnq.domain import EpisodeMetrics, RewardAdapter
+from attnq.learning.dqn_loss import NOT_CREDITED
 from attnq.learning.replay import NStepFolder, ReplayBuffer
 from attnq.runtime import split_vector_info
+
+
+SLATE_CHOICE_KEY = "slate_choice"
+
+
+def credited_slate(action: np.ndarray, info: dict) -> np.ndarray:
+    """The action as stored for learning. For a slate whose env reports ``info["slate_choice"]``
+    (the slot the user chose; k or more for none), only the chosen item is credited (SlateQ)."""
+    action = np.asarray(action)
+    choice = info.get(SLATE_CHOICE_KEY)
+    if action.ndim == 0 or choice is None or int(choice) >= len(action):
+        return action
+    credited = np.full_like(action, NOT_CREDITED)
+    credited[0] = action[int(choice)]
+    return credited
 
 
 class ExperienceCollector:
@@ -61,8 +77,9 @@ class ExperienceCollector:
                 info = split_vector_info(infos, i)
                 last_observation = next_observations[i]
             reward = self.reward_adapter.training_reward(float(rewards[i]), info)
+            action = credited_slate(actions[i], info)
             self.episode_metrics[i].add_step(float(rewards[i]), info)
-            for transition in self.n_step_folder.push(i, self.observations[i], actions[i], reward, last_observation, bool(terminated[i]), bool(truncated[i])):
+            for transition in self.n_step_folder.push(i, self.observations[i], action, reward, last_observation, bool(terminated[i]), bool(truncated[i])):
                 self.replay.add(*transition)
             if done:
                 finished.append(self.episode_metrics[i].summary())
