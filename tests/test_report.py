@@ -39,9 +39,9 @@ def test_bootstrap_interval_on_known_data():
     assert bootstrap_interval(sample, seed=3) == bootstrap_interval(sample, seed=3)  # seeded: reports are reproducible
 
 
-def test_quick_profile_covers_three_domains_with_both_torsos():
+def test_quick_profile_covers_four_domains_with_both_torsos():
     quick = PROFILES["quick"]
-    assert [t.task for t in quick.tasks] == ["highway-fast", "sepsis", "scan-simple"]
+    assert [t.task for t in quick.tasks] == ["highway-fast", "sepsis", "scan-simple", "recsim-interest"]
     assert quick.torsos == ("transformer", "mlp") and len(quick.seeds) == 2
     narrowed = quick.with_choices(["sepsis"], [4], ["mlp"], ["eval.episodes=7"])
     assert [t.task for t in narrowed.tasks] == ["sepsis"] and narrowed.seeds == (4,) and narrowed.torsos == ("mlp",)
@@ -160,3 +160,18 @@ def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
     assert before["env_steps"] and max(before["env_steps"]) <= 400 < max(after["env_steps"])
     assert after["env_steps"][:len(before["env_steps"])] == before["env_steps"]
     assert after["env_steps"] == sorted(after["env_steps"]) and min(after["wall_seconds"]) >= 0.0
+
+
+def test_bench_rows_carry_return_intervals_and_a_seed_summary():
+    from attnq.bench import BenchResult, BenchRow, episode_interval, format_table, seed_summary
+    from attnq.evaluation import EvaluationResult
+
+    evaluation = EvaluationResult([{"return": float(r)} for r in (1, 2, 3, 4)], [0, 1, 2, 3])
+    low, high = episode_interval(evaluation)
+    assert 1.0 <= low < 2.5 < high <= 4.0
+    rows = [BenchRow("transformer-dqn", seed, {"return": value, "length": 100.0}) for seed, value in enumerate((10.0, 20.0, 30.0))]
+    summary = seed_summary("transformer-dqn", rows)
+    assert summary.metrics == {"return": 20.0, "length": 100.0}  # IQM of 3 values is their middle third
+    assert summary.return_interval[0] >= 10.0 and summary.return_interval[1] <= 30.0
+    table = format_table(BenchResult("t", "cmd", 4, rows=[*rows, summary]))
+    assert "return 95 % CI" in table.splitlines()[0] and "(IQM of 3 seeds)" in table

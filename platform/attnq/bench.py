@@ -2,8 +2,10 @@
 
 For each seed it measures, in one process: the rate of stepping the task's vector env with random
 actions (the simulator's ceiling), then training (env steps/s including learning), then greedy
-evaluation on the task's fixed seeds. Baselines are evaluated on the same seeds. Results are printed
-as a Markdown table and written as JSON so docs/benchmarks.md can quote them.
+evaluation on the task's fixed seeds. Baselines are evaluated on the same seeds. Each row carries a
+95 % bootstrap interval of its mean return over the evaluation episodes; with several seeds a
+summary row per torso gives the interquartile mean over seeds and its bootstrap interval. Results
+are printed as a Markdown table and written as JSON so docs/benchmarks.md can quote them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from attnq.config import TaskConfig, apply_overrides, validate_task
 from attnq.evaluation import policy_metrics
 from attnq.registry import PluginHost
 from attnq.runtime import TaskRuntime, prepare_task
+from attnq.statistics import bootstrap_interval
 from attnq.training.run import train
 
 HEADLINE_METRICS = ("return", "exact_return", "crashed", "success", "survived", "mean_speed", "mean_fluid_level",
@@ -38,6 +41,7 @@ class BenchRow:
     train_steps_per_s: float | None = None
     random_steps_per_s: float | None = None
     run_dir: str | None = None
+    return_interval: tuple[float, float] | None = None  # 95 % bootstrap interval (episodes, or seeds for summaries)
 
 
 @dataclass
@@ -91,25 +95,42 @@ def run_bench(task: TaskConfig, seeds: list[int], torsos: list[str], runs_dir: P
             rate = random_action_rate(runtime, random_rate_steps)
             trained = train(seeded, runs_dir=runs_dir, host=host)
             agent = load_agent(str(trained.run_dir), host)
-            _, metrics = policy_metrics(agent.runtime, agent, task.eval.episodes, task.eval.seed)
+            evaluation, metrics = policy_metrics(agent.runtime, agent, task.eval.episodes, task.eval.seed)
             result.rows.append(BenchRow(f"{torso}-dqn", seed, metrics, trained.wall_seconds,
-                                        trained.env_steps_per_second, rate, str(trained.run_dir)))
+                                        trained.env_steps_per_second, rate, str(trained.run_dir), episode_interval(evaluation)))
+        if len(seeds) > 1:
+            result.rows.append(seed_summary(f"{torso}-dqn", [row for row in result.rows if row.policy == f"{torso}-dqn"]))
     if baselines:
         runtime = prepare_task(task, host)
         for name in runtime.baseline_names():
-            _, metrics = policy_metrics(runtime, runtime.baseline(name, task.seed), task.eval.episodes, task.eval.seed, exact=False)
-            result.rows.append(BenchRow(f"baseline:{name}", None, metrics))
+            evaluation, metrics = policy_metrics(runtime, runtime.baseline(name, task.seed), task.eval.episodes, task.eval.seed, exact=False)
+            result.rows.append(BenchRow(f"baseline:{name}", None, metrics, return_interval=episode_interval(evaluation)))
     return result
+
+
+def episode_interval(evaluation) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of the mean return over the evaluation episodes."""
+    estimate = bootstrap_interval([episode["return"] for episode in evaluation.episodes], statistic=np.mean)
+    return estimate.low, estimate.high
+
+
+def seed_summary(policy: str, rows: list[BenchRow]) -> BenchRow:
+    """Interquartile mean over seeds of each metric, with the bootstrap interval over seeds for return."""
+    metrics = {name: float(bootstrap_interval([row.metrics[name] for row in rows]).point)
+               for name in rows[0].metrics if all(name in row.metrics for row in rows)}
+    estimate = bootstrap_interval([row.metrics["return"] for row in rows])
+    return BenchRow(f"{policy} (IQM of {len(rows)} seeds)", None, metrics, return_interval=(estimate.low, estimate.high))
 
 
 def format_table(result: BenchResult) -> str:
     metrics = [m for m in HEADLINE_METRICS if any(m in row.metrics for row in result.rows)]
-    header = ["policy", "seed", *metrics, "train s", "train steps/s", "random steps/s", "ratio"]
+    header = ["policy", "seed", *metrics, "return 95 % CI", "train s", "train steps/s", "random steps/s", "ratio"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in result.rows:
         ratio = (row.train_steps_per_s / row.random_steps_per_s) if row.train_steps_per_s and row.random_steps_per_s else None
         cells = [row.policy, "-" if row.seed is None else str(row.seed)]
         cells += [f"{row.metrics[m]:.3f}" if m in row.metrics else "-" for m in metrics]
+        cells += ["-" if row.return_interval is None else f"[{row.return_interval[0]:.3f}, {row.return_interval[1]:.3f}]"]
         cells += [_fmt(row.train_seconds, ".0f"), _fmt(row.train_steps_per_s, ".1f"), _fmt(row.random_steps_per_s, ".1f"), _fmt(ratio, ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -45,6 +45,8 @@ PROFILES: dict[str, ReportPlan] = {
         ReportTask(task="scan-simple", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
                                                             "exploration.decay_fraction=0.2",
                                                             "trainer.checkpoint_every_env_steps=20000", "eval.episodes=1000")),
+        ReportTask(task="recsim-interest", overrides=_QUIET + ("trainer.max_env_steps=8000", "eval.episodes=64",
+                                                                "domain_options.collab_filtering.user_steps=8000")),
     )),
     "full": ReportPlan(name="full", seeds=(0, 1, 2), tasks=(
         ReportTask(task="highway-fast", overrides=_QUIET),
@@ -52,5 +54,6 @@ PROFILES: dict[str, ReportPlan] = {
         ReportTask(task="sepsis", overrides=_QUIET),
         ReportTask(task="scan-simple", overrides=_QUIET),
         ReportTask(task="scan-length", overrides=_QUIET),
+        ReportTask(task="recsim-interest", overrides=_QUIET),
     )),
 }
