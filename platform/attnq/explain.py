@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from attnq.agent import TrainedAgent
+from attnq.config import TaskConfig
 from attnq.checkpoints import atomic_write_bytes, atomic_write_text
 
 TOP_K = 3
@@ -128,6 +129,12 @@ def png_bytes(fig) -> bytes:
     return stream.getvalue()
 
 
+def attending_token(task: TaskConfig) -> str:
+    """Whose attention row is drawn: the pooled query, or for per-token Q-values the token of the
+    first action chosen (it is that token's output that scored it)."""
+    return "the first recommended item" if task.model.head == "per_token" and task.model.torso == "transformer" else "the query"
+
+
 def explain(agent: TrainedAgent, out_dir: Path, seed: int | None = None) -> tuple[Path, Path, dict[str, float]]:
     seed = agent.task.eval.seed if seed is None else seed
     steps, summary = record_episode(agent, seed)
@@ -137,8 +144,7 @@ def explain(agent: TrainedAgent, out_dir: Path, seed: int | None = None) -> tupl
                "steps": [s.__dict__ for s in steps]}
     atomic_write_text(json_path, json.dumps(payload, indent=1))
     metric_text = ", ".join(f"{k}={v:.2f}" for k, v in summary.items())
-    query = "the first recommended item" if agent.task.model.head == "per_token" else "the query"
-    plot_attention(steps, f"{agent.task.name} seed {seed}: {metric_text}", png_path, query)
+    plot_attention(steps, f"{agent.task.name} seed {seed}: {metric_text}", png_path, attending_token(agent.task))
     if steps and steps[0].positions is not None:
         plot_scene(steps, f"{agent.task.name} seed {seed}: attention of the query token in the scene", out_dir / SCENE_FILE)
     return png_path, json_path, summary

@@ -73,22 +73,23 @@ def _trained_steps(run_dir: Path) -> int:
     return int(load_checkpoint_file(checkpoint).get("attnq", {}).get("env_steps", 0))
 
 
-def ensure_trained(task: TaskConfig, run_dir: Path, host: PluginHost | None, say: Say) -> None:
+def ensure_trained(task: TaskConfig, run_dir: Path, host: PluginHost | None, say: Say) -> int:
+    """Train or resume the run up to the task's budget; returns its env steps."""
     steps = _trained_steps(run_dir)
     if steps >= task.trainer.max_env_steps:
-        return
+        return steps
     if steps >= 0:
         say(f"resuming {run_dir} from {steps} env steps")
-        train(task, resume=run_dir, host=host)
-    else:
-        say(f"training {run_dir}")
-        train(task, run_dir=run_dir, host=host)
+        return train(task, resume=run_dir, host=host).env_steps
+    say(f"training {run_dir}")
+    return train(task, run_dir=run_dir, host=host).env_steps
 
 
-def ensure_evaluated(run_dir: Path, host: PluginHost | None, say: Say) -> dict:
-    """Evaluate the run's last checkpoint on its task's fixed seeds, unless that was done already."""
+def ensure_evaluated(run_dir: Path, host: PluginHost | None, say: Say, steps: int | None = None) -> dict:
+    """Evaluate the run's last checkpoint on its task's fixed seeds, unless that was done already
+    (``steps``: the checkpoint's env steps when the caller knows them; read from it otherwise)."""
     path = run_dir / EVALUATION_FILE
-    steps = _trained_steps(run_dir)
+    steps = _trained_steps(run_dir) if steps is None else steps
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved.get("env_steps") == steps:
@@ -131,8 +132,7 @@ def collect(plan: ReportPlan, runs_dir: Path, host: PluginHost | None = None, sa
             for seed in plan.seeds:
                 task = validate_task(apply_overrides(base.to_dict(), [f"seed={seed}", f"model.torso={torso}"]), base.name)
                 run_dir = run_folder(runs_dir, task)
-                ensure_trained(task, run_dir, host, say)
-                ensure_evaluated(run_dir, host, say)
+                ensure_evaluated(run_dir, host, say, ensure_trained(task, run_dir, host, say))
         ensure_baselines(base, runs_dir / base.name, host, say)
     return load_records(runs_dir)
 

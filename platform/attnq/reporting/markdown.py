@@ -13,7 +13,7 @@ import numpy as np
 
 from attnq.agent import load_agent
 from attnq.checkpoints import atomic_write_text
-from attnq.explain import SCENE_FILE, explain
+from attnq.explain import SCENE_FILE, attending_token, explain
 from attnq.registry import PluginHost
 from attnq.reporting.collect import TaskRecord
 from attnq.reporting.figures import plot_learning_curves
@@ -83,7 +83,7 @@ def _attention_section(record: TaskRecord, out_dir: Path, host: PluginHost | Non
     png, _, episode = explain(agent, figure_dir)
     lines = [f"One greedy evaluation episode of the seed-{run.seed} Transformer-DQN "
              f"({', '.join(f'{k} {v:.2f}' for k, v in episode.items())}). Each row is a decision, each column a "
-             "token, labelled by the domain's encoder; the colour is the query token's last-layer attention "
+             f"token, labelled by the domain's encoder; the colour is the last-layer attention of {attending_token(agent.task)} "
              "(mean over heads). Beside each row: the action taken and the three most attended tokens.", "",
              f"![attention of {record.task.name}]({png.relative_to(out_dir).as_posix()})", ""]
     scene = figure_dir / SCENE_FILE

@@ -1,6 +1,6 @@
 """What a report covers: tasks (each with budget overrides) x torsos x seeds. Two built-in profiles.
 
-``quick`` is the README's main job: every built-in domain, two seeds, small budgets, about 15
+``quick`` is the README's main job: every built-in domain, two seeds, small budgets, about 16
 minutes on a 2-core CPU; its numbers show the pipeline, not converged agents. ``full`` uses each
 task file's own budget and three seeds (hours on a CPU).
 """
