@@ -157,3 +157,26 @@ def test_mlp_ablation_has_nothing_to_explain(tmp_path):
     assert np.asarray(agent(np.zeros((1, 8, 5), dtype=np.float32))).shape == (1,)
     with pytest.raises(CheckpointError, match="no attention to explain"):
         explain(agent, tmp_path / "x")
+
+
+def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
+    task = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + [
+        "eval.every_env_steps=80", "eval.episodes_during_training=1", "eval.keep_best=true"])
+    assert task.eval.seed_during_training != task.eval.seed  # selection never sees the final episodes
+    result = train(task, runs_dir=tmp_path)
+    best = load_checkpoint_file(result.run_dir / "checkpoints" / "best.ckpt")
+    last = load_checkpoint_file(result.run_dir / "checkpoints" / "last.ckpt")
+    assert np.isfinite(best["attnq"]["best_eval_return"])
+    assert best["attnq"]["env_steps"] <= last["attnq"]["env_steps"]
+    assert last["attnq"]["best_eval_return"] == best["attnq"]["best_eval_return"]  # a resumed run keeps it
+    metrics = list(csv.DictReader(open(next(result.run_dir.glob("logs/metrics.csv")))))
+    validation_returns = [float(row["eval/return"]) for row in metrics if row.get("eval/return")]
+    assert best["attnq"]["best_eval_return"] == pytest.approx(max(validation_returns), rel=1e-5)
+    assert load_agent(str(result.run_dir / "checkpoints" / "best.ckpt")).env_steps == best["attnq"]["env_steps"]
+
+
+def test_keep_best_without_evaluations_is_a_clear_task_error():
+    from attnq.errors import TaskFileError
+
+    with pytest.raises(TaskFileError, match="every_env_steps"):
+        load_task(TASKS / "highway-fast.yaml", ["eval.keep_best=true"])

@@ -2,7 +2,8 @@
 
 For each seed it measures, in one process: the rate of stepping the task's vector env with random
 actions (the simulator's ceiling), then training (env steps/s including learning), then greedy
-evaluation on the task's fixed seeds. Baselines are evaluated on the same seeds. Each row carries a
+evaluation on the task's fixed seeds (of the run's best checkpoint when the task sets
+``eval.keep_best``). Baselines are evaluated on the same seeds. Each row carries a
 95 % bootstrap interval of its mean return over the evaluation episodes; with several seeds a
 summary row per torso gives the interquartile mean over seeds and its bootstrap interval. Results
 are printed as a Markdown table and written as JSON so docs/benchmarks.md can quote them.
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from attnq.agent import load_agent
-from attnq.checkpoints import atomic_write_text
+from attnq.checkpoints import BEST_CHECKPOINT, CHECKPOINT_DIR, atomic_write_text
 from attnq.config import TaskConfig, apply_overrides, validate_task
 from attnq.evaluation import policy_metrics
 from attnq.registry import PluginHost
@@ -40,7 +41,7 @@ class BenchRow:
     train_seconds: float | None = None
     train_steps_per_s: float | None = None
     random_steps_per_s: float | None = None
-    run_dir: str | None = None
+    checkpoint: str | None = None  # the evaluated checkpoint
     return_interval: tuple[float, float] | None = None  # 95 % bootstrap interval (episodes, or seeds for summaries)
 
 
@@ -94,10 +95,10 @@ def run_bench(task: TaskConfig, seeds: list[int], torsos: list[str], runs_dir: P
             runtime = prepare_task(seeded, host)
             rate = random_action_rate(runtime, random_rate_steps)
             trained = train(seeded, runs_dir=runs_dir, host=host)
-            agent = load_agent(str(trained.run_dir), host)
+            agent = load_agent(evaluated_checkpoint(trained.run_dir, seeded), host)
             evaluation, metrics = policy_metrics(agent.runtime, agent, task.eval.episodes, task.eval.seed)
             result.rows.append(BenchRow(f"{torso}-dqn", seed, metrics, trained.wall_seconds,
-                                        trained.env_steps_per_second, rate, str(trained.run_dir), episode_interval(evaluation)))
+                                        trained.env_steps_per_second, rate, str(agent.checkpoint), episode_interval(evaluation)))
         if len(seeds) > 1:
             result.rows.append(seed_summary(f"{torso}-dqn", [row for row in result.rows if row.policy == f"{torso}-dqn"]))
     if baselines:
@@ -106,6 +107,12 @@ def run_bench(task: TaskConfig, seeds: list[int], torsos: list[str], runs_dir: P
             evaluation, metrics = policy_metrics(runtime, runtime.baseline(name, task.seed), task.eval.episodes, task.eval.seed, exact=False)
             result.rows.append(BenchRow(f"baseline:{name}", None, metrics, return_interval=episode_interval(evaluation)))
     return result
+
+
+def evaluated_checkpoint(run_dir: Path, task: TaskConfig) -> str:
+    """The checkpoint a benchmark evaluates: the run's best one when the task keeps it
+    (``eval.keep_best``, chosen on the validation episodes), its last one otherwise."""
+    return str(run_dir / CHECKPOINT_DIR / BEST_CHECKPOINT) if task.eval.keep_best else str(run_dir)
 
 
 def episode_interval(evaluation) -> tuple[float, float]:
@@ -154,9 +161,9 @@ def write_markdown_report(result: BenchResult, out_dir: Path, host: PluginHost |
              f"Greedy evaluation over {result.eval_episodes} episodes on the task's fixed seeds; "
              "baselines on the same seeds. Speeds are env steps per second on this machine.", "",
              format_table(result), ""]
-    explained = next((row for row in result.rows if row.policy == "transformer-dqn" and row.run_dir), None)
+    explained = next((row for row in result.rows if row.policy == "transformer-dqn" and row.checkpoint), None)
     if explained is not None:
-        agent = load_agent(explained.run_dir, host)
+        agent = load_agent(explained.checkpoint, host)
         png, _, summary = explain(agent, out_dir / "attention")
         lines += ["## What the attention looked at", "",
                   f"One evaluation episode of the seed-{explained.seed} agent "

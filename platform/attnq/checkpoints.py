@@ -23,6 +23,7 @@ from attnq.errors import CheckpointError, TaskFileError
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT = "best.ckpt"  # written only with eval.keep_best
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -63,6 +63,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from attnq.checkpoints import BEST_CHECKPOINT
     from attnq.registry import load_plugins
     from attnq.training.run import train
 
@@ -71,6 +72,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(task, runs_dir=Path(args.runs_dir), resume=Path(args.resume) if args.resume else None, host=host)
     print(f"run folder: {result.run_dir}")
     print(f"checkpoint: {result.checkpoint}")
+    best = result.checkpoint.parent / BEST_CHECKPOINT
+    if task.eval.keep_best and best.is_file():
+        print(f"best:       {best} (best mean return on the validation episodes during training)")
     print(f"trained {result.env_steps} env steps, {result.episodes} episodes in {result.wall_seconds:.0f} s "
           f"({result.env_steps_per_second:.1f} env steps/s)")
     return 0

@@ -90,7 +90,18 @@ class EvalConfig(Section):
     seed: int = Field(10_000, ge=0, description="episode i is reset with seed + i")
     every_env_steps: int = Field(0, ge=0, description="0 = no evaluation during training")
     episodes_during_training: int = Field(5, ge=1)
+    seed_during_training: int = Field(1_000_000, ge=0, description="first seed of the evaluations during training: "
+                                      "kept apart from `seed` so that picking the best checkpoint never sees the final episodes")
+    keep_best: bool = Field(False, description="write checkpoints/best.ckpt whenever an evaluation during training "
+                            "has the best mean return so far (needs every_env_steps > 0)")
     env_kwargs: dict[str, Any] = Field(default_factory=dict, description="merged over env.kwargs for evaluation envs only (a corpus's test part, denser traffic)")
+
+
+    @model_validator(mode="after")
+    def _best_needs_evaluations(self) -> "EvalConfig":
+        if self.keep_best and not self.every_env_steps:
+            raise ValueError("keep_best needs evaluations during training: set eval.every_env_steps > 0")
+        return self
 
 
 class Anchor(Section):

@@ -59,10 +59,15 @@ class PeriodicCheckpoint(pl.Callback):
 
 
 class PeriodicEvaluation(pl.Callback):
-    """Greedy evaluation on the task's fixed seeds every N env steps; logs ``eval/<metric>``."""
+    """Greedy evaluation every N env steps on its own fixed seeds; logs ``eval/<metric>``.
 
-    def __init__(self, every_env_steps: int, episodes: int) -> None:
-        self.every, self.episodes = every_env_steps, episodes
+    With ``best_path`` it also keeps the checkpoint with the best mean return so far (model
+    selection on validation episodes, never on the final evaluation's).
+    """
+
+    def __init__(self, every_env_steps: int, episodes: int, seed: int, best_path: Path | None = None) -> None:
+        self.every, self.episodes, self.seed = every_env_steps, episodes, seed
+        self.best_path = best_path
         self.next_at = every_env_steps
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -71,7 +76,11 @@ class PeriodicEvaluation(pl.Callback):
         self.next_at = (module.env_steps // self.every + 1) * self.every
         was_training = module.q_network.training
         module.q_network.eval()
-        result = evaluate_policy(module.runtime, module.greedy_actions, self.episodes, module.task.eval.seed)
+        result = evaluate_policy(module.runtime, module.greedy_actions, self.episodes, self.seed)
         module.q_network.train(was_training)
-        for name, value in result.means().items():
+        means = result.means()
+        for name, value in means.items():
             module.log(f"eval/{name}", value)
+        if self.best_path is not None and means["return"] > module.best_eval_return:
+            module.best_eval_return = means["return"]
+            trainer.save_checkpoint(self.best_path, weights_only=False)

@@ -72,6 +72,7 @@ class DQNModule(pl.LightningModule):
         self.env_steps = 0
         self.episodes = 0
         self.wall_seconds_before_fit = 0.0  # training time of earlier (resumed) fits
+        self.best_eval_return = -math.inf  # best periodic evaluation so far (eval.keep_best)
         self.fit_started = time.perf_counter()
         self.recent_episodes: deque[dict[str, float]] = deque(maxlen=RECENT_EPISODES)
         self.finished_since_log: list[dict[str, float]] = []
@@ -196,7 +197,7 @@ class DQNModule(pl.LightningModule):
             "env_steps": self.env_steps, "episodes": self.episodes, "wall_seconds": self.wall_seconds(),
             "recent_episodes": list(self.recent_episodes), "replay": replay_state,
             "target_last_sync_step": self.target_updater.last_sync_step,
-            "action_rng": self.action_rng.bit_generator.state,
+            "action_rng": self.action_rng.bit_generator.state, "best_eval_return": self.best_eval_return,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -207,3 +208,4 @@ class DQNModule(pl.LightningModule):
         self.replay.load_state_dict({k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state["replay"].items()})
         self.target_updater.last_sync_step = int(state["target_last_sync_step"])
         self.action_rng.bit_generator.state = state["action_rng"]
+        self.best_eval_return = float(state.get("best_eval_return", -math.inf))

@@ -11,7 +11,7 @@ import torch
 import yaml
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from attnq.checkpoints import (CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, AtomicCheckpointIO, atomic_write_text,
+from attnq.checkpoints import (BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, AtomicCheckpointIO, atomic_write_text,
                                check_same_task, load_checkpoint_file, task_from_checkpoint)
 from attnq.config import TaskConfig
 from attnq.errors import CheckpointError
@@ -86,7 +86,9 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
     if task.trainer.progress_bar:
         callbacks.append(EnvStepProgressBar())
     if task.eval.every_env_steps:
-        callbacks.append(PeriodicEvaluation(task.eval.every_env_steps, task.eval.episodes_during_training))
+        best_path = run_dir / CHECKPOINT_DIR / BEST_CHECKPOINT if task.eval.keep_best else None
+        callbacks.append(PeriodicEvaluation(task.eval.every_env_steps, task.eval.episodes_during_training,
+                                            task.eval.seed_during_training, best_path))
     trainer = pl.Trainer(
         accelerator=task.trainer.accelerator, devices=1, max_epochs=-1, max_steps=module.updates_needed(),
         logger=_loggers(task, run_dir, start_steps), callbacks=callbacks, plugins=[AtomicCheckpointIO()],
