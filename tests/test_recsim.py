@@ -186,3 +186,19 @@ def test_recsim_task_validates_its_domain_options():
     task = load_task(TASKS / "recsim-interest.yaml", ["domain_options.horizon=0"])
     with pytest.raises(TaskFileError, match="horizon"):
         prepare_task(task)
+
+
+def test_without_document_identity_documents_are_known_only_by_their_features(options):
+    from attnq_recsim.encoder import SlateEncoder
+
+    layout = TokenLayout.of(options)
+    env = InterestEvolutionVectorEnv(options, 2, AutoresetMode.DISABLED)
+    observations = torch.as_tensor(env.reset(seed=0)[0])
+    anonymous = SlateEncoder(layout, env.doc_is_trashy, 16, document_identity=False)
+    tokens = anonymous(observations)
+    assert anonymous.document is None and tokens.embeddings_BTD.shape == (2, layout.num_rows, 16)
+    # two documents with the same features get the same token
+    observations[:, 1, layout.FEATURES:layout.quality] = observations[:, 0, layout.FEATURES:layout.quality]
+    same = anonymous(observations).embeddings_BTD
+    assert torch.allclose(same[:, 0], same[:, 1])
+    assert not torch.allclose(*SlateEncoder(layout, env.doc_is_trashy, 16)(observations).embeddings_BTD[0, :2])

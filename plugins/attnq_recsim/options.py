@@ -31,6 +31,8 @@ class EcosystemOptions(BaseModel):
     corpus_seed: int = Field(0, ge=0, description="seed of the frozen corpus, shared by training and evaluation")
     observe_quality: bool = Field(False, description="show each document's quality to the agent (RecSim's users see it; "
                                                      "the recommender normally infers it from consumed time)")
+    document_identity: bool = Field(True, description="give each document a learned identity embedding; without it a "
+                                                       "document is known only by its features (and the history)")
     collab_filtering: CollabFilteringOptions = Field(default_factory=CollabFilteringOptions)
 
     @property

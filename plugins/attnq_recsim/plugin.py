@@ -43,7 +43,7 @@ def make_vector_env(env_id: str, env_kwargs: Mapping[str, Any], options: Ecosyst
 
 def make_encoder(context: DomainContext, d_model: int) -> SlateEncoder:
     probe = context.probe_env.unwrapped
-    return SlateEncoder(TokenLayout.of(context.options), probe.vector_env.doc_is_trashy, d_model)
+    return SlateEncoder(TokenLayout.of(context.options), probe.vector_env.doc_is_trashy, d_model, context.options.document_identity)
 
 
 def make_reward_adapter(context: DomainContext) -> ConsumedTimeRewardAdapter:
