@@ -164,6 +164,7 @@ def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
         "eval.every_env_steps=80", "eval.episodes_during_training=1", "eval.keep_best=true"])
     assert task.eval.seed_during_training != task.eval.seed  # selection never sees the final episodes
     result = train(task, runs_dir=tmp_path)
+    assert 0 < result.evaluation_seconds < result.wall_seconds  # left out of the training throughput
     best = load_checkpoint_file(result.run_dir / "checkpoints" / "best.ckpt")
     last = load_checkpoint_file(result.run_dir / "checkpoints" / "last.ckpt")
     assert np.isfinite(best["attnq"]["best_eval_return"])

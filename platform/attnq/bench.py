@@ -93,8 +93,11 @@ def run_bench(task: TaskConfig, seeds: list[int], torsos: list[str], runs_dir: P
         for seed in seeds:
             seeded = validate_task(apply_overrides(task.to_dict(), [f"seed={seed}", f"model.torso={torso}"]), task.name)
             runtime = prepare_task(seeded, host)
-            rate = random_action_rate(runtime, random_rate_steps)
+            # The random-action rate is taken just before and just after training, and averaged, so a
+            # machine whose speed drifts during the run does not bias the ratio either way.
+            rate_before = random_action_rate(runtime, random_rate_steps)
             trained = train(seeded, runs_dir=runs_dir, host=host)
+            rate = (rate_before + random_action_rate(runtime, random_rate_steps)) / 2
             agent = load_agent(evaluated_checkpoint(trained.run_dir, seeded), host)
             evaluation, metrics = policy_metrics(agent.runtime, agent, task.eval.episodes, task.eval.seed)
             result.rows.append(BenchRow(f"{torso}-dqn", seed, metrics, trained.wall_seconds,

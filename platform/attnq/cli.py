@@ -75,8 +75,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     best = result.checkpoint.parent / BEST_CHECKPOINT
     if task.eval.keep_best and best.is_file():
         print(f"best:       {best} (best mean return on the validation episodes during training)")
-    print(f"trained {result.env_steps} env steps, {result.episodes} episodes in {result.wall_seconds:.0f} s "
-          f"({result.env_steps_per_second:.1f} env steps/s)")
+    evaluations = f", {result.evaluation_seconds:.0f} s of it in evaluations" if result.evaluation_seconds else ""
+    print(f"trained {result.env_steps} env steps, {result.episodes} episodes in {result.wall_seconds:.0f} s{evaluations} "
+          f"({result.env_steps_per_second:.1f} env steps/s of training)")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ class PeriodicEvaluation(pl.Callback):
         if module.env_steps < self.next_at:
             return
         self.next_at = (module.env_steps // self.every + 1) * self.every
+        started = time.perf_counter()
         was_training = module.q_network.training
         module.q_network.eval()
         result = evaluate_policy(module.runtime, module.greedy_actions, self.episodes, self.seed)
@@ -84,3 +86,4 @@ class PeriodicEvaluation(pl.Callback):
         if self.best_path is not None and means["return"] > module.best_eval_return:
             module.best_eval_return = means["return"]
             trainer.save_checkpoint(self.best_path, weights_only=False)
+        module.evaluation_seconds += time.perf_counter() - started

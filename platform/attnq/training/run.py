@@ -28,10 +28,14 @@ class TrainResult:
     env_steps: int
     episodes: int
     wall_seconds: float
+    evaluation_seconds: float = 0.0  # the part of wall_seconds spent in evaluations during training
 
     @property
     def env_steps_per_second(self) -> float:
-        return self.env_steps / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+        """Training throughput: env steps per second of the fit, learning included and the
+        evaluations during training (validation episodes, not training) left out."""
+        training_seconds = self.wall_seconds - self.evaluation_seconds
+        return self.env_steps / training_seconds if training_seconds > 0 else float("nan")
 
 
 def new_run_dir(task: TaskConfig, runs_dir: Path) -> Path:
@@ -99,4 +103,4 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
     start = time.perf_counter()
     trainer.fit(module, ckpt_path=str(checkpoint_path) if checkpoint_path else None, weights_only=True)
     wall = time.perf_counter() - start
-    return TrainResult(run_dir, run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT, module.env_steps - start_steps, module.episodes, wall)
+    return TrainResult(run_dir, run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT, module.env_steps - start_steps, module.episodes, wall, module.evaluation_seconds)
