@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from attnq.checkpoints import load_checkpoint_file
 from attnq.reporting.collect import collect, load_records
 from attnq.reporting.markdown import write_report
 from attnq.reporting.plan import PROFILES, ReportPlan, ReportTask
@@ -62,7 +63,7 @@ def small_report(tmp_path_factory):
     plan = ReportPlan(name="small", seeds=(0, 1), torsos=("transformer", "mlp"), tasks=(
         ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_MODEL + (
             "trainer.max_env_steps=1500", "learner.learning_starts=500", "env.num_envs=8", "replay.batch_size=32",
-            "eval.episodes=200")),
+            "eval.episodes=200", "eval.every_env_steps=500", "eval.episodes_during_training=50")),
         ReportTask(task=str(TASKS / "scan-simple.yaml"), overrides=SMALL_MODEL + (
             "domain_options.corpus=files", f"domain_options.train_file={corpus}", f"domain_options.test_file={corpus}",
             "env.num_envs=8", "trainer.max_env_steps=800", "learner.learning_starts=200", "replay.batch_size=32",
@@ -89,6 +90,9 @@ def test_report_files_exist_and_numbers_equal_the_runs(small_report):
     assert sepsis["agents"]["transformer"]["iqm"]["return"]["point"] == pytest.approx(interquartile_mean(returns))
     assert sepsis["agents"]["transformer"]["per_seed"]["1"]["return"] == returns[1]
     assert evaluations[0]["episodes"] == 200 and "exact_return" in sepsis["metrics"]
+    # the task keeps its best validation checkpoint, so the report evaluates that one, as bench does
+    best = load_checkpoint_file(runs_dir / "sepsis" / "transformer-seed0" / "checkpoints" / "best.ckpt")
+    assert evaluations[0]["checkpoint"] == "best" and evaluations[0]["env_steps"] == best["attnq"]["env_steps"]
     assert set(sepsis["baselines"]) == {"random", "clinician", "optimal"}
     assert sepsis["baselines"]["optimal"]["exact_return"] == pytest.approx(0.8751, abs=1e-3)
     assert [a["metrics"]["return"] for a in sepsis["anchors"]] == [0.88, 0.78]
@@ -129,7 +133,7 @@ def test_collect_skips_finished_runs(small_report):
     plan = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
         ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_MODEL + (
             "trainer.max_env_steps=1500", "learner.learning_starts=500", "env.num_envs=8", "replay.batch_size=32",
-            "eval.episodes=200")),))
+            "eval.episodes=200", "eval.every_env_steps=500", "eval.episodes_during_training=50")),))
     said: list[str] = []
     collect(plan, runs_dir, say=said.append)
     assert said == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}

@@ -113,9 +113,11 @@ def run_bench(task: TaskConfig, seeds: list[int], torsos: list[str], runs_dir: P
 
 
 def evaluated_checkpoint(run_dir: Path, task: TaskConfig) -> str:
-    """The checkpoint a benchmark evaluates: the run's best one when the task keeps it
-    (``eval.keep_best``, chosen on the validation episodes), its last one otherwise."""
-    return str(run_dir / CHECKPOINT_DIR / BEST_CHECKPOINT) if task.eval.keep_best else str(run_dir)
+    """The checkpoint a benchmark or report evaluates: the run's best one when the task keeps it
+    (``eval.keep_best``, chosen on the validation episodes), its last one otherwise, and also when
+    the budget ended before the first validation round."""
+    best = run_dir / CHECKPOINT_DIR / BEST_CHECKPOINT
+    return str(best) if task.eval.keep_best and best.is_file() else str(run_dir)
 
 
 def episode_interval(evaluation) -> tuple[float, float]:

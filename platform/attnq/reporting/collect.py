@@ -18,7 +18,8 @@ import yaml
 
 from attnq.agent import load_agent
 from attnq.catalog import find_task
-from attnq.checkpoints import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, atomic_write_text, load_checkpoint_file
+from attnq.bench import evaluated_checkpoint
+from attnq.checkpoints import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, atomic_write_text, load_checkpoint_file
 from attnq.config import TaskConfig, apply_overrides, load_task, validate_task
 from attnq.errors import AttnqError
 from attnq.evaluation import policy_metrics
@@ -85,19 +86,22 @@ def ensure_trained(task: TaskConfig, run_dir: Path, host: PluginHost | None, say
     return train(task, run_dir=run_dir, host=host).env_steps
 
 
-def ensure_evaluated(run_dir: Path, host: PluginHost | None, say: Say, steps: int | None = None) -> dict:
-    """Evaluate the run's last checkpoint on its task's fixed seeds, unless that was done already
-    (``steps``: the checkpoint's env steps when the caller knows them; read from it otherwise)."""
+def ensure_evaluated(run_dir: Path, task: TaskConfig, host: PluginHost | None, say: Say, steps: int | None = None) -> dict:
+    """Evaluate the checkpoint ``attnq bench`` would (the best validation one under
+    ``eval.keep_best``, the last one otherwise) on the task's fixed seeds, unless that was done
+    already for a run trained this far (``steps``: the run's env steps when the caller knows them)."""
     path = run_dir / EVALUATION_FILE
     steps = _trained_steps(run_dir) if steps is None else steps
+    checkpoint = evaluated_checkpoint(run_dir, task)
+    which = "best" if checkpoint.endswith(BEST_CHECKPOINT) else "last"
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("env_steps") == steps:
+        if saved.get("trained_env_steps", saved.get("env_steps")) == steps and saved.get("checkpoint", "last") == which:
             return saved
-    say(f"evaluating {run_dir}")
-    agent = load_agent(str(run_dir), host)
+    say(f"evaluating {run_dir} ({which} checkpoint)")
+    agent = load_agent(checkpoint, host)
     evaluation, metrics = policy_metrics(agent.runtime, agent, agent.task.eval.episodes, agent.task.eval.seed)
-    saved = {"env_steps": agent.env_steps, "wall_seconds": agent.wall_seconds,
+    saved = {"checkpoint": which, "trained_env_steps": steps, "env_steps": agent.env_steps, "wall_seconds": agent.wall_seconds,
              "episodes": len(evaluation.episodes), "eval_seed": agent.task.eval.seed,
              "mean": metrics, "std": evaluation.stds()}
     atomic_write_text(path, json.dumps(saved, indent=1))
@@ -132,7 +136,7 @@ def collect(plan: ReportPlan, runs_dir: Path, host: PluginHost | None = None, sa
             for seed in plan.seeds:
                 task = validate_task(apply_overrides(base.to_dict(), [f"seed={seed}", f"model.torso={torso}"]), base.name)
                 run_dir = run_folder(runs_dir, task)
-                ensure_evaluated(run_dir, host, say, ensure_trained(task, run_dir, host, say))
+                ensure_evaluated(run_dir, task, host, say, ensure_trained(task, run_dir, host, say))
         ensure_baselines(base, runs_dir / base.name, host, say)
     return load_records(runs_dir)
 
