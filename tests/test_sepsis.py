@@ -53,6 +53,11 @@ def test_encoder_makes_one_labelled_token_per_feature(runtime):
     observations = _observations_of_states(runtime, np.array([0, 100, 500]))
     tokens = network.encoder(torch.as_tensor(observations))
     assert tokens.embeddings_BTD.shape == (3, 47, 32) and tokens.mask_BT.all()
+    sofa = FEATURE_NAMES.index("SOFA")
+    changed = observations.copy()
+    changed[:, sofa] += 1.0
+    moved_BT = (network.encoder(torch.as_tensor(changed)).embeddings_BTD - tokens.embeddings_BTD).abs().sum(-1)
+    assert (moved_BT[:, sofa] > 0).all() and torch.count_nonzero(moved_BT) == 3  # only SOFA's own token moves
     labels = network.encoder.token_labels(observations[1])
     assert len(labels) == 47 and labels[FEATURE_NAMES.index("SOFA")].startswith("SOFA ")
     output = network(torch.as_tensor(observations), return_attention=True)

@@ -1,7 +1,10 @@
 """Clinical features -> one token per feature, so attention maps read as "lactate", "SOFA", "MeanBP".
 
-Each token is a learned feature-identity embedding plus an embedding of the feature's value (a small
-MLP shared by all features). A learned [CLS] token (``model.pool: cls``) pools them.
+Token j is ``bias_j + value_j * weight_j``: the numerical-feature tokenizer of FT-Transformer
+(Gorishniy et al. 2021). The bias is the feature's identity and each feature moves along its own
+direction as its value changes. (A value MLP shared by all features plus an identity embedding,
+the earlier design, fitted the optimal Q-values less closely: docs/benchmarks.md, sepsis.)
+A learned [CLS] token (``model.pool: cls``) pools the tokens.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ class ClinicalFeatureEncoder(StateEncoder):
     def __init__(self, d_model: int) -> None:
         super().__init__(d_model)
         self.num_tokens = NUM_FEATURES
-        self.feature_identity = nn.Embedding(NUM_FEATURES, d_model)
-        self.value_embedding = nn.Sequential(nn.Linear(1, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.feature_bias = nn.Parameter(torch.randn(NUM_FEATURES, d_model) * 0.5)
+        self.feature_weight = nn.Parameter(torch.randn(NUM_FEATURES, d_model) * 0.5)
 
     def forward(self, observations_BX: torch.Tensor) -> Tokens:
         if observations_BX.dim() != 2 or observations_BX.shape[1] != OBSERVATION_SIZE:
             raise ValueError(f"expected ICU-Sepsis observations [B, {OBSERVATION_SIZE}], got {list(observations_BX.shape)}")
         values_BT1 = observations_BX[:, :NUM_FEATURES].unsqueeze(-1)
-        embeddings_BTD = self.value_embedding(values_BT1) + self.feature_identity.weight
+        embeddings_BTD = self.feature_bias + values_BT1 * self.feature_weight
         mask_BT = torch.ones(values_BT1.shape[:2], dtype=torch.bool, device=observations_BX.device)
         return Tokens(embeddings_BTD, mask_BT)
 

@@ -52,6 +52,11 @@ class SepsisMDP:
         values_S = self._fixed_point(lambda v: self._q_values(v, gamma, admissible_only).max(axis=1), tolerance)
         return float(self.initial_S @ values_S), self._q_values(values_S, gamma, admissible_only).argmax(axis=1)
 
+    def optimal_q_values(self, gamma: float = 1.0, admissible_only: bool = True, tolerance: float = 1e-10) -> np.ndarray:
+        """Q*(s, a) for every state and action (-inf for inadmissible ones with ``admissible_only``)."""
+        values_S = self._fixed_point(lambda v: self._q_values(v, gamma, admissible_only).max(axis=1), tolerance)
+        return self._q_values(values_S, gamma, admissible_only)
+
     def policy_value(self, policy_SA: np.ndarray, gamma: float = 1.0, tolerance: float = 1e-12) -> float:
         """Expected return of a stochastic policy given as action probabilities per state."""
         values_S = self._fixed_point(lambda v: (policy_SA * self._q_values(v, gamma, False)).sum(axis=1), tolerance)
