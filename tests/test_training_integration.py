@@ -180,4 +180,4 @@ def test_keep_best_without_evaluations_is_a_clear_task_error():
     from attnq.errors import TaskFileError
 
     with pytest.raises(TaskFileError, match="every_env_steps"):
-        load_task(TASKS / "highway-fast.yaml", ["eval.keep_best=true"])
+        load_task(TASKS / "highway-fast.yaml", ["eval.keep_best=true", "eval.every_env_steps=0"])
