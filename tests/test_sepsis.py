@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from attnq.checkpoints import load_checkpoint_file
 from attnq.config import load_task
 from attnq.evaluation import evaluate_policy
 from attnq.runtime import prepare_task
@@ -98,9 +99,13 @@ def test_optimal_baseline_rollouts_agree_with_its_exact_value(runtime, mdp):
 def test_short_real_training_run(tmp_path):
     task = load_task(TASKS / "sepsis.yaml", SMALL_MODEL + [
         "trainer.max_env_steps=3000", "learner.learning_starts=1000", "replay.batch_size=32",
-        "trainer.progress_bar=false", "env.num_envs=8"])
+        "trainer.progress_bar=false", "env.num_envs=8", "learner.lr=0.0003", "learner.lr_end=0.00003"])
     result = train(task, runs_dir=tmp_path)
     assert result.env_steps >= 3000 and result.episodes > 100
+    # the learning rate was annealed linearly over the 250 updates and the schedule is checkpointed
+    checkpoint = load_checkpoint_file(result.checkpoint)
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.00003, rel=0.1)
+    assert checkpoint["lr_schedulers"][0]["last_epoch"] == checkpoint["global_step"]
     from attnq.agent import load_agent
 
     agent = load_agent(str(result.run_dir))

@@ -59,6 +59,9 @@ class ReplayConfig(Section):
 class LearnerConfig(Section):
     gamma: float = Field(0.8, ge=0.0, le=1.0)
     lr: float = Field(5e-4, gt=0.0)
+    lr_end: float | None = Field(None, gt=0.0, description="anneal the learning rate linearly from lr to lr_end over "
+                                 "the run's updates (smaller steps late in training average out noisy TD targets); "
+                                 "None keeps lr constant")
     double_dqn: bool = True
     huber_delta: float = Field(1.0, gt=0.0)
     max_grad_norm: float = Field(10.0, gt=0.0)

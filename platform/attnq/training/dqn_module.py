@@ -167,8 +167,16 @@ class DQNModule(pl.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.target_updater.step(self.target_network, self.q_network, self.env_steps)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.q_network.parameters(), lr=self.task.learner.lr)
+    def configure_optimizers(self) -> Any:
+        learner = self.task.learner
+        optimizer = torch.optim.Adam(self.q_network.parameters(), lr=learner.lr)
+        if learner.lr_end is None:
+            return optimizer
+        # Stepped once per update; Lightning checkpoints its state, so a resumed run stays on schedule.
+        total_updates, final_factor = self.updates_needed(), learner.lr_end / learner.lr
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda update: 1.0 + (final_factor - 1.0) * min(update / total_updates, 1.0))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def _log_training(self, loss: torch.Tensor, q_taken: torch.Tensor) -> None:
         # Only on the updates Lightning writes (it writes when the count of finished updates, this one
@@ -180,6 +188,7 @@ class DQNModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=False)
         self.log("train/q_mean", q_taken.mean())
         self.log("train/epsilon", self.epsilon(self.env_steps))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         self.log("train/env_steps", float(self.env_steps))
         self.log("train/wall_seconds", self.wall_seconds())
         if self.finished_since_log:
