@@ -171,7 +171,10 @@ def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
     assert best["attnq"]["env_steps"] <= last["attnq"]["env_steps"]
     assert last["attnq"]["best_eval_return"] == best["attnq"]["best_eval_return"]  # a resumed run keeps it
     metrics = list(csv.DictReader(open(next(result.run_dir.glob("logs/metrics.csv")))))
-    validation_returns = [float(row["eval/return"]) for row in metrics if row.get("eval/return")]
+    validation_rows = [row for row in metrics if row.get("eval/return")]
+    validation_returns = [float(row["eval/return"]) for row in validation_rows]
+    evaluated_at = [float(row["train/env_steps"]) for row in validation_rows]
+    assert len(evaluated_at) >= 2 and all(b - a >= 80 for a, b in zip(evaluated_at, evaluated_at[1:]))  # one row each
     assert best["attnq"]["best_eval_return"] == pytest.approx(max(validation_returns), rel=1e-5)
     assert load_agent(str(result.run_dir / "checkpoints" / "best.ckpt")).env_steps == best["attnq"]["env_steps"]
 

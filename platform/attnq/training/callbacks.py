@@ -81,8 +81,11 @@ class PeriodicEvaluation(pl.Callback):
         result = evaluate_policy(module.runtime, module.greedy_actions, self.episodes, self.seed)
         module.q_network.train(was_training)
         means = result.means()
-        for name, value in means.items():
-            module.log(f"eval/{name}", value)
+        # Straight to the loggers, one row per evaluation: values given to module.log from a callback
+        # hook would be written again on every later logging step, as if evaluated there.
+        row = {f"eval/{name}": value for name, value in means.items()} | {"train/env_steps": float(module.env_steps)}
+        for logger in trainer.loggers:
+            logger.log_metrics(row, step=trainer.global_step)
         if self.best_path is not None and means["return"] > module.best_eval_return:
             module.best_eval_return = means["return"]
             trainer.save_checkpoint(self.best_path, weights_only=False)
