@@ -41,7 +41,9 @@ PROFILES: dict[str, ReportPlan] = {
     "quick": ReportPlan(name="quick", seeds=(0, 1), tasks=(
         ReportTask(task="highway-fast", overrides=_QUIET + ("trainer.max_env_steps=4000", "eval.episodes=20")),
         ReportTask(task="sepsis", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
-                                                       "trainer.checkpoint_every_env_steps=20000", "eval.episodes=2000")),
+                                                       "trainer.checkpoint_every_env_steps=20000", "eval.episodes=2000",
+                                                       # the task's 16 envs per update would double this run's updates
+                                                       "env.num_envs=32")),
         ReportTask(task="scan-simple", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
                                                             "exploration.decay_fraction=0.2",
                                                             "trainer.checkpoint_every_env_steps=20000", "eval.episodes=1000")),
