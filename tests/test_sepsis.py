@@ -87,6 +87,17 @@ def test_value_iteration_matches_the_packages_reported_values(mdp, runtime):
     assert mdp.policy_value(clinicians) == pytest.approx(0.78, abs=0.01)  # clinicians 0.78
 
 
+def test_the_optimal_policys_own_q_values_are_q_star_and_a_worse_policys_are_lower(mdp):
+    q_star_SA = mdp.optimal_q_values(admissible_only=True)
+    optimal_policy_SA = mdp.deterministic_policy(q_star_SA.argmax(axis=1))
+    scored_SA = mdp.admissible_SA & ~mdp.terminal_S[:, None]
+    q_pi_SA = mdp.policy_q_values(optimal_policy_SA)
+    assert np.abs(q_pi_SA - q_star_SA)[scored_SA].max() < 1e-6
+    uniform_q_SA = mdp.policy_q_values(np.full(mdp.admissible_SA.shape, 1 / 25))
+    assert (uniform_q_SA[scored_SA] <= q_star_SA[scored_SA] + 1e-9).all()
+    assert (uniform_q_SA[scored_SA] < q_star_SA[scored_SA] - 1e-3).mean() > 0.5
+
+
 def test_optimal_baseline_rollouts_agree_with_its_exact_value(runtime, mdp):
     result = evaluate_policy(runtime, runtime.baseline("optimal", 0), episodes=2000, seed=0)
     optimum, _ = mdp.optimal()

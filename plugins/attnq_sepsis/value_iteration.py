@@ -57,13 +57,22 @@ class SepsisMDP:
         values_S = self._fixed_point(lambda v: self._q_values(v, gamma, admissible_only).max(axis=1), tolerance)
         return self._q_values(values_S, gamma, admissible_only)
 
+    def policy_q_values(self, policy_SA: np.ndarray, gamma: float = 1.0, tolerance: float = 1e-12) -> np.ndarray:
+        """Q^pi(s, a) of a stochastic policy given as action probabilities per state."""
+        values_S = self._fixed_point(lambda v: (policy_SA * self._q_values(v, gamma, False)).sum(axis=1), tolerance)
+        return self._q_values(values_S, gamma, False)
+
     def policy_value(self, policy_SA: np.ndarray, gamma: float = 1.0, tolerance: float = 1e-12) -> float:
         """Expected return of a stochastic policy given as action probabilities per state."""
-        values_S = self._fixed_point(lambda v: (policy_SA * self._q_values(v, gamma, False)).sum(axis=1), tolerance)
-        return float(self.initial_S @ values_S)
+        values_S = (policy_SA * self.policy_q_values(policy_SA, gamma, tolerance)).sum(axis=1)
+        return float(self.initial_S @ np.where(self.terminal_S, 0.0, values_S))
+
+    def deterministic_policy(self, actions_S: np.ndarray) -> np.ndarray:
+        """Action probabilities of "take ``actions_S[s]`` in state s"."""
+        policy_SA = np.zeros_like(self.expected_reward_SA)
+        policy_SA[np.arange(len(actions_S)), actions_S] = 1.0
+        return policy_SA
 
     def deterministic_policy_value(self, actions_S: np.ndarray, gamma: float = 1.0) -> float:
         """Exact expected return of "take ``actions_S[s]`` in state s" (terminal rows are ignored)."""
-        policy_SA = np.zeros_like(self.expected_reward_SA)
-        policy_SA[np.arange(len(actions_S)), actions_S] = 1.0
-        return self.policy_value(policy_SA, gamma)
+        return self.policy_value(self.deterministic_policy(actions_S), gamma)

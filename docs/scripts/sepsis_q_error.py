@@ -1,0 +1,53 @@
+"""How far are a trained sepsis agent's Q-values from the truth, and from its own policy's values?
+
+For each checkpoint: the exact expected return of its greedy policy, the network's own estimate of
+that return (max Q averaged over the initial states), and the error of its Q-values over every
+admissible (state, action) pair against Q* (the optimum) and against Q^pi (the true values of the
+agent's own greedy policy). Q-values that match Q^pi but not Q* mean DQN has settled on its policy's
+values; their spread (rms) is what decides whether the greedy choice between close actions is right.
+
+    .venv/bin/python docs/scripts/sepsis_q_error.py RUN/checkpoints/best.ckpt [MORE.ckpt ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from attnq.agent import load_agent
+from attnq_sepsis.environment import observations_for_states
+from attnq_sepsis.value_iteration import SepsisMDP
+
+
+def describe_errors(name: str, errors: np.ndarray) -> str:
+    return f"{name}: bias {errors.mean():+.4f}, rms {np.sqrt((errors ** 2).mean()):.4f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", type=Path)
+    args = parser.parse_args()
+    for checkpoint in args.checkpoints:
+        agent = load_agent(str(checkpoint))
+        env = agent.runtime.context.probe_env
+        mdp = SepsisMDP.from_env(env)
+        observations = torch.as_tensor(observations_for_states(env, np.arange(len(mdp.initial_S))), device=agent.device)
+        with torch.no_grad():
+            q_values_SA = agent.q_network(observations).q_values_BA.cpu().numpy()
+        greedy_actions_S = np.where(mdp.admissible_SA, q_values_SA, -np.inf).argmax(axis=1)
+        q_pi_SA = mdp.policy_q_values(mdp.deterministic_policy(greedy_actions_S))
+        q_star_SA = mdp.optimal_q_values(admissible_only=True)  # -inf only where not scored
+        scored_SA = mdp.admissible_SA & ~mdp.terminal_S[:, None]
+        estimated_value_S = np.where(mdp.terminal_S, 0.0, q_values_SA[np.arange(len(greedy_actions_S)), greedy_actions_S])
+        print(checkpoint)
+        exact_return = mdp.deterministic_policy_value(greedy_actions_S)
+        print(f"  greedy policy's exact return {exact_return:.4f}; the network's estimate of it {mdp.initial_S @ estimated_value_S:.4f}")
+        print(f"  Q-values vs {describe_errors('Q*', (q_values_SA - q_star_SA)[scored_SA])}; "
+              f"vs {describe_errors('Q^pi', (q_values_SA - q_pi_SA)[scored_SA])}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
