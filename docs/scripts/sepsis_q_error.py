@@ -7,6 +7,9 @@ agent's own greedy policy). Q-values that match Q^pi but not Q* mean DQN has set
 values; their spread (rms) is what decides whether the greedy choice between close actions is right.
 
     .venv/bin/python docs/scripts/sepsis_q_error.py RUN/checkpoints/best.ckpt [MORE.ckpt ...]
+
+With ``--target-network`` the checkpoint's target network is scored instead of the online one (with
+Polyak updates it is an average of the recent weights).
 """
 
 from __future__ import annotations
@@ -26,12 +29,21 @@ def describe_errors(name: str, errors: np.ndarray) -> str:
     return f"{name}: bias {errors.mean():+.4f}, rms {np.sqrt((errors ** 2).mean()):.4f}"
 
 
+def target_network_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    state_dict = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    prefix = "target_network."
+    return {name[len(prefix):]: tensor for name, tensor in state_dict.items() if name.startswith(prefix)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("--target-network", action="store_true", help="score the target network's weights")
     args = parser.parse_args()
     for checkpoint in args.checkpoints:
         agent = load_agent(str(checkpoint))
+        if args.target_network:
+            agent.q_network.load_state_dict(target_network_weights(checkpoint))
         env = agent.runtime.context.probe_env
         mdp = SepsisMDP.from_env(env)
         observations = torch.as_tensor(observations_for_states(env, np.arange(len(mdp.initial_S))), device=agent.device)
