@@ -35,31 +35,37 @@ def target_network_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     return {name[len(prefix):]: tensor for name, tensor in state_dict.items() if name.startswith(prefix)}
 
 
+def value_of_greedy_policy(q_values_SA: np.ndarray, greedy_actions_S: np.ndarray, mdp: SepsisMDP) -> float:
+    """Expected return from the initial states if ``q_values_SA`` are the greedy policy's values."""
+    values_S = np.where(mdp.terminal_S, 0.0, q_values_SA[np.arange(len(greedy_actions_S)), greedy_actions_S])
+    return float(mdp.initial_S @ values_S)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", type=Path)
     parser.add_argument("--target-network", action="store_true", help="score the target network's weights")
     args = parser.parse_args()
+    mdp = q_star_SA = observations = None
     for checkpoint in args.checkpoints:
         agent = load_agent(str(checkpoint))
         if args.target_network:
             agent.q_network.load_state_dict(target_network_weights(checkpoint))
-        env = agent.runtime.context.probe_env
-        mdp = SepsisMDP.from_env(env)
-        observations = torch.as_tensor(observations_for_states(env, np.arange(len(mdp.initial_S))), device=agent.device)
+        if mdp is None:  # every checkpoint is of the same MDP: solve it once
+            env = agent.runtime.context.probe_env
+            mdp = SepsisMDP.from_env(env)
+            q_star_SA = mdp.optimal_q_values(admissible_only=True)  # -inf only where not scored
+            observations = torch.as_tensor(observations_for_states(env, np.arange(len(mdp.initial_S))))
         with torch.no_grad():
-            q_values_SA = agent.q_network(observations).q_values_BA.cpu().numpy()
+            q_values_SA = agent.q_network(observations.to(agent.device)).q_values_BA.cpu().numpy()
         greedy_actions_S = np.where(mdp.admissible_SA, q_values_SA, -np.inf).argmax(axis=1)
         q_pi_SA = mdp.policy_q_values(mdp.deterministic_policy(greedy_actions_S))
-        q_star_SA = mdp.optimal_q_values(admissible_only=True)  # -inf only where not scored
         scored_SA = mdp.admissible_SA & ~mdp.terminal_S[:, None]
-        estimated_value_S = np.where(mdp.terminal_S, 0.0, q_values_SA[np.arange(len(greedy_actions_S)), greedy_actions_S])
         print(checkpoint)
-        exact_return = mdp.deterministic_policy_value(greedy_actions_S)
-        print(f"  greedy policy's exact return {exact_return:.4f}; the network's estimate of it {mdp.initial_S @ estimated_value_S:.4f}")
+        print(f"  greedy policy's exact return {value_of_greedy_policy(q_pi_SA, greedy_actions_S, mdp):.4f}; "
+              f"the network's estimate of it {value_of_greedy_policy(q_values_SA, greedy_actions_S, mdp):.4f}")
         print(f"  Q-values vs {describe_errors('Q*', (q_values_SA - q_star_SA)[scored_SA])}; "
               f"vs {describe_errors('Q^pi', (q_values_SA - q_pi_SA)[scored_SA])}", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -57,15 +57,16 @@ class SepsisMDP:
         values_S = self._fixed_point(lambda v: self._q_values(v, gamma, admissible_only).max(axis=1), tolerance)
         return self._q_values(values_S, gamma, admissible_only)
 
+    def _policy_state_values(self, policy_SA: np.ndarray, gamma: float, tolerance: float) -> np.ndarray:
+        return self._fixed_point(lambda v: (policy_SA * self._q_values(v, gamma, False)).sum(axis=1), tolerance)
+
     def policy_q_values(self, policy_SA: np.ndarray, gamma: float = 1.0, tolerance: float = 1e-12) -> np.ndarray:
         """Q^pi(s, a) of a stochastic policy given as action probabilities per state."""
-        values_S = self._fixed_point(lambda v: (policy_SA * self._q_values(v, gamma, False)).sum(axis=1), tolerance)
-        return self._q_values(values_S, gamma, False)
+        return self._q_values(self._policy_state_values(policy_SA, gamma, tolerance), gamma, False)
 
     def policy_value(self, policy_SA: np.ndarray, gamma: float = 1.0, tolerance: float = 1e-12) -> float:
         """Expected return of a stochastic policy given as action probabilities per state."""
-        values_S = (policy_SA * self.policy_q_values(policy_SA, gamma, tolerance)).sum(axis=1)
-        return float(self.initial_S @ np.where(self.terminal_S, 0.0, values_S))
+        return float(self.initial_S @ self._policy_state_values(policy_SA, gamma, tolerance))
 
     def deterministic_policy(self, actions_S: np.ndarray) -> np.ndarray:
         """Action probabilities of "take ``actions_S[s]`` in state s"."""
