@@ -95,6 +95,19 @@ def test_cls_pooling_mlp_ablation_and_per_token_head(highway_runtime, highway_ob
     assert isinstance(ablation.head, DuelingHead) and ablation(masked).q_values_BA.shape == (4, 8)
 
 
+def test_dueling_head_hidden_width_defaults_to_the_torso_width_and_is_configurable(highway_runtime):
+    from attnq.model.transformer_dqn import DuelingHead, TransformerDQN
+
+    assert DuelingHead(width=8, num_actions=3).advantage[0].out_features == 8
+    encoder = highway_runtime.build_q_network().encoder
+    base = highway_runtime.task.model.model_dump()
+    wide = TransformerDQN(encoder, 5, ModelConfig(**{**base, "head_hidden": 48}))
+    assert wide.head.value[0].out_features == wide.head.advantage[0].out_features == 48
+    assert wide.head.advantage[0].in_features == base["d_model"]
+    with pytest.raises(ValueError, match="head_hidden"):
+        ModelConfig(**{**base, "head_hidden": 0})
+
+
 def test_model_width_comes_from_the_config_and_must_match_the_encoder(highway_runtime):
     from attnq.model.transformer_dqn import TransformerDQN
 

@@ -39,6 +39,8 @@ class ModelConfig(Section):
     head: Literal["dueling", "per_token"] = Field("dueling", description="per_token = one Q-value per action token "
                                                   "(the MLP torso, which has no token outputs, uses dueling)")
     mlp_hidden: tuple[int, ...] = (256, 256)
+    head_hidden: int | None = Field(None, ge=1, description="hidden width of the dueling head's value and advantage "
+                                    "streams; default: the torso's output width (d_model for the transformer)")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "ModelConfig":

@@ -63,12 +63,13 @@ class PreLNBlock(nn.Module):
 
 
 class DuelingHead(nn.Module):
-    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a)."""
+    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a), each stream one hidden layer of ``hidden`` units."""
 
-    def __init__(self, width: int, num_actions: int) -> None:
+    def __init__(self, width: int, num_actions: int, hidden: int | None = None) -> None:
         super().__init__()
-        self.value = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
-        self.advantage = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, num_actions))
+        hidden = hidden or width
+        self.value = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.advantage = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, num_actions))
 
     def forward(self, features_BW: torch.Tensor) -> torch.Tensor:
         advantage_BA = self.advantage(features_BW)
@@ -108,7 +109,7 @@ class TransformerDQN(nn.Module):
                 width = hidden
             self.mlp = nn.Sequential(*layers)
         if self.head_kind == "dueling":
-            self.head: nn.Module = DuelingHead(width, num_actions)
+            self.head: nn.Module = DuelingHead(width, num_actions, config.head_hidden)
         else:
             self.head = nn.Linear(width, 1)
 
