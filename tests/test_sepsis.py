@@ -98,6 +98,21 @@ def test_the_optimal_policys_own_q_values_are_q_star_and_a_worse_policys_are_low
     assert (uniform_q_SA[scored_SA] < q_star_SA[scored_SA] - 1e-3).mean() > 0.5
 
 
+def test_state_visits_split_a_policys_value_and_its_gap_to_the_optimum(mdp):
+    q_star_SA = mdp.optimal_q_values(admissible_only=True)
+    optimum, _ = mdp.optimal(admissible_only=True)
+    first_admissible_S = mdp.admissible_SA.argmax(axis=1)  # a poor fixed policy
+    policy_SA = mdp.deterministic_policy(first_admissible_S)
+    visits_S = mdp.state_visits(policy_SA)
+    value = mdp.policy_value(policy_SA)
+    assert optimum - value > 0.05
+    # value = sum of expected rewards over the visits; gap = sum of per-state losses over the visits
+    assert (visits_S * (policy_SA * mdp.expected_reward_SA).sum(axis=1)).sum() == pytest.approx(value, abs=1e-8)
+    live_S = np.flatnonzero(~mdp.terminal_S)
+    loss_S = q_star_SA[live_S].max(axis=1) - q_star_SA[live_S, first_admissible_S[live_S]]
+    assert (visits_S[live_S] * loss_S).sum() == pytest.approx(optimum - value, abs=1e-8)
+
+
 def test_optimal_baseline_rollouts_agree_with_its_exact_value(runtime, mdp):
     result = evaluate_policy(runtime, runtime.baseline("optimal", 0), episodes=2000, seed=0)
     optimum, _ = mdp.optimal()

@@ -5,6 +5,8 @@ that return (max Q averaged over the initial states), and the error of its Q-val
 admissible (state, action) pair against Q* (the optimum) and against Q^pi (the true values of the
 agent's own greedy policy). Q-values that match Q^pi but not Q* mean DQN has settled on its policy's
 values; their spread (rms) is what decides whether the greedy choice between close actions is right.
+It also splits the policy's gap to the optimum over the states (expected visits x the return lost
+by its choice there): is the gap a few costly mistakes, or many small ones?
 
     .venv/bin/python docs/scripts/sepsis_q_error.py RUN/checkpoints/best.ckpt [MORE.ckpt ...]
 
@@ -41,6 +43,18 @@ def value_of_greedy_policy(q_values_SA: np.ndarray, greedy_actions_S: np.ndarray
     return float(mdp.initial_S @ values_S)
 
 
+def describe_gap(greedy_actions_S: np.ndarray, q_star_SA: np.ndarray, mdp: SepsisMDP) -> str:
+    live_S = np.flatnonzero(~mdp.terminal_S)
+    loss_S = q_star_SA[live_S].max(axis=1) - q_star_SA[live_S, greedy_actions_S[live_S]]
+    share_S = mdp.state_visits(mdp.deterministic_policy(greedy_actions_S))[live_S] * loss_S
+    gap = share_S.sum()
+    costliest_100 = np.sort(share_S)[::-1][:100].sum() / gap
+    return (f"gap to the optimum {gap:.4f}, from {np.count_nonzero(loss_S > 1e-9)} states' choices; the 100 costliest "
+            f"carry {costliest_100:.0%}; choices losing under 0.01 {share_S[loss_S < 0.01].sum() / gap:.0%}, "
+            f"0.01-0.03 {share_S[(loss_S >= 0.01) & (loss_S < 0.03)].sum() / gap:.0%}, "
+            f"0.03 or more {share_S[loss_S >= 0.03].sum() / gap:.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", type=Path)
@@ -65,7 +79,8 @@ def main() -> None:
         print(f"  greedy policy's exact return {value_of_greedy_policy(q_pi_SA, greedy_actions_S, mdp):.4f}; "
               f"the network's estimate of it {value_of_greedy_policy(q_values_SA, greedy_actions_S, mdp):.4f}")
         print(f"  Q-values vs {describe_errors('Q*', (q_values_SA - q_star_SA)[scored_SA])}; "
-              f"vs {describe_errors('Q^pi', (q_values_SA - q_pi_SA)[scored_SA])}", flush=True)
+              f"vs {describe_errors('Q^pi', (q_values_SA - q_pi_SA)[scored_SA])}")
+        print(f"  {describe_gap(greedy_actions_S, q_star_SA, mdp)}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -68,6 +68,17 @@ class SepsisMDP:
         """Expected return of a stochastic policy given as action probabilities per state."""
         return float(self.initial_S @ self._policy_state_values(policy_SA, gamma, tolerance))
 
+    def state_visits(self, policy_SA: np.ndarray) -> np.ndarray:
+        """Expected number of visits to each state in an episode under the policy (terminals: 0).
+
+        Weighting a policy's per-state loss ``V*(s) - Q*(s, pi(s))`` by these visits splits its gap to
+        the optimum over the states (the performance difference lemma, Kakade & Langford 2002).
+        """
+        next_state_SS = np.einsum("sa,sat->st", policy_SA, self.transitions_SAS)
+        next_state_SS[self.terminal_S] = 0.0
+        visits_S = np.linalg.solve(np.eye(len(self.initial_S)) - next_state_SS.T, self.initial_S)
+        return np.where(self.terminal_S, 0.0, visits_S)
+
     def deterministic_policy(self, actions_S: np.ndarray) -> np.ndarray:
         """Action probabilities of "take ``actions_S[s]`` in state s"."""
         policy_SA = np.zeros_like(self.expected_reward_SA)
