@@ -48,6 +48,8 @@ def describe_gap(greedy_actions_S: np.ndarray, q_star_SA: np.ndarray, mdp: Sepsi
     loss_S = q_star_SA[live_S].max(axis=1) - q_star_SA[live_S, greedy_actions_S[live_S]]
     share_S = mdp.state_visits(mdp.deterministic_policy(greedy_actions_S))[live_S] * loss_S
     gap = share_S.sum()
+    if gap < 1e-9:
+        return "the greedy policy is optimal: no gap to split"
     costliest_100 = np.sort(share_S)[::-1][:100].sum() / gap
     return (f"gap to the optimum {gap:.4f}, from {np.count_nonzero(loss_S > 1e-9)} states' choices; the 100 costliest "
             f"carry {costliest_100:.0%}; choices losing under 0.01 {share_S[loss_S < 0.01].sum() / gap:.0%}, "
