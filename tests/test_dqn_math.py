@@ -10,7 +10,7 @@ from torch import nn
 from attnq.learning.dqn_loss import dqn_loss, td_target
 from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
 from attnq.learning.replay import NStepFolder, PrioritizedReplayBuffer, ReplayBuffer, SumTree
-from attnq.learning.target_network import TargetUpdater, hard_update, polyak_update
+from attnq.learning.target_network import TargetUpdater, WeightAverage, hard_update, polyak_update
 from attnq.model.transformer_dqn import DuelingHead, greedy_slate, masked_argmax
 
 
@@ -144,6 +144,18 @@ def test_epsilon_schedule_and_greedy_mix():
     greedy, random = np.zeros(10_000, dtype=int), np.ones(10_000, dtype=int)
     assert epsilon_greedy(greedy, 0.0, rng, random).sum() == 0
     assert 0.27 < epsilon_greedy(greedy, 0.3, rng, random).mean() < 0.33
+
+
+def test_weight_average_follows_the_online_weights_fast_at_first_then_at_its_decay():
+    online, averaged = nn.Linear(1, 1), nn.Linear(1, 1)
+    with torch.no_grad():
+        online.weight.fill_(1.0); averaged.weight.fill_(0.0)
+    average = WeightAverage(decay=0.99)
+    assert average.decay_after(1) == pytest.approx(2 / 11) and average.decay_after(10_000) == 0.99
+    average.step(averaged, online, updates_done=1)
+    assert averaged.weight.item() == pytest.approx(9 / 11)  # (2/11) * 0 + (9/11) * 1
+    average.step(averaged, online, updates_done=10_000)
+    assert averaged.weight.item() == pytest.approx(0.99 * 9 / 11 + 0.01)
 
 
 def test_target_updates_hard_by_env_steps_and_polyak():

@@ -179,6 +179,21 @@ def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
     assert load_agent(str(result.run_dir / "checkpoints" / "best.ckpt")).env_steps == best["attnq"]["env_steps"]
 
 
+def test_weight_averaging_exports_the_averaged_network_and_leaves_learning_unchanged(trained_run, tmp_path):
+    task, plain = trained_run
+    averaged = train(load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["learner.weight_average_decay=0.9"]), runs_dir=tmp_path)
+    plain_weights = load_checkpoint_file(plain.checkpoint)["state_dict"]
+    weights = load_checkpoint_file(averaged.checkpoint)["state_dict"]
+    online = {k.removeprefix("q_network."): v for k, v in weights.items() if k.startswith("q_network.")}
+    average = {k.removeprefix("averaged_network."): v for k, v in weights.items() if k.startswith("averaged_network.")}
+    assert online.keys() == average.keys() and online
+    # the online network acts and learns exactly as without averaging (same seed)
+    assert all(torch.equal(v, plain_weights[f"q_network.{k}"]) for k, v in online.items())
+    assert not all(torch.equal(average[k], online[k]) for k in online)
+    agent = load_agent(str(averaged.run_dir))
+    assert all(torch.equal(v.cpu(), average[k]) for k, v in agent.q_network.state_dict().items())
+
+
 def test_keep_best_without_evaluations_is_a_clear_task_error():
     from attnq.errors import TaskFileError
 

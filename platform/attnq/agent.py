@@ -16,6 +16,7 @@ from attnq.registry import PluginHost
 from attnq.runtime import TaskRuntime, prepare_task
 
 Q_NETWORK_PREFIX = "q_network."
+AVERAGED_NETWORK_PREFIX = "averaged_network."  # present when the run averaged its weights (learner.weight_average_decay)
 
 
 @dataclass
@@ -60,14 +61,18 @@ class TrainedAgent:
 
 
 def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: str | torch.device | None = None) -> TrainedAgent:
-    """Restore the greedy agent of a run folder or checkpoint, on CUDA when present unless told."""
+    """Restore the greedy agent of a run folder or checkpoint, on CUDA when present unless told.
+
+    A run that averaged its weights (``learner.weight_average_decay``) is restored with the averaged ones."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     location = resolve_run(run_or_checkpoint)
     checkpoint = load_checkpoint_file(location.checkpoint)
     task = task_from_checkpoint(checkpoint, location.checkpoint)
     runtime = prepare_task(task, host)
     q_network = runtime.build_q_network()
-    state = {k[len(Q_NETWORK_PREFIX):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(Q_NETWORK_PREFIX)}
+    weights = checkpoint["state_dict"]
+    prefix = AVERAGED_NETWORK_PREFIX if any(k.startswith(AVERAGED_NETWORK_PREFIX) for k in weights) else Q_NETWORK_PREFIX
+    state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
     try:
         q_network.load_state_dict(state)
     except RuntimeError as exc:

@@ -70,6 +70,10 @@ class LearnerConfig(Section):
     target_update: Literal["hard", "polyak"] = "hard"
     target_update_interval: int = Field(50, ge=1, description="env steps between hard target syncs")
     tau: float = Field(0.005, gt=0.0, le=1.0, description="Polyak rate per update")
+    weight_average_decay: float | None = Field(
+        None, gt=0.0, lt=1.0, description="keep an exponential moving average of the online network's weights "
+        "(this decay per update) and evaluate, select and export that averaged network instead (weight averaging "
+        "damps the noise of late updates; the online network still acts while training); None = no averaging")
     learning_starts: int = Field(200, ge=0, description="env steps of random actions before learning")
     vector_steps_per_update: int = Field(1, ge=1, description="vector-env steps collected per gradient update")
 

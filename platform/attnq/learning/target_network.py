@@ -1,4 +1,5 @@
-"""Target-network updates: hard copies every N env steps, or Polyak averaging every update."""
+"""Target-network updates (hard copies every N env steps, or Polyak averaging every update) and
+the moving average of the online weights that ``learner.weight_average_decay`` evaluates."""
 
 from __future__ import annotations
 
@@ -37,3 +38,23 @@ class TargetUpdater:
             self.last_sync_step = env_step
             return True
         return False
+
+
+class WeightAverage:
+    """Exponential moving average of the online network's weights, one step per gradient update.
+
+    Polyak-Ruppert averaging of the iterates: late updates on noisy TD targets make the weights
+    jitter around a solution, and their average sits closer to it (Nikishin et al. 2018 report the
+    same for stochastic weight averaging in deep RL). The first updates use a smaller decay,
+    ``(1 + n) / (10 + n)`` after n updates, so that the average does not hold on to the
+    initial weights.
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+
+    def decay_after(self, updates_done: int) -> float:
+        return min(self.decay, (1 + updates_done) / (10 + updates_done))
+
+    def step(self, averaged_network: nn.Module, online_network: nn.Module, updates_done: int) -> None:
+        polyak_update(averaged_network, online_network, tau=1.0 - self.decay_after(updates_done))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -76,10 +77,12 @@ class PeriodicEvaluation(pl.Callback):
             return
         self.next_at = (module.env_steps // self.every + 1) * self.every
         started = time.perf_counter()
-        was_training = module.q_network.training
-        module.q_network.eval()
-        result = evaluate_policy(module.runtime, module.greedy_actions, self.episodes, self.seed)
-        module.q_network.train(was_training)
+        network = module.evaluation_network
+        was_training = network.training
+        network.eval()
+        result = evaluate_policy(module.runtime, functools.partial(module.greedy_actions, network=network),
+                                 self.episodes, self.seed)
+        network.train(was_training)
         means = result.means()
         # Straight to the loggers, one row per evaluation: values given to module.log from a callback
         # hook would be written again on every later logging step, as if evaluated there.

@@ -23,8 +23,8 @@ from attnq.config import TaskConfig
 from attnq.learning.dqn_loss import dqn_loss, td_target
 from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
 from attnq.learning.replay import NStepFolder, make_replay
-from attnq.learning.target_network import TargetUpdater
-from attnq.model.transformer_dqn import greedy_slate
+from attnq.learning.target_network import TargetUpdater, WeightAverage
+from attnq.model.transformer_dqn import TransformerDQN, greedy_slate
 from attnq.runtime import TaskRuntime, prepare_task
 from attnq.training.collector import ExperienceCollector
 
@@ -68,6 +68,10 @@ class DQNModule(pl.LightningModule):
         self.n_step_folder = NStepFolder(replay_cfg.n_step, learner.gamma, self.task.env.num_envs)
         self.epsilon = LinearEpsilon.from_config(self.task.exploration, self.task.trainer.max_env_steps)
         self.target_updater = TargetUpdater(learner.target_update, learner.target_update_interval, learner.tau)
+        # With learner.weight_average_decay, a moving average of the online weights is what gets
+        # evaluated, selected (keep_best) and loaded by `attnq evaluate`; the online network acts.
+        self.weight_average = WeightAverage(learner.weight_average_decay) if learner.weight_average_decay else None
+        self.averaged_network = copy.deepcopy(self.q_network).requires_grad_(False) if self.weight_average else None
         self.action_rng = np.random.default_rng(self.task.seed + 1)
         self.env_steps = 0
         self.episodes = 0
@@ -80,11 +84,17 @@ class DQNModule(pl.LightningModule):
         self.collector: ExperienceCollector | None = None
 
     # ----- acting -------------------------------------------------------------------------------
+    @property
+    def evaluation_network(self) -> TransformerDQN:
+        """The network whose greedy policy is evaluated: the weight average when there is one."""
+        return self.averaged_network if self.averaged_network is not None else self.q_network
+
     @torch.no_grad()
-    def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
+    def greedy_actions(self, observations: np.ndarray, network: TransformerDQN | None = None) -> np.ndarray:
+        network = network if network is not None else self.q_network
         observations_BX = torch.as_tensor(observations, dtype=torch.float32, device=self.device)
-        q_values = self.q_network(observations_BX).q_values_BA
-        action_mask = self.q_network.encoder.action_mask(observations_BX)
+        q_values = network(observations_BX).q_values_BA
+        action_mask = network.encoder.action_mask(observations_BX)
         return greedy_slate(q_values, action_mask, self.slate_size).cpu().numpy()
 
     def random_actions(self, observations: np.ndarray) -> np.ndarray:
@@ -166,6 +176,8 @@ class DQNModule(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.target_updater.step(self.target_network, self.q_network, self.env_steps)
+        if self.weight_average is not None:
+            self.weight_average.step(self.averaged_network, self.q_network, self.global_step)
 
     def configure_optimizers(self) -> Any:
         learner = self.task.learner
