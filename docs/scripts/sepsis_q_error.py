@@ -10,8 +10,10 @@ by its choice there): is the gap a few costly mistakes, or many small ones?
 
     .venv/bin/python docs/scripts/sepsis_q_error.py RUN/checkpoints/best.ckpt [MORE.ckpt ...]
 
-With ``--target-network`` the checkpoint's target network is scored instead of the online one (with
-Polyak updates it is an average of the recent weights).
+By default the network ``attnq evaluate`` restores is scored: the online one, or the weight average
+when the run kept one (``learner.weight_average_decay``). ``--network online`` or ``--network target``
+scores that network of the checkpoint instead (with Polyak updates the target is an average of the
+recent weights); ``--target-network`` is short for ``--network target``.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ def describe_errors(name: str, errors: np.ndarray) -> str:
     return f"{name}: bias {errors.mean():+.4f}, rms {np.sqrt((errors ** 2).mean()):.4f}"
 
 
-def target_network_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+def network_weights(checkpoint: Path, network: str) -> dict[str, torch.Tensor]:
     state_dict = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    prefix = "target_network."
+    prefix = {"online": "q_network.", "target": "target_network."}[network]
     return {name[len(prefix):]: tensor for name, tensor in state_dict.items() if name.startswith(prefix)}
 
 
@@ -60,13 +62,16 @@ def describe_gap(greedy_actions_S: np.ndarray, q_star_SA: np.ndarray, mdp: Sepsi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", type=Path)
-    parser.add_argument("--target-network", action="store_true", help="score the target network's weights")
+    parser.add_argument("--network", choices=["exported", "online", "target"], default="exported",
+                        help="which of the checkpoint's networks to score (default: the one `attnq evaluate` restores)")
+    parser.add_argument("--target-network", action="store_const", const="target", dest="network",
+                        help="same as --network target")
     args = parser.parse_args()
     mdp = q_star_SA = observations = None
     for checkpoint in args.checkpoints:
         agent = load_agent(str(checkpoint))
-        if args.target_network:
-            agent.q_network.load_state_dict(target_network_weights(checkpoint))
+        if args.network != "exported":
+            agent.q_network.load_state_dict(network_weights(checkpoint, args.network))
         if mdp is None:  # every checkpoint is of the same MDP: solve it once
             env = agent.runtime.context.probe_env
             mdp = SepsisMDP.from_env(env)
