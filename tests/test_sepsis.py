@@ -122,6 +122,14 @@ def test_optimal_baseline_rollouts_agree_with_its_exact_value(runtime, mdp):
     assert 0.0 <= result.means()["mean_fluid_level"] <= 4.0
 
 
+def test_a_run_shorter_than_the_warm_up_stops_at_its_own_budget(tmp_path):
+    task = load_task(TASKS / "sepsis.yaml", SMALL_MODEL + ["trainer.max_env_steps=400", "trainer.progress_bar=false"])
+    assert task.learner.learning_starts > 400
+    result = train(task, runs_dir=tmp_path)
+    # the warm-up stops at the budget, then one update with its vector step
+    assert 400 <= result.env_steps <= 400 + 2 * task.env.num_envs
+
+
 def test_short_real_training_run(tmp_path):
     task = load_task(TASKS / "sepsis.yaml", SMALL_MODEL + [
         "trainer.max_env_steps=3000", "learner.learning_starts=1000", "replay.batch_size=32",

@@ -135,8 +135,13 @@ class DQNModule(pl.LightningModule):
     def updates_needed(self) -> int:
         """Gradient steps that take the run to ``max_env_steps`` (Lightning's ``max_steps``)."""
         per_update = self.task.env.num_envs * self.task.learner.vector_steps_per_update
-        remaining = max(self.task.trainer.max_env_steps - self.task.learner.learning_starts, 0)
+        remaining = max(self.task.trainer.max_env_steps - self.warmup_env_steps(), 0)
         return max(1, math.ceil(remaining / per_update))
+
+    def warmup_env_steps(self) -> int:
+        """Random-action steps before learning; a run shorter than ``learning_starts`` (a smoke test)
+        stops at its own budget instead of collecting the whole warm-up."""
+        return min(self.task.learner.learning_starts, self.task.trainer.max_env_steps)
 
     def on_fit_start(self) -> None:
         self.fit_started = time.perf_counter()
@@ -144,7 +149,7 @@ class DQNModule(pl.LightningModule):
         self.collector = ExperienceCollector(self.runtime.make_vector_env(), self.runtime.reward_adapter(),
                                              self.replay, self.n_step_folder)
         self.collector.reset(seed=self.task.seed * 1_000_003 + self.env_steps)
-        while self.env_steps < self.task.learner.learning_starts or len(self.replay) == 0:
+        while self.env_steps < self.warmup_env_steps() or len(self.replay) == 0:
             self.collect_step(random=True)
 
     def on_fit_end(self) -> None:
