@@ -180,9 +180,11 @@ def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
 
 
 def test_weight_averaging_exports_the_averaged_network_and_leaves_learning_unchanged(trained_run, tmp_path):
-    task, plain = trained_run
-    averaged = train(load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["learner.weight_average_decay=0.9"]), runs_dir=tmp_path)
+    task, averaged = trained_run
+    assert task.learner.weight_average_decay  # the highway task averages its weights
+    plain = train(load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["learner.weight_average_decay=null"]), runs_dir=tmp_path)
     plain_weights = load_checkpoint_file(plain.checkpoint)["state_dict"]
+    assert not any(k.startswith("averaged_network.") for k in plain_weights)
     weights = load_checkpoint_file(averaged.checkpoint)["state_dict"]
     online = {k.removeprefix("q_network."): v for k, v in weights.items() if k.startswith("q_network.")}
     average = {k.removeprefix("averaged_network."): v for k, v in weights.items() if k.startswith("averaged_network.")}
