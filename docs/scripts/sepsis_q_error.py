@@ -33,12 +33,6 @@ def describe_errors(name: str, errors: np.ndarray) -> str:
     return f"{name}: bias {errors.mean():+.4f}, rms {np.sqrt((errors ** 2).mean()):.4f}"
 
 
-def network_weights(checkpoint: Path, network: str) -> dict[str, torch.Tensor]:
-    state_dict = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    prefix = {"online": "q_network.", "target": "target_network."}[network]
-    return {name[len(prefix):]: tensor for name, tensor in state_dict.items() if name.startswith(prefix)}
-
-
 def value_of_greedy_policy(q_values_SA: np.ndarray, greedy_actions_S: np.ndarray, mdp: SepsisMDP) -> float:
     """Expected return from the initial states if ``q_values_SA`` are the greedy policy's values."""
     values_S = np.where(mdp.terminal_S, 0.0, q_values_SA[np.arange(len(greedy_actions_S)), greedy_actions_S])
@@ -69,9 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     mdp = q_star_SA = observations = None
     for checkpoint in args.checkpoints:
-        agent = load_agent(str(checkpoint))
-        if args.network != "exported":
-            agent.q_network.load_state_dict(network_weights(checkpoint, args.network))
+        agent = load_agent(str(checkpoint), network=args.network)
         if mdp is None:  # every checkpoint is of the same MDP: solve it once
             env = agent.runtime.context.probe_env
             mdp = SepsisMDP.from_env(env)

@@ -15,8 +15,9 @@ from attnq.model.transformer_dqn import TransformerDQN, greedy_slate
 from attnq.registry import PluginHost
 from attnq.runtime import TaskRuntime, prepare_task
 
-Q_NETWORK_PREFIX = "q_network."
-AVERAGED_NETWORK_PREFIX = "averaged_network."  # present when the run averaged its weights (learner.weight_average_decay)
+# Which of a checkpoint's networks to restore. "exported" is the one a run is evaluated by: the
+# weight average when the run kept one (learner.weight_average_decay), else the online network.
+NETWORK_PREFIXES = {"online": "q_network.", "averaged": "averaged_network.", "target": "target_network."}
 
 
 @dataclass
@@ -60,10 +61,12 @@ class TrainedAgent:
         return weights_HT.mean(dim=0).cpu().numpy(), output.has_cls
 
 
-def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: str | torch.device | None = None) -> TrainedAgent:
+def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: str | torch.device | None = None,
+               network: str = "exported") -> TrainedAgent:
     """Restore the greedy agent of a run folder or checkpoint, on CUDA when present unless told.
 
-    A run that averaged its weights (``learner.weight_average_decay``) is restored with the averaged ones."""
+    A run that averaged its weights (``learner.weight_average_decay``) is restored with the averaged
+    ones; ``network`` ("online", "averaged", "target") picks another of the checkpoint's networks."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     location = resolve_run(run_or_checkpoint)
     checkpoint = load_checkpoint_file(location.checkpoint)
@@ -71,7 +74,10 @@ def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: s
     runtime = prepare_task(task, host)
     q_network = runtime.build_q_network()
     weights = checkpoint["state_dict"]
-    prefix = AVERAGED_NETWORK_PREFIX if any(k.startswith(AVERAGED_NETWORK_PREFIX) for k in weights) else Q_NETWORK_PREFIX
+    if network == "exported":
+        averaged = any(k.startswith(NETWORK_PREFIXES["averaged"]) for k in weights)
+        network = "averaged" if averaged else "online"
+    prefix = NETWORK_PREFIXES[network]
     state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
     try:
         q_network.load_state_dict(state)
