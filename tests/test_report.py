@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from attnq.checkpoints import load_checkpoint_file
+from attnq.errors import AttnqError
 from attnq.reporting.collect import collect, load_records
 from attnq.reporting.markdown import write_report
 from attnq.reporting.plan import PROFILES, ReportPlan, ReportTask
@@ -17,6 +20,9 @@ from conftest import SMALL_MODEL as SMALL_NETWORK
 from conftest import TASKS, attnq_command
 
 SMALL_MODEL = (*SMALL_NETWORK, "trainer.progress_bar=false")
+SMALL_SEPSIS = SMALL_MODEL + ("trainer.max_env_steps=1500", "learner.learning_starts=500", "env.num_envs=8",
+                              "replay.batch_size=32", "eval.episodes=200", "eval.every_env_steps=500",
+                              "eval.episodes_during_training=50")
 
 
 def test_interquartile_mean_drops_the_outer_quarters():
@@ -61,9 +67,7 @@ def small_report(tmp_path_factory):
     corpus = root / "corpus.tsv"
     corpus.write_text("a\tX\nb\tY\na b\tX Y\nb a\tY X\n", encoding="utf-8")
     plan = ReportPlan(name="small", seeds=(0, 1), torsos=("transformer", "mlp"), tasks=(
-        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_MODEL + (
-            "trainer.max_env_steps=1500", "learner.learning_starts=500", "env.num_envs=8", "replay.batch_size=32",
-            "eval.episodes=200", "eval.every_env_steps=500", "eval.episodes_during_training=50")),
+        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),
         ReportTask(task=str(TASKS / "scan-simple.yaml"), overrides=SMALL_MODEL + (
             "domain_options.corpus=files", f"domain_options.train_file={corpus}", f"domain_options.test_file={corpus}",
             "env.num_envs=8", "trainer.max_env_steps=800", "learner.learning_starts=200", "replay.batch_size=32",
@@ -131,12 +135,40 @@ def test_collect_skips_finished_runs(small_report):
     runs_dir, _ = small_report
     evaluations = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
     plan = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
-        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_MODEL + (
-            "trainer.max_env_steps=1500", "learner.learning_starts=500", "env.num_envs=8", "replay.batch_size=32",
-            "eval.episodes=200", "eval.every_env_steps=500", "eval.episodes_during_training=50")),))
+        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),))
     said: list[str] = []
     collect(plan, runs_dir, say=said.append)
     assert said == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
+
+
+def _one_saved_sepsis_run(small_report, tmp_path) -> Path:
+    """A copy of one of the report's saved runs, so a test may change it."""
+    runs_dir, _ = small_report
+    copy = tmp_path / "runs"
+    shutil.copytree(runs_dir / "sepsis" / "mlp-seed0", copy / "sepsis" / "mlp-seed0")
+    return copy
+
+
+def test_collect_refuses_a_saved_run_trained_with_other_settings(small_report, tmp_path):
+    runs_dir = _one_saved_sepsis_run(small_report, tmp_path)
+    files = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*") if p.is_file()}
+    changed = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
+        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + ("learner.lr=0.001",)),))
+    with pytest.raises(AttnqError, match=r"trained with learner.lr = 0.0003, but the report's task asks for 0.001; fix: delete"):
+        collect(changed, runs_dir, say=lambda line: None)
+    assert files == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*") if p.is_file()}
+
+
+def test_collect_reevaluates_a_saved_run_on_the_report_s_episodes(small_report, tmp_path):
+    runs_dir = _one_saved_sepsis_run(small_report, tmp_path)
+    checkpoints = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}
+    fewer = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
+        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + ("eval.episodes=120",)),))
+    said: list[str] = []
+    collect(fewer, runs_dir, say=said.append)
+    evaluation = json.loads((runs_dir / "sepsis" / "mlp-seed0" / "evaluation.json").read_text())
+    assert evaluation["episodes"] == 120 and any(line.startswith("evaluating") for line in said)
+    assert checkpoints == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}  # not trained again
 
 
 def test_report_from_a_missing_folder_is_a_clear_error(tmp_path):

@@ -121,8 +121,12 @@ def test_resume_with_another_task_is_refused(trained_run):
     with pytest.raises(CheckpointError, match="trained with name = 'highway-fast'"):
         train(other, resume=result.run_dir)
     different_model = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["model.layers=2"])
-    with pytest.raises(CheckpointError, match="model"):
+    with pytest.raises(CheckpointError, match="trained with model.layers = 1, but the task asks for 2"):
         train(different_model, resume=result.run_dir)
+    # the run averages its weights (the task's default); the checkpoint holds that second network
+    without_averaging = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["learner.weight_average_decay=null"])
+    with pytest.raises(CheckpointError, match="weight_average_decay = 0.998, but the task asks for None"):
+        train(without_averaging, resume=result.run_dir)
 
 
 def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path):

@@ -19,7 +19,8 @@ import yaml
 from attnq.agent import load_agent
 from attnq.catalog import find_task
 from attnq.bench import evaluated_checkpoint
-from attnq.checkpoints import BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, atomic_write_text, load_checkpoint_file
+from attnq.checkpoints import (BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, atomic_write_text,
+                               is_within, load_checkpoint_file, read_run_config, task_differences)
 from attnq.config import TaskConfig, apply_overrides, load_task, validate_task
 from attnq.errors import AttnqError
 from attnq.evaluation import policy_metrics
@@ -32,6 +33,9 @@ EVALUATION_FILE = "evaluation.json"
 COMMAND_FILE = "report-command.txt"
 BASELINES_FILE = "baselines.json"
 METRICS_GLOB = "logs*/metrics.csv"  # one folder per fit; see training.run.log_version
+# A saved run may be reused when only these differ: they do not change what was trained (a larger
+# budget is reached by resuming; the final evaluation is redone when its episodes change).
+REUSABLE_DESPITE = ("description", "anchors", "trainer.progress_bar", "trainer.tensorboard", "eval.episodes", "eval.seed")
 
 Say = Callable[[str], None]
 
@@ -74,8 +78,25 @@ def _trained_steps(run_dir: Path) -> int:
     return int(load_checkpoint_file(checkpoint).get("attnq", {}).get("env_steps", 0))
 
 
+def check_reusable(run_dir: Path, task: TaskConfig) -> None:
+    """Refuse to reuse a saved run that was trained with other settings than the report now asks for.
+
+    Otherwise a changed task file (or changed defaults) would be reported with the old runs' numbers.
+    """
+    stored = validate_task(read_run_config(run_dir), str(run_dir / CONFIG_FILE))
+    for path, was, now in task_differences(stored.to_dict(), task.to_dict()):
+        if any(is_within(path, field) for field in REUSABLE_DESPITE):
+            continue
+        if path == "trainer.max_env_steps" and isinstance(was, int) and now >= was:
+            continue  # resumed up to the larger budget
+        raise AttnqError(f"{run_dir} was trained with {path} = {was!r}, but the report's task asks for {now!r}; "
+                         f"fix: delete {run_dir} to train it again with the current task, or pass another --runs-dir")
+
+
 def ensure_trained(task: TaskConfig, run_dir: Path, host: PluginHost | None, say: Say) -> int:
     """Train or resume the run up to the task's budget; returns its env steps."""
+    if (run_dir / CONFIG_FILE).is_file():
+        check_reusable(run_dir, task)
     steps = _trained_steps(run_dir)
     if steps >= task.trainer.max_env_steps:
         return steps
@@ -96,13 +117,15 @@ def ensure_evaluated(run_dir: Path, task: TaskConfig, host: PluginHost | None, s
     which = "best" if checkpoint.endswith(BEST_CHECKPOINT) else "last"
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("trained_env_steps", saved.get("env_steps")) == steps and saved.get("checkpoint", "last") == which:
+        same_episodes = (saved.get("episodes"), saved.get("eval_seed")) == (task.eval.episodes, task.eval.seed)
+        if same_episodes and saved.get("trained_env_steps", saved.get("env_steps")) == steps and saved.get("checkpoint", "last") == which:
             return saved
     say(f"evaluating {run_dir} ({which} checkpoint)")
     agent = load_agent(checkpoint, host)
-    evaluation, metrics = policy_metrics(agent.runtime, agent, agent.task.eval.episodes, agent.task.eval.seed)
+    # the report's episodes, which may differ from those the run was trained with (REUSABLE_DESPITE)
+    evaluation, metrics = policy_metrics(agent.runtime, agent, task.eval.episodes, task.eval.seed)
     saved = {"checkpoint": which, "trained_env_steps": steps, "env_steps": agent.env_steps, "wall_seconds": agent.wall_seconds,
-             "episodes": len(evaluation.episodes), "eval_seed": agent.task.eval.seed,
+             "episodes": len(evaluation.episodes), "eval_seed": task.eval.seed,
              "mean": metrics, "std": evaluation.stds()}
     atomic_write_text(path, json.dumps(saved, indent=1))
     return saved
