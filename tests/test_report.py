@@ -22,7 +22,7 @@ from conftest import TASKS, attnq_command
 SMALL_MODEL = (*SMALL_NETWORK, "trainer.progress_bar=false")
 SMALL_SEPSIS = SMALL_MODEL + ("trainer.max_env_steps=1500", "learner.learning_starts=500", "env.num_envs=8",
                               "replay.batch_size=32", "eval.episodes=200", "eval.every_env_steps=500",
-                              "eval.episodes_during_training=50")
+                              "eval.episodes_during_training=50", "eval.keep_best=true")
 
 
 def test_interquartile_mean_drops_the_outer_quarters():
