@@ -87,7 +87,7 @@ def check_reusable(run_dir: Path, task: TaskConfig) -> None:
     for path, was, now in task_differences(stored.to_dict(), task.to_dict()):
         if any(is_within(path, field) for field in REUSABLE_DESPITE):
             continue
-        if path == "trainer.max_env_steps" and isinstance(was, int) and now >= was:
+        if path == "trainer.max_env_steps" and now >= was:
             continue  # resumed up to the larger budget
         raise AttnqError(f"{run_dir} was trained with {path} = {was!r}, but the report's task asks for {now!r}; "
                          f"fix: delete {run_dir} to train it again with the current task, or pass another --runs-dir")
