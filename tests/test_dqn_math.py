@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from attnq.learning.dqn_loss import dqn_loss, td_target
+from attnq.learning.dqn_loss import advantage_learning_target, dqn_loss, td_target
 from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
 from attnq.learning.replay import NStepFolder, PrioritizedReplayBuffer, ReplayBuffer, SumTree
 from attnq.learning.target_network import TargetUpdater, WeightAverage, hard_update, polyak_update
@@ -41,6 +41,17 @@ def test_target_never_bootstraps_from_an_inadmissible_action():
     mask = torch.tensor([[False, True, True]])
     assert td_target(torch.zeros(1), torch.ones(1), next_q, next_q, mask).item() == 3.0
     assert masked_argmax(next_q, mask).item() == 2
+
+
+def test_advantage_learning_lowers_only_the_non_greedy_actions_targets_by_alpha_times_their_gap():
+    td_target_B = torch.tensor([1.0, 1.0, 1.0])
+    q_target = torch.tensor([[0.9, 0.5, 2.0], [0.9, 0.5, 2.0], [0.9, 0.5, 2.0]])
+    mask = torch.tensor([[True, True, False]] * 3)  # the 2.0 is inadmissible: V(s) = 0.9
+    actions = torch.tensor([0, 1, 1])
+    target = advantage_learning_target(td_target_B, q_target, actions, mask, alpha=0.5)
+    assert torch.allclose(target, torch.tensor([1.0, 1.0 - 0.5 * 0.4, 1.0 - 0.5 * 0.4]))
+    unmasked = advantage_learning_target(td_target_B, q_target, actions, None, alpha=0.5)
+    assert torch.allclose(unmasked, torch.tensor([1.0 - 0.5 * 1.1, 1.0 - 0.5 * 1.5, 1.0 - 0.5 * 1.5]))
 
 
 def test_slate_values_decompose_over_items_and_the_best_slate_is_the_top_items():

@@ -188,6 +188,14 @@ def test_recsim_task_validates_its_domain_options():
         prepare_task(task)
 
 
+def test_advantage_learning_is_refused_for_slates():
+    from attnq.errors import TaskFileError
+
+    task = load_task(TASKS / "recsim-interest.yaml", ["learner.advantage_learning=0.9"])
+    with pytest.raises(TaskFileError, match=r"learner\.advantage_learning.*slates.*fix: set learner\.advantage_learning=0"):
+        prepare_task(task)
+
+
 def test_without_document_identity_documents_are_known_only_by_their_features(options):
     from attnq_recsim.encoder import SlateEncoder
 

@@ -65,6 +65,11 @@ class LearnerConfig(Section):
                                  "the run's updates (smaller steps late in training average out noisy TD targets); "
                                  "None keeps lr constant")
     double_dqn: bool = True
+    advantage_learning: float = Field(0.0, ge=0.0, lt=1.0, description="alpha of advantage learning (Baird 1999; "
+                                      "Bellemare et al. 2016): subtract alpha * (V(s) - Q(s, a)) from the TD target, "
+                                      "which widens the gap between the best action and the others by 1 / (1 - alpha) "
+                                      "so that noisy estimates rank actions correctly more often; 0 = plain DQN. "
+                                      "Single actions only (not slates)")
     huber_delta: float = Field(1.0, gt=0.0)
     max_grad_norm: float = Field(10.0, gt=0.0)
     target_update: Literal["hard", "polyak"] = "hard"

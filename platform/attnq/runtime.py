@@ -107,6 +107,11 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
     except gym.error.Error as exc:
         raise TaskFileError(f"task {task.name!r}: field 'env.id' = {task.env.id!r} could not be made: {exc}; fix: use an env id the {domain.name!r} domain supports") from None
     num_actions, slate_size = action_space_shape(domain, task.env.id, probe_env.action_space)
+    if slate_size > 1 and task.learner.advantage_learning:
+        probe_env.close()
+        raise TaskFileError(f"task {task.name!r}: field 'learner.advantage_learning' = {task.learner.advantage_learning} "
+                            f"needs single actions, but {task.env.id!r} acts with slates of {slate_size}; "
+                            "fix: set learner.advantage_learning=0")
     if task.eval.env_kwargs:
         try:
             domain.make_env(task.env.id, merge_kwargs(task.env.kwargs, task.eval.env_kwargs), options).close()

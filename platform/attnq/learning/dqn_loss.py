@@ -5,6 +5,15 @@
 
 ``discount`` already holds gamma**n for n-step returns and 0 at terminal states.
 
+Advantage learning (Baird 1999; Bellemare et al. 2016, "Increasing the action gap") lowers the
+target of every non-greedy action by alpha times its gap under the target network:
+
+    al_target = td_target - alpha * (max_b Q_target(s, b) - Q_target(s, a))
+
+The greedy action's target is unchanged, and at the fixed point a worse action's gap is its true
+gap divided by (1 - alpha): where actions differ by less than the estimates' noise, the ranking
+(which is all the greedy policy uses) survives more of that noise.
+
 Slates (actions ``[B, k]``): a slate's value is decomposed over its items as in SlateQ (Ie et al.
 2019), Q(s, A) = sum_i P(i | s, A) Q(s, i). The item the user consumed is observed, so only its
 value is regressed on the target (SlateQ's item-wise update); the replay stores the other slots as
@@ -20,7 +29,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from attnq.model.transformer_dqn import greedy_slate
+from attnq.model.transformer_dqn import greedy_slate, masked_argmax
 
 
 class DQNLoss(NamedTuple):
@@ -42,6 +51,20 @@ def td_target(
     selector_BA = next_q_online_BA if next_q_online_BA is not None else next_q_target_BA
     next_actions = greedy_slate(selector_BA, next_action_mask_BA, slate_size)
     return rewards_B + discounts_B * slate_value(next_q_target_BA, next_actions)
+
+
+def advantage_learning_target(
+    td_target_B: torch.Tensor,
+    q_target_BA: torch.Tensor,
+    actions_B: torch.Tensor,
+    action_mask_BA: torch.Tensor | None,
+    alpha: float,
+) -> torch.Tensor:
+    """``td_target - alpha * (V(s) - Q(s, a))`` with V and Q from the target network at the state
+    the action was taken in; V is the best admissible action's value."""
+    state_value_B = q_target_BA.gather(1, masked_argmax(q_target_BA, action_mask_BA).unsqueeze(1)).squeeze(1)
+    action_gap_B = state_value_B - q_target_BA.gather(1, actions_B.unsqueeze(1)).squeeze(1)
+    return td_target_B - alpha * action_gap_B
 
 
 NOT_CREDITED = -1  # a slot of a stored slate whose item the user did not consume

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from attnq.config import TaskConfig
-from attnq.learning.dqn_loss import dqn_loss, td_target
+from attnq.learning.dqn_loss import advantage_learning_target, dqn_loss, td_target
 from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
 from attnq.learning.replay import NStepFolder, make_replay
 from attnq.learning.target_network import TargetUpdater, WeightAverage
@@ -169,11 +169,20 @@ class DQNModule(pl.LightningModule):
             target_B = batch["rewards"]
         else:
             with torch.no_grad():
-                next_observations = batch["next_observations"]
-                next_q_target_BA = self.target_network(next_observations).q_values_BA
+                observations, next_observations = batch["observations"], batch["next_observations"]
+                if learner.advantage_learning:
+                    # One target-network pass over both states; advantage learning needs Q_target(s, .).
+                    q_target_BA, next_q_target_BA = self.target_network(
+                        torch.cat([observations, next_observations])).q_values_BA.chunk(2)
+                else:
+                    next_q_target_BA = self.target_network(next_observations).q_values_BA
                 next_q_online_BA = self.q_network(next_observations).q_values_BA if learner.double_dqn else None
                 target_B = td_target(batch["rewards"], batch["discounts"], next_q_target_BA, next_q_online_BA,
                                      self.q_network.encoder.action_mask(next_observations), self.slate_size)
+                if learner.advantage_learning:
+                    target_B = advantage_learning_target(target_B, q_target_BA, batch["actions"],
+                                                         self.q_network.encoder.action_mask(observations),
+                                                         learner.advantage_learning)
         result = dqn_loss(q_values_BA, batch["actions"], target_B, batch["weights"], learner.huber_delta)
         self.replay.update_priorities(batch["indices"].cpu().numpy(), result.td_errors.cpu().numpy())
         self._log_training(result.loss, result.q_taken)
