@@ -18,43 +18,36 @@ import warnings
 import gymnasium as gym
 import highway_env  # noqa: F401  (registers intersection-v0)
 import numpy as np
+from attnq_highway.encoder import KinematicsLayout
 
 SLOWER, FASTER = 0, 2
 FIRST_SEED = 20000  # tasks/intersection.yaml: eval.seed
 
 
-def to_metres(observation: np.ndarray, ranges: dict[str, list[float]], features: list[str]) -> np.ndarray:
-    """Undo the [-1, 1] normalisation of x, y, vx, vy (highway-env's features_range)."""
-    physical = observation.astype(np.float64).copy()
-    for name in ("x", "y", "vx", "vy"):
-        low, high = ranges[name]
-        column = features.index(name)
-        physical[:, column] = low + (physical[:, column] + 1.0) * (high - low) / 2.0
-    return physical
+def conflict_ahead(observation: np.ndarray, layout: KinematicsLayout, horizon_s: float, radius_m: float) -> bool:
+    """Does any observed vehicle come within ``radius_m`` of the ego car in the next ``horizon_s``,
+    all moving at constant velocity?"""
+    def state(row: np.ndarray) -> np.ndarray:  # x, y, vx, vy in metres and m/s
+        return np.array([layout.physical(row, name) for name in ("x", "y", "vx", "vy")])
 
-
-def conflict_ahead(vehicles: np.ndarray, features: list[str], horizon_s: float, radius_m: float) -> bool:
-    x, y, vx, vy = (features.index(name) for name in ("x", "y", "vx", "vy"))
-    ego, others = vehicles[0], vehicles[1:][vehicles[1:, 0] > 0.5]
+    ego = state(observation[0])
+    others = [state(row) for row in observation[1:] if row[0] > 0.5]
     for t in np.arange(0.5, horizon_s + 1e-9, 0.5):
-        ego_x, ego_y = ego[x] + ego[vx] * t, ego[y] + ego[vy] * t
-        distances = np.hypot(others[:, x] + others[:, vx] * t - ego_x, others[:, y] + others[:, vy] * t - ego_y)
-        if (distances < radius_m).any():
+        ego_at_t = ego[:2] + ego[2:] * t
+        if any(np.hypot(*(other[:2] + other[2:] * t - ego_at_t)) < radius_m for other in others):
             return True
     return False
 
 
 def evaluate(horizon_s: float, radius_m: float, episodes: int) -> dict[str, float]:
     env = gym.make("intersection-v0")
-    observation_type = env.unwrapped.observation_type
-    features, ranges = list(observation_type.features), observation_type.features_range
+    layout = KinematicsLayout.from_env(env)  # the driving plugin's reading of the observation
     returns, crashes, successes = [], 0, 0
     for episode in range(episodes):
         observation, _ = env.reset(seed=FIRST_SEED + episode)
         episode_return, done = 0.0, False
         while not done:
-            vehicles = to_metres(observation, ranges, features)
-            action = SLOWER if conflict_ahead(vehicles, features, horizon_s, radius_m) else FASTER
+            action = SLOWER if conflict_ahead(observation, layout, horizon_s, radius_m) else FASTER
             observation, reward, terminated, truncated, _ = env.step(action)
             episode_return += float(reward)
             done = terminated or truncated
