@@ -62,8 +62,8 @@ def advantage_learning_target(
 ) -> torch.Tensor:
     """``td_target - alpha * (V(s) - Q(s, a))`` with V and Q from the target network at the state
     the action was taken in; V is the best admissible action's value."""
-    state_value_B = q_target_BA.gather(1, masked_argmax(q_target_BA, action_mask_BA).unsqueeze(1)).squeeze(1)
-    action_gap_B = state_value_B - q_target_BA.gather(1, actions_B.unsqueeze(1)).squeeze(1)
+    state_value_B = slate_value(q_target_BA, masked_argmax(q_target_BA, action_mask_BA))
+    action_gap_B = state_value_B - slate_value(q_target_BA, actions_B)
     return td_target_B - alpha * action_gap_B
 
 
