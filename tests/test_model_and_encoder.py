@@ -43,6 +43,20 @@ def test_encoder_labels_read_as_vehicles(highway_runtime, highway_observations):
     assert " m, lane " in car
 
 
+@pytest.mark.parametrize("task, absolute, lanes", [
+    ("highway-fast", "false", True), ("intersection", "true", False), ("intersection", "false", False),
+])
+def test_lanes_in_labels_follow_the_action_space_not_the_coordinate_frame(task, absolute, lanes):
+    runtime = prepare_task(load_task(TASKS / f"{task}.yaml", [f"env.kwargs.config.observation.absolute={absolute}"]))
+    env = runtime.make_env()
+    observation = env.reset(seed=0)[0]
+    env.close()
+    encoder = runtime.build_q_network().encoder
+    assert encoder.layout.lane_changes is lanes and encoder.layout.absolute is (absolute == "true")
+    cars = [label for label in encoder.token_labels(observation)[1:] if label.startswith("car")]
+    assert cars and all((", lane " in label) is lanes for label in cars)
+
+
 def test_encoder_names_the_shape_it_expected(highway_runtime):
     encoder = highway_runtime.build_q_network().encoder
     with pytest.raises(ValueError, match=r"expected Kinematics observations \[B, 8, 5\], got \[2, 8, 7\]"):

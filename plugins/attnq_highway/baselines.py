@@ -3,8 +3,9 @@
 * ``idle``: keep lane at the current speed (highway-env's IDLE meta-action). It never brakes, so it
   runs into slower traffic ahead: a floor, not a competitor.
 * ``gap_keeper``: a time-headway rule. Keep at least ``HEADWAY_S`` seconds to the vehicle ahead in
-  the lane; when it is closer, move to an adjacent lane that is clear (when lane changes exist) or
-  slow down; with a long clear gap, speed up.
+  the lane; when it is closer, move to an adjacent lane that is clear or slow down; with a long
+  clear gap, speed up. Where the actions hold no lane changes (intersection) there are no lanes to
+  reason about: slow down while any vehicle is within ``CLEAR_RADIUS_M``, speed up otherwise.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class GapKeeperPolicy:
 
     def _act(self, observation: np.ndarray) -> int:
         others = [(dx, dy) for _, dx, dy in filter(None, self.layout.relative_positions(observation))]
-        if self.layout.absolute:  # no lanes to reason about (e.g. intersection): keep a radius clear
+        if not self.layout.lane_changes:  # no lanes to reason about (e.g. intersection): keep a radius clear
             blocked = any(np.hypot(dx, dy) < CLEAR_RADIUS_M for dx, dy in others)
             return self.actions["SLOWER" if blocked else "FASTER"]
         speed = self.layout.physical(observation[0], "vx")

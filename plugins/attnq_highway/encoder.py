@@ -28,6 +28,9 @@ class KinematicsLayout:
     normalized: bool
     absolute: bool
     vehicles: int
+    # Lane changes among the ego's actions mean a multi-lane road whose lanes run along x (highway),
+    # so a vehicle's lateral offset names its lane; without them (intersection) it does not.
+    lane_changes: bool
 
     @classmethod
     def from_env(cls, env) -> "KinematicsLayout":
@@ -36,8 +39,9 @@ class KinematicsLayout:
         if not features or features[0] != "presence":
             raise ValueError(f"the highway encoder needs 'presence' as the first Kinematics feature, got {list(features)}")
         ranges = {k: (float(v[0]), float(v[1])) for k, v in (observation_type.features_range or {}).items()}
+        actions = getattr(env.unwrapped.action_type, "actions_indexes", {})
         return cls(features, ranges, bool(observation_type.normalize), bool(observation_type.absolute),
-                   int(observation_type.vehicles_count))
+                   int(observation_type.vehicles_count), lane_changes="LANE_LEFT" in actions)
 
     def relative_positions(self, observation: np.ndarray) -> list[tuple[int, float, float] | None]:
         """Per non-ego slot: (slot, dx, dy) in metres relative to ego, or None when the slot is empty."""
@@ -91,8 +95,8 @@ class KinematicsEncoder(StateEncoder):
         for k, position in enumerate(layout.relative_positions(observation), start=1):
             if position is None:
                 labels.append(f"slot {k}: empty")
-            elif layout.absolute:  # no lane structure to speak of (e.g. intersection)
-                labels.append(f"car {k}: {position[1]:+.0f} m, {position[2]:+.0f} m")
-            else:
+            elif layout.lane_changes:
                 labels.append(f"car {k}: {position[1]:+.0f} m, lane {round(position[2] / LANE_WIDTH_M):+d}")
+            else:
+                labels.append(f"car {k}: {position[1]:+.0f} m, {position[2]:+.0f} m")
         return labels
