@@ -134,8 +134,9 @@ def test_short_real_training_run(tmp_path):
     task = load_task(TASKS / "sepsis.yaml", SMALL_MODEL + [
         "trainer.max_env_steps=3000", "learner.learning_starts=1000", "replay.batch_size=32",
         "trainer.progress_bar=false", "env.num_envs=8", "learner.lr=0.0003", "learner.lr_end=0.00003",
-        # the task's default, stated so this test keeps advantage learning's path (the other domains'
-        # training tests take the plain target) should the default change
+        # the task's default, stated so this test keeps advantage learning's path should the default
+        # change (highway's training tests take it by default too; recsim's, translation's and the
+        # example plugin's take the plain target)
         "learner.advantage_learning=0.9"])
     result = train(task, runs_dir=tmp_path)
     assert result.env_steps >= 3000 and result.episodes > 100
