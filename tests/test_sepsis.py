@@ -151,3 +151,40 @@ def test_short_real_training_run(tmp_path):
     means = evaluation.means()
     assert set(means) == {"return", "length", "survived", "mean_fluid_level", "mean_vasopressor_level"}
     assert 0.0 <= means["survived"] <= 1.0 and means["length"] >= 1
+
+
+def test_compiled_td_loss_matches_the_eager_one_and_trains(tmp_path):
+    task = load_task(TASKS / "sepsis.yaml", SMALL_MODEL + [
+        "trainer.compile=true", "trainer.max_env_steps=1400", "learner.learning_starts=1000", "env.num_envs=8",
+        "replay.batch_size=32", "trainer.progress_bar=false"])
+    module = DQNModule(task.model_dump())
+    module.on_fit_start()  # the random warm-up fills the replay
+    try:
+        batch = module.sample_batch()
+    finally:
+        module.on_fit_end()
+    parameters = list(module.q_network.parameters())
+    results = []
+    for loss_function in (module.td_loss, module.compiled_td_loss):
+        result = loss_function(batch)
+        gradients = torch.autograd.grad(result.loss, parameters)
+        results.append((result, gradients))
+    (eager, eager_gradients), (compiled, compiled_gradients) = results
+    assert compiled.loss.item() == pytest.approx(eager.loss.item(), rel=1e-5, abs=1e-7)
+    assert torch.allclose(compiled.td_target, eager.td_target, atol=1e-6)
+    assert all(torch.allclose(c, e, atol=1e-6) for c, e in zip(compiled_gradients, eager_gradients))
+    # a real run with it: ~50 updates, and the checkpoint holds the plain networks' weights
+    result = train(task, runs_dir=tmp_path)
+    state = load_checkpoint_file(result.checkpoint)["state_dict"]
+    assert result.env_steps >= 1400 and state.keys() == module.state_dict().keys()
+
+
+def test_compile_without_a_cpp_compiler_is_a_clear_error_before_any_run_folder(tmp_path, monkeypatch):
+    from attnq.errors import TaskFileError
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("CXX", raising=False)
+    task = load_task(TASKS / "sepsis.yaml", SMALL_MODEL + ["trainer.compile=true", "trainer.accelerator=cpu"])
+    with pytest.raises(TaskFileError, match="trainer.compile.*C\\+\\+ compiler"):
+        train(task, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()

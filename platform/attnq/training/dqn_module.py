@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from attnq.config import TaskConfig
-from attnq.learning.dqn_loss import advantage_learning_target, dqn_loss, td_target
+from attnq.learning.dqn_loss import DQNLoss, advantage_learning_target, dqn_loss, td_target
 from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
 from attnq.learning.replay import NStepFolder, make_replay
 from attnq.learning.target_network import TargetUpdater, WeightAverage
@@ -82,6 +82,9 @@ class DQNModule(pl.LightningModule):
         self.recent_episodes: deque[dict[str, float]] = deque(maxlen=RECENT_EPISODES)
         self.finished_since_log: list[dict[str, float]] = []
         self.collector: ExperienceCollector | None = None
+        # Compiled lazily by torch on the first update; the weights stay the networks' own, so
+        # checkpoints, target syncs and the weight average are the same with or without it.
+        self.compiled_td_loss = torch.compile(self.td_loss, dynamic=False) if self.task.trainer.compile else None
 
     # ----- acting -------------------------------------------------------------------------------
     @property
@@ -162,6 +165,13 @@ class DQNModule(pl.LightningModule):
 
     # ----- learning -----------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        result = self.compiled_td_loss(batch) if self.compiled_td_loss is not None else self.td_loss(batch)
+        self.replay.update_priorities(batch["indices"].cpu().numpy(), result.td_errors.cpu().numpy())
+        self._log_training(result.loss, result.q_taken)
+        return result.loss
+
+    def td_loss(self, batch: dict[str, torch.Tensor]) -> DQNLoss:
+        """The TD loss of one replay batch: pure tensor code, so ``trainer.compile`` can compile it."""
         learner = self.task.learner
         q_values_BA = self.q_network(batch["observations"]).q_values_BA
         if learner.gamma == 0.0:
@@ -183,10 +193,7 @@ class DQNModule(pl.LightningModule):
                     target_B = advantage_learning_target(target_B, q_target_BA, batch["actions"],
                                                          self.q_network.encoder.action_mask(observations),
                                                          learner.advantage_learning)
-        result = dqn_loss(q_values_BA, batch["actions"], target_B, batch["weights"], learner.huber_delta)
-        self.replay.update_priorities(batch["indices"].cpu().numpy(), result.td_errors.cpu().numpy())
-        self._log_training(result.loss, result.q_taken)
-        return result.loss
+        return dqn_loss(q_values_BA, batch["actions"], target_B, batch["weights"], learner.huber_delta)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.target_updater.step(self.target_network, self.q_network, self.env_steps)

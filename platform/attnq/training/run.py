@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from attnq.checkpoints import (BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, AtomicCheckpointIO, atomic_write_text,
                                check_same_task, load_checkpoint_file, task_from_checkpoint)
 from attnq.config import TaskConfig
-from attnq.errors import CheckpointError
+from attnq.errors import CheckpointError, TaskFileError
 from attnq.registry import PluginHost
 from attnq.runtime import prepare_task
 from attnq.training.callbacks import EnvStepProgressBar, PeriodicCheckpoint, PeriodicEvaluation
@@ -64,6 +66,17 @@ def _loggers(task: TaskConfig, run_dir: Path, resumed_at_env_steps: int) -> list
     return loggers
 
 
+def check_compiler(task: TaskConfig) -> None:
+    """``trainer.compile`` on CPU builds C++ kernels: say so up front, not in inductor's traceback."""
+    if not task.trainer.compile:
+        return
+    on_cpu = task.trainer.accelerator == "cpu" or not torch.cuda.is_available()
+    if on_cpu and not (os.environ.get("CXX") or any(shutil.which(name) for name in ("g++", "c++", "clang++"))):
+        raise TaskFileError("trainer.compile=true: torch.compile needs a C++ compiler on CPU and found none "
+                            "(CXX, g++, c++, clang++ on PATH); fix: install one (e.g. `apt install g++`) "
+                            "or set trainer.compile=false")
+
+
 def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None = None,
           host: PluginHost | None = None, run_dir: Path | None = None) -> TrainResult:
     """Train ``task``; with ``resume`` continue the run folder from its ``last.ckpt``."""
@@ -78,6 +91,7 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
         start_steps = int(checkpoint["attnq"]["env_steps"])
         run_dir = resume
     runtime = prepare_task(task, host)  # bad options or files fail here, before any folder exists
+    check_compiler(task)
     run_dir = run_dir or new_run_dir(task, runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(task.to_dict(), sort_keys=False))
