@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from attnq.checkpoints import load_checkpoint_file
+from attnq.config import load_task
 from attnq.errors import AttnqError
 from attnq.reporting.collect import collect, load_records
 from attnq.reporting.markdown import write_report
@@ -138,6 +139,12 @@ def test_collect_skips_finished_runs(small_report):
         ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),))
     said: list[str] = []
     collect(plan, runs_dir, say=said.append)
+    assert said == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
+    # compiling the TD loss changes how fast a run trains, not what it learns: still reusable
+    flipped = str(not load_task(TASKS / "sepsis.yaml", list(SMALL_SEPSIS)).trainer.compile).lower()
+    compiled = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
+        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + (f"trainer.compile={flipped}",)),))
+    collect(compiled, runs_dir, say=said.append)
     assert said == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
 
 

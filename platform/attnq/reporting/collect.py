@@ -34,8 +34,10 @@ COMMAND_FILE = "report-command.txt"
 BASELINES_FILE = "baselines.json"
 METRICS_GLOB = "logs*/metrics.csv"  # one folder per fit; see training.run.log_version
 # A saved run may be reused when only these differ: they do not change what was trained (a larger
-# budget is reached by resuming; the final evaluation is redone when its episodes change).
-REUSABLE_DESPITE = ("description", "anchors", "trainer.progress_bar", "trainer.tensorboard", "eval.episodes", "eval.seed")
+# budget is reached by resuming; the final evaluation is redone when its episodes change; a compiled
+# TD loss is the eager one to float rounding, only faster).
+REUSABLE_DESPITE = ("description", "anchors", "trainer.progress_bar", "trainer.tensorboard", "trainer.compile",
+                    "eval.episodes", "eval.seed")
 
 Say = Callable[[str], None]
 
