@@ -43,7 +43,10 @@ PROFILES: dict[str, ReportPlan] = {
         ReportTask(task="sepsis", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
                                                        "trainer.checkpoint_every_env_steps=20000", "eval.episodes=2000",
                                                        # the task's 16 envs per update would double this run's updates
-                                                       "env.num_envs=32")),
+                                                       "env.num_envs=32",
+                                                       # ~1,200 updates do not repay compiling, and the main job
+                                                       # should not need a C++ compiler
+                                                       "trainer.compile=false")),
         ReportTask(task="scan-simple", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
                                                             "exploration.decay_fraction=0.2",
                                                             "trainer.checkpoint_every_env_steps=20000", "eval.episodes=1000")),
