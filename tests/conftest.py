@@ -21,7 +21,7 @@ TINY_TRAINING = [
 
 
 # A network small enough for real training runs in tests, shared by the domain tests.
-# Eager: compiling costs 30-60 s per network shape; test_sepsis.py checks the compiled loss on its own.
+# Eager: compiling costs 20-45 s per network shape; test_sepsis.py checks the compiled loss on its own.
 SMALL_MODEL = ["model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32", "trainer.compile=false"]
 
 
