@@ -140,10 +140,12 @@ def test_collect_skips_finished_runs(small_report):
     said: list[str] = []
     collect(plan, runs_dir, say=said.append)
     assert said == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
-    # compiling the TD loss changes how fast a run trains, not what it learns: still reusable
-    flipped = str(not load_task(TASKS / "sepsis.yaml", list(SMALL_SEPSIS)).trainer.compile).lower()
+    # compiling the TD loss or another thread count changes how fast a run trains, not what it
+    # learns: still reusable
+    saved = load_task(TASKS / "sepsis.yaml", list(SMALL_SEPSIS)).trainer
+    faster = (f"trainer.compile={str(not saved.compile).lower()}", f"trainer.torch_threads={saved.torch_threads + 1}")
     compiled = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
-        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + (f"trainer.compile={flipped}",)),))
+        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + faster),))
     collect(compiled, runs_dir, say=said.append)
     assert said == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
 

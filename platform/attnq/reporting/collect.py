@@ -35,9 +35,9 @@ BASELINES_FILE = "baselines.json"
 METRICS_GLOB = "logs*/metrics.csv"  # one folder per fit; see training.run.log_version
 # A saved run may be reused when only these differ: they do not change what was trained (a larger
 # budget is reached by resuming; the final evaluation is redone when its episodes change; a compiled
-# TD loss is the eager one to float rounding, only faster).
+# TD loss or another torch thread count computes the same update to float rounding, only at another speed).
 REUSABLE_DESPITE = ("description", "anchors", "trainer.progress_bar", "trainer.tensorboard", "trainer.compile",
-                    "eval.episodes", "eval.seed")
+                    "trainer.torch_threads", "eval.episodes", "eval.seed")
 
 Say = Callable[[str], None]
 
