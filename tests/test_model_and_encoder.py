@@ -83,6 +83,25 @@ def test_attention_is_only_computed_when_asked(highway_runtime, highway_observat
     assert output.attention is None and output.q_values_BA.shape == (4, 5)
 
 
+@pytest.mark.parametrize("pool, layers", [("query_token", 2), ("cls", 1), ("cls", 2)])
+def test_pooled_head_computes_only_the_query_token_in_the_last_block_with_the_same_q_values(
+        highway_runtime, highway_observations, pool, layers):
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    base = highway_runtime.task.model.model_dump()
+    network = TransformerDQN(highway_runtime.build_q_network().encoder, 5,
+                             ModelConfig(**{**base, "pool": pool, "layers": layers})).eval()
+    observations = torch.as_tensor(highway_observations.copy())
+    observations[1, 4:, :] = 0.0  # absent vehicles stay masked as keys
+    block_outputs: list[tuple[int, ...]] = []
+    network.blocks[-1].register_forward_hook(lambda module, inputs, output: block_outputs.append(tuple(output[0].shape)))
+    pooled = network(observations).q_values_BA
+    every_token = network(observations, return_attention=True).q_values_BA  # maps asked for: every token's output
+    tokens = 8 + (pool == "cls")
+    assert block_outputs == [(4, 1, 32), (4, tokens, 32)]
+    assert torch.allclose(pooled, every_token, atol=1e-6)
+
+
 def test_cls_pooling_mlp_ablation_and_per_token_head(highway_runtime, highway_observations):
     from attnq.model.transformer_dqn import DuelingHead, TransformerDQN
 

@@ -5,7 +5,11 @@ batch (online pass with gradients, target and Double-DQN passes) and its backwar
 versions run in the same process on the same batches, in alternating blocks, so a machine whose
 speed drifts (shared cores) affects both alike. Prints milliseconds per update.
 
-    .venv/bin/python docs/scripts/update_timing.py sepsis --updates 200
+``--every-token`` also times both versions with the last encoder block computing every token's
+output, as the network did before it computed the pooled query token alone (and still does when
+attention maps are asked for): the figure of what that change saved.
+
+    .venv/bin/python docs/scripts/update_timing.py sepsis --updates 200 [--every-token]
 """
 
 from __future__ import annotations
@@ -17,7 +21,24 @@ import torch
 
 from attnq.catalog import find_task
 from attnq.config import load_task
+from attnq.model.transformer_dqn import PreLNBlock
 from attnq.training.dqn_module import DQNModule
+
+
+class LastBlock:
+    """Whether the last block computes every token's output (the network before the change)."""
+
+    every_token = False
+
+
+def let_the_last_block_compute_every_token() -> None:
+    """Make ``LastBlock.every_token`` switch the blocks back to computing every token's output."""
+    query_only_forward = PreLNBlock.forward
+
+    def forward(self, x_BTD, padding_BT, return_attention, only_token=None):
+        return query_only_forward(self, x_BTD, padding_BT, return_attention, None if LastBlock.every_token else only_token)
+
+    PreLNBlock.forward = forward
 
 
 def main() -> None:
@@ -27,7 +48,10 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=4, help="alternating blocks the updates are split into")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="task overrides")
+    parser.add_argument("--every-token", action="store_true", help="also time the last block over every token")
     args = parser.parse_args()
+    if args.every_token:
+        let_the_last_block_compute_every_token()
     torch.set_num_threads(args.threads)
     task = load_task(find_task(args.task, None), [*args.set, "trainer.compile=true"])
     module = DQNModule(task.to_dict())
@@ -35,9 +59,13 @@ def main() -> None:
     batches = [module.sample_batch() for _ in range(16)]
     module.on_fit_end()
     optimizer = torch.optim.Adam(module.q_network.parameters(), lr=task.learner.lr)
-    versions = {"eager": module.td_loss, "compiled": module.compiled_td_loss}
+    versions = {("eager", False): module.td_loss, ("compiled", False): module.compiled_td_loss}
+    if args.every_token:
+        versions |= {("eager", True): module.td_loss, ("compiled", True): module.compiled_td_loss}
 
-    def updates(loss_function, count: int) -> float:
+    def updates(version: tuple[str, bool], count: int) -> float:
+        loss_function = versions[version]
+        LastBlock.every_token = version[1]
         started = time.perf_counter()
         for i in range(count):
             loss = loss_function(batches[i % len(batches)]).loss
@@ -47,16 +75,19 @@ def main() -> None:
         return time.perf_counter() - started
 
     started = time.perf_counter()
-    updates(versions["compiled"], 3)
+    for version in versions:
+        if version[0] == "compiled":
+            updates(version, 3)
     print(f"compiling took {time.perf_counter() - started:.0f} s")
-    updates(versions["eager"], 10)
-    seconds = {name: 0.0 for name in versions}
+    updates(("eager", False), 10)
+    seconds = {version: 0.0 for version in versions}
     per_block = max(1, args.updates // args.blocks)
     for _ in range(args.blocks):
-        for name, loss_function in versions.items():
-            seconds[name] += updates(loss_function, per_block)
-    for name, total in seconds.items():
-        print(f"{name}: {1000 * total / (per_block * args.blocks):.1f} ms per update "
+        for version in versions:
+            seconds[version] += updates(version, per_block)
+    for (name, every_token), total in seconds.items():
+        last_block = "every token" if every_token else "query token alone"
+        print(f"{name}, last block {last_block}: {1000 * total / (per_block * args.blocks):.1f} ms per update "
               f"(batch {task.replay.batch_size}, {args.threads} thread(s))")
 
 

@@ -50,16 +50,26 @@ class PreLNBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x_BTD: torch.Tensor, padding_BT: torch.Tensor, return_attention: bool
+        self, x_BTD: torch.Tensor, padding_BT: torch.Tensor, return_attention: bool, only_token: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The block's output for every token, or with ``only_token`` for that one token (``[B, 1, D]``).
+
+        One token's output needs every token's keys and values but only its own query, attention
+        row and feed-forward pass, so it costs a fraction of the whole block.
+        """
         normed = self.attention_norm(x_BTD)
-        attended, weights_BHTT = self.attention(
-            normed, normed, normed, key_padding_mask=padding_BT,
+        if only_token is None:
+            residual_BQD, queries_BQD = x_BTD, normed
+        else:
+            residual_BQD = x_BTD[:, only_token : only_token + 1]
+            queries_BQD = normed[:, only_token : only_token + 1]
+        attended, weights_BHQT = self.attention(
+            queries_BQD, normed, normed, key_padding_mask=padding_BT,
             need_weights=return_attention, average_attn_weights=False,
         )
-        x_BTD = x_BTD + self.dropout(attended)
-        x_BTD = x_BTD + self.dropout(self.feedforward(self.feedforward_norm(x_BTD)))
-        return x_BTD, weights_BHTT
+        x_BQD = residual_BQD + self.dropout(attended)
+        x_BQD = x_BQD + self.dropout(self.feedforward(self.feedforward_norm(x_BQD)))
+        return x_BQD, weights_BHQT
 
 
 class DuelingHead(nn.Module):
@@ -129,11 +139,19 @@ class TransformerDQN(nn.Module):
             mask_BT = torch.cat([mask_BT.new_ones(batch, 1), mask_BT], dim=1)
             query_index = 0
         padding_BT = ~mask_BT
+        # A pooled head reads one token of the last block, so unless the full attention maps are
+        # asked for, the last block computes that token's output alone: the same Q-values, and for
+        # the 1-block sepsis network about a third of the work (docs/benchmarks.md, sepsis).
+        pooled_alone = self.head_kind == "dueling" and not return_attention
+        last = len(self.blocks) - 1
         attention: list[torch.Tensor] = []
-        for block in self.blocks:
-            x_BTD, weights = block(x_BTD, padding_BT, return_attention)
+        for depth, block in enumerate(self.blocks):
+            only_token = query_index if pooled_alone and depth == last else None
+            x_BTD, weights = block(x_BTD, padding_BT, return_attention, only_token)
             if weights is not None:
                 attention.append(weights)
+        if pooled_alone:
+            query_index = 0  # the last block returned the query token alone
         x_BTD = self.final_norm(x_BTD)
         if self.head_kind == "per_token":
             q_BT = self.head(x_BTD).squeeze(-1)
