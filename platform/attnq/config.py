@@ -98,7 +98,7 @@ class TrainerConfig(Section):
     progress_bar: bool = True
     torch_threads: int = Field(1, ge=0, description="0 = torch default; 1 leaves the other cores to env workers")
     compile: bool = Field(False, description="compile the TD loss (forward passes, targets, backward) with torch.compile: "
-                          "20-45 s of compiling at the first update, then 27-36 % less time per update for the sepsis "
+                          "20-45 s of compiling at the first update, then 27-41 % less time per update for the sepsis "
                           "network (docs/scripts/update_timing.py); "
                           "on CPU it needs a C++ compiler")
 
