@@ -13,8 +13,23 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticUndefined
 
 from attnq.errors import TaskFileError
+
+# What a field changes, declared where the field is defined; whether a saved run may be reused for a
+# task follows from it (attnq.experiments.reuse), so a new field cannot be silently mis-reused.
+Role = Literal["learns", "budget", "speed", "evaluates", "describes"]
+LEARNS: Role = "learns"  # what a run learns: a saved run with another value is trained again
+BUDGET: Role = "budget"  # how far a run trains: a saved run with a smaller value is resumed up to it
+SPEED: Role = "speed"  # how fast or how visibly a run trains (threads, device, logging): never retrained for it
+EVALUATES: Role = "evaluates"  # only the final evaluation: a saved run is evaluated again
+DESCRIBES: Role = "describes"  # text and cited figures that reports print
+
+
+def field(role: Role, default: Any = PydanticUndefined, **kwargs: Any) -> Any:
+    """A pydantic ``Field`` that declares its :data:`Role`."""
+    return Field(default, json_schema_extra={"role": role}, **kwargs)
 
 
 class Section(BaseModel):
@@ -22,24 +37,24 @@ class Section(BaseModel):
 
 
 class EnvConfig(Section):
-    id: str = Field(description="gymnasium env id, e.g. highway-fast-v0")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to gymnasium.make (highway-env: {config: {...}})")
-    num_envs: int = Field(2, ge=1, description="parallel environments stepped as one vector env")
-    vectorization: Literal["async", "sync"] = Field("async", description="async = one worker process per env")
+    id: str = field(LEARNS, description="gymnasium env id, e.g. highway-fast-v0")
+    kwargs: dict[str, Any] = field(LEARNS, default_factory=dict, description="passed to gymnasium.make (highway-env: {config: {...}})")
+    num_envs: int = field(LEARNS, 2, ge=1, description="parallel environments stepped as one vector env")
+    vectorization: Literal["async", "sync"] = field(LEARNS, "async", description="async = one worker process per env")
 
 
 class ModelConfig(Section):
-    torso: Literal["transformer", "mlp"] = "transformer"
-    d_model: int = Field(64, ge=4)
-    layers: int = Field(2, ge=1)
-    heads: int = Field(4, ge=1)
-    feedforward_dim: int = Field(128, ge=1)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    pool: Literal["cls", "query_token"] = Field("query_token", description="cls = learned [CLS]; query_token = the encoder's query token (ego)")
-    head: Literal["dueling", "per_token"] = Field("dueling", description="per_token = one Q-value per action token "
+    torso: Literal["transformer", "mlp"] = field(LEARNS, "transformer")
+    d_model: int = field(LEARNS, 64, ge=4)
+    layers: int = field(LEARNS, 2, ge=1)
+    heads: int = field(LEARNS, 4, ge=1)
+    feedforward_dim: int = field(LEARNS, 128, ge=1)
+    dropout: float = field(LEARNS, 0.0, ge=0.0, lt=1.0)
+    pool: Literal["cls", "query_token"] = field(LEARNS, "query_token", description="cls = learned [CLS]; query_token = the encoder's query token (ego)")
+    head: Literal["dueling", "per_token"] = field(LEARNS, "dueling", description="per_token = one Q-value per action token "
                                                   "(the MLP torso, which has no token outputs, uses dueling)")
-    mlp_hidden: tuple[int, ...] = (256, 256)
-    head_hidden: int | None = Field(None, ge=1, description="hidden width of the dueling head's value and advantage "
+    mlp_hidden: tuple[int, ...] = field(LEARNS, (256, 256))
+    head_hidden: int | None = field(LEARNS, None, ge=1, description="hidden width of the dueling head's value and advantage "
                                     "streams; default: the torso's output width (d_model for the transformer)")
 
     @model_validator(mode="after")
@@ -50,69 +65,69 @@ class ModelConfig(Section):
 
 
 class ReplayConfig(Section):
-    capacity: int = Field(15_000, ge=1)
-    batch_size: int = Field(64, ge=1)
-    prioritized: bool = False
-    alpha: float = Field(0.6, ge=0.0)
-    beta_start: float = Field(0.4, ge=0.0, le=1.0)
-    n_step: int = Field(1, ge=1)
+    capacity: int = field(LEARNS, 15_000, ge=1)
+    batch_size: int = field(LEARNS, 64, ge=1)
+    prioritized: bool = field(LEARNS, False)
+    alpha: float = field(LEARNS, 0.6, ge=0.0)
+    beta_start: float = field(LEARNS, 0.4, ge=0.0, le=1.0)
+    n_step: int = field(LEARNS, 1, ge=1)
 
 
 class LearnerConfig(Section):
-    gamma: float = Field(0.8, ge=0.0, le=1.0)
-    lr: float = Field(5e-4, gt=0.0)
-    lr_end: float | None = Field(None, gt=0.0, description="anneal the learning rate linearly from lr to lr_end over "
+    gamma: float = field(LEARNS, 0.8, ge=0.0, le=1.0)
+    lr: float = field(LEARNS, 5e-4, gt=0.0)
+    lr_end: float | None = field(LEARNS, None, gt=0.0, description="anneal the learning rate linearly from lr to lr_end over "
                                  "the run's updates (smaller steps late in training average out noisy TD targets); "
                                  "None keeps lr constant")
-    double_dqn: bool = True
-    advantage_learning: float = Field(0.0, ge=0.0, lt=1.0, description="alpha of advantage learning (Baird 1999; "
+    double_dqn: bool = field(LEARNS, True)
+    advantage_learning: float = field(LEARNS, 0.0, ge=0.0, lt=1.0, description="alpha of advantage learning (Baird 1999; "
                                       "Bellemare et al. 2016): subtract alpha * (V(s) - Q(s, a)) from the TD target, "
                                       "which widens the gap between the best action and the others by 1 / (1 - alpha) "
                                       "so that noisy estimates rank actions correctly more often; 0 = plain DQN. "
                                       "Single actions only (not slates)")
-    huber_delta: float = Field(1.0, gt=0.0)
-    max_grad_norm: float = Field(10.0, gt=0.0)
-    target_update: Literal["hard", "polyak"] = "hard"
-    target_update_interval: int = Field(50, ge=1, description="env steps between hard target syncs")
-    tau: float = Field(0.005, gt=0.0, le=1.0, description="Polyak rate per update")
-    weight_average_decay: float | None = Field(
+    huber_delta: float = field(LEARNS, 1.0, gt=0.0)
+    max_grad_norm: float = field(LEARNS, 10.0, gt=0.0)
+    target_update: Literal["hard", "polyak"] = field(LEARNS, "hard")
+    target_update_interval: int = field(LEARNS, 50, ge=1, description="env steps between hard target syncs")
+    tau: float = field(LEARNS, 0.005, gt=0.0, le=1.0, description="Polyak rate per update")
+    weight_average_decay: float | None = field(LEARNS,
         None, gt=0.0, lt=1.0, description="keep an exponential moving average of the online network's weights "
         "(this decay per update) and evaluate, select and export that averaged network instead (weight averaging "
         "damps the noise of late updates; the online network still acts while training); None = no averaging")
-    learning_starts: int = Field(200, ge=0, description="env steps of random actions before learning")
-    vector_steps_per_update: int = Field(1, ge=1, description="vector-env steps collected per gradient update")
+    learning_starts: int = field(LEARNS, 200, ge=0, description="env steps of random actions before learning")
+    vector_steps_per_update: int = field(LEARNS, 1, ge=1, description="vector-env steps collected per gradient update")
 
 
 class ExplorationConfig(Section):
-    epsilon_start: float = Field(1.0, ge=0.0, le=1.0)
-    epsilon_end: float = Field(0.05, ge=0.0, le=1.0)
-    decay_fraction: float = Field(0.5, gt=0.0, le=1.0, description="fraction of max_env_steps over which epsilon decays")
+    epsilon_start: float = field(LEARNS, 1.0, ge=0.0, le=1.0)
+    epsilon_end: float = field(LEARNS, 0.05, ge=0.0, le=1.0)
+    decay_fraction: float = field(LEARNS, 0.5, gt=0.0, le=1.0, description="fraction of max_env_steps over which epsilon decays")
 
 
 class TrainerConfig(Section):
-    max_env_steps: int = Field(20_000, ge=1)
-    checkpoint_every_env_steps: int = Field(2_000, ge=1)
-    log_every_updates: int = Field(20, ge=1)
-    tensorboard: bool = False
-    accelerator: str = "auto"
-    progress_bar: bool = True
-    torch_threads: int = Field(1, ge=0, description="0 = torch default; 1 leaves the other cores to env workers")
-    compile: bool = Field(False, description="compile the TD loss (forward passes, targets, backward) with torch.compile: "
+    max_env_steps: int = field(BUDGET, 20_000, ge=1)
+    checkpoint_every_env_steps: int = field(SPEED, 2_000, ge=1)
+    log_every_updates: int = field(SPEED, 20, ge=1)
+    tensorboard: bool = field(SPEED, False)
+    accelerator: Literal["auto", "cpu", "gpu"] = field(SPEED, "auto", description="auto = a GPU when one is visible, else the CPU")
+    progress_bar: bool = field(SPEED, True)
+    torch_threads: int = field(SPEED, 1, ge=0, description="0 = torch default; 1 leaves the other cores to env workers")
+    compile: bool = field(SPEED, False, description="compile the TD loss (forward passes, targets, backward) with torch.compile: "
                           "20-45 s of compiling at the first update, then 27-41 % less time per update for the sepsis "
                           "network (docs/scripts/update_timing.py); "
                           "on CPU it needs a C++ compiler")
 
 
 class EvalConfig(Section):
-    episodes: int = Field(50, ge=1)
-    seed: int = Field(10_000, ge=0, description="episode i is reset with seed + i")
-    every_env_steps: int = Field(0, ge=0, description="0 = no evaluation during training")
-    episodes_during_training: int = Field(5, ge=1)
-    seed_during_training: int = Field(1_000_000, ge=0, description="first seed of the evaluations during training: "
+    episodes: int = field(EVALUATES, 50, ge=1)
+    seed: int = field(EVALUATES, 10_000, ge=0, description="episode i is reset with seed + i")
+    every_env_steps: int = field(LEARNS, 0, ge=0, description="0 = no evaluation during training")
+    episodes_during_training: int = field(LEARNS, 5, ge=1)
+    seed_during_training: int = field(LEARNS, 1_000_000, ge=0, description="first seed of the evaluations during training: "
                                       "kept apart from `seed` so that picking the best checkpoint never sees the final episodes")
-    keep_best: bool = Field(False, description="write checkpoints/best.ckpt whenever an evaluation during training "
+    keep_best: bool = field(LEARNS, False, description="write checkpoints/best.ckpt whenever an evaluation during training "
                             "has the best mean return so far (needs every_env_steps > 0)")
-    env_kwargs: dict[str, Any] = Field(default_factory=dict, description="merged over env.kwargs for evaluation envs only (a corpus's test part, denser traffic)")
+    env_kwargs: dict[str, Any] = field(LEARNS, default_factory=dict, description="merged over env.kwargs for evaluation envs only (a corpus's test part, denser traffic)")
 
 
     @model_validator(mode="after")
@@ -131,22 +146,53 @@ class Anchor(Section):
 
 
 class TaskConfig(Section):
-    name: str
-    domain: str
-    description: str = ""
-    seed: int = Field(0, ge=0)
+    name: str = field(LEARNS)
+    domain: str = field(LEARNS)
+    description: str = field(DESCRIBES, "")
+    seed: int = field(LEARNS, 0, ge=0)
     env: EnvConfig
-    domain_options: dict[str, Any] = Field(default_factory=dict)
+    domain_options: dict[str, Any] = field(LEARNS, default_factory=dict)
     model: ModelConfig = ModelConfig()
     replay: ReplayConfig = ReplayConfig()
     learner: LearnerConfig = LearnerConfig()
     exploration: ExplorationConfig = ExplorationConfig()
     trainer: TrainerConfig = TrainerConfig()
     eval: EvalConfig = EvalConfig()
-    anchors: list[Anchor] = Field(default_factory=list)
+    anchors: list[Anchor] = field(DESCRIBES, default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def role_of(path: str, root: type[BaseModel] = TaskConfig) -> Role:
+    """The role of the dotted field ``path``; a path inside a mapping field (``env.kwargs.config.x``)
+    or a list of records (``anchors``) has that field's role."""
+    model: type[BaseModel] = root
+    for part in path.split("."):
+        info = model.model_fields.get(part)
+        if info is None:
+            raise KeyError(f"{path}: no field {part!r} in {model.__name__}")
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        extra = info.json_schema_extra
+        if not isinstance(extra, dict) or "role" not in extra:
+            raise KeyError(f"{path}: field {part!r} of {model.__name__} declares no role")
+        return extra["role"]
+    raise KeyError(f"{path} is a section, not a field")
+
+
+def leaf_fields(root: type[BaseModel] = TaskConfig, prefix: str = "") -> list[str]:
+    """Every field of a task that holds a value (sections are walked into), as dotted paths."""
+    paths: list[str] = []
+    for name, info in root.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths += leaf_fields(annotation, f"{prefix}{name}.")
+        else:
+            paths.append(prefix + name)
+    return paths
 
 
 def _fix_hint(error: dict[str, Any], section_model: type[BaseModel] | None) -> str:
