@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -13,9 +14,10 @@ import pytest
 from attnq.checkpoints import load_checkpoint_file
 from attnq.config import load_task
 from attnq.errors import AttnqError
-from attnq.reporting.collect import collect, load_records
+from attnq.experiments.pipeline import run_plan
+from attnq.experiments.plan import PROFILES, ReportPlan, ReportTask
+from attnq.experiments.records import load_records
 from attnq.reporting.markdown import write_report
-from attnq.reporting.plan import PROFILES, ReportPlan, ReportTask
 from attnq.statistics import bootstrap_interval, interquartile_mean
 from conftest import SMALL_MODEL as SMALL_NETWORK
 from conftest import TASKS, attnq_command
@@ -75,7 +77,7 @@ def small_report(tmp_path_factory):
             "eval.episodes=4", "trainer.log_every_updates=2")),
     ))
     runs_dir = root / "runs"
-    records = collect(plan, runs_dir, say=lambda line: None)
+    records = run_plan(plan, runs_dir, progress_interval=0, stream=io.StringIO())
     out_dir = root / "docs"
     write_report(records, out_dir, "small", "attnq report (test)", {"python": "test"})
     return runs_dir, out_dir
@@ -132,22 +134,28 @@ def test_report_is_redrawn_from_saved_runs_without_training(small_report, tmp_pa
     assert len(load_records(runs_dir)) == 2
 
 
-def test_collect_skips_finished_runs(small_report):
+def _work_done(said: io.StringIO) -> list[str]:
+    return [line for line in said.getvalue().splitlines() if line.startswith(("training", "resuming", "evaluating"))]
+
+
+def test_run_plan_skips_finished_runs(small_report):
     runs_dir, _ = small_report
     evaluations = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
     plan = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
         ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),))
-    said: list[str] = []
-    collect(plan, runs_dir, say=said.append)
-    assert said == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
-    # compiling the TD loss or another thread count changes how fast a run trains, not what it
-    # learns: still reusable
+    said = io.StringIO()
+    run_plan(plan, runs_dir, progress_interval=0, stream=said)
+    assert _work_done(said) == [] and "sepsis/mlp-seed0: reused" in said.getvalue()
+    assert evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
+    # compiling the TD loss, another thread count or device, or another checkpoint cadence changes
+    # how fast a run trains, not what it learns (their declared role): still reusable
     saved = load_task(TASKS / "sepsis.yaml", list(SMALL_SEPSIS)).trainer
-    faster = (f"trainer.compile={str(not saved.compile).lower()}", f"trainer.torch_threads={saved.torch_threads + 1}")
+    faster = (f"trainer.compile={str(not saved.compile).lower()}", f"trainer.torch_threads={saved.torch_threads + 1}",
+              "trainer.accelerator=cpu", f"trainer.checkpoint_every_env_steps={saved.checkpoint_every_env_steps + 7}")
     compiled = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
         ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + faster),))
-    collect(compiled, runs_dir, say=said.append)
-    assert said == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
+    run_plan(compiled, runs_dir, progress_interval=0, stream=said)
+    assert _work_done(said) == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
 
 
 def _one_saved_sepsis_run(small_report, tmp_path) -> Path:
@@ -158,25 +166,25 @@ def _one_saved_sepsis_run(small_report, tmp_path) -> Path:
     return copy
 
 
-def test_collect_refuses_a_saved_run_trained_with_other_settings(small_report, tmp_path):
+def test_run_plan_refuses_a_saved_run_trained_with_other_settings(small_report, tmp_path):
     runs_dir = _one_saved_sepsis_run(small_report, tmp_path)
     files = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*") if p.is_file()}
     changed = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
         ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + ("learner.lr=0.001",)),))
-    with pytest.raises(AttnqError, match=r"trained with learner.lr = 0.0003, but the report's task asks for 0.001; fix: delete"):
-        collect(changed, runs_dir, say=lambda line: None)
+    with pytest.raises(AttnqError, match=r"trained with learner.lr = 0.0003, but the task now asks for 0.001; fix: delete"):
+        run_plan(changed, runs_dir, progress_interval=0, stream=io.StringIO())
     assert files == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*") if p.is_file()}
 
 
-def test_collect_reevaluates_a_saved_run_on_the_report_s_episodes(small_report, tmp_path):
+def test_run_plan_reevaluates_a_saved_run_on_the_report_s_episodes(small_report, tmp_path):
     runs_dir = _one_saved_sepsis_run(small_report, tmp_path)
     checkpoints = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}
     fewer = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
         ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + ("eval.episodes=120",)),))
-    said: list[str] = []
-    collect(fewer, runs_dir, say=said.append)
+    said = io.StringIO()
+    run_plan(fewer, runs_dir, progress_interval=0, stream=said, baselines=False)
     evaluation = json.loads((runs_dir / "sepsis" / "mlp-seed0" / "evaluation.json").read_text())
-    assert evaluation["episodes"] == 120 and any(line.startswith("evaluating") for line in said)
+    assert evaluation["episodes"] == 120 and [line.split()[0] for line in _work_done(said)] == ["evaluating"]
     assert checkpoints == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}  # not trained again
 
 
@@ -188,7 +196,7 @@ def test_report_from_a_missing_folder_is_a_clear_error(tmp_path):
 
 def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
     from attnq.config import load_task
-    from attnq.reporting.collect import learning_curve
+    from attnq.experiments.records import learning_curve
     from attnq.training.run import train
 
     corpus = tmp_path / "corpus.tsv"
@@ -205,18 +213,3 @@ def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
     assert before["env_steps"] and max(before["env_steps"]) <= 400 < max(after["env_steps"])
     assert after["env_steps"][:len(before["env_steps"])] == before["env_steps"]
     assert after["env_steps"] == sorted(after["env_steps"]) and min(after["wall_seconds"]) >= 0.0
-
-
-def test_bench_rows_carry_return_intervals_and_a_seed_summary():
-    from attnq.bench import BenchResult, BenchRow, episode_interval, format_table, seed_summary
-    from attnq.evaluation import EvaluationResult
-
-    evaluation = EvaluationResult([{"return": float(r)} for r in (1, 2, 3, 4)], [0, 1, 2, 3])
-    low, high = episode_interval(evaluation)
-    assert 1.0 <= low < 2.5 < high <= 4.0
-    rows = [BenchRow("transformer-dqn", seed, {"return": value, "length": 100.0}) for seed, value in enumerate((10.0, 20.0, 30.0))]
-    summary = seed_summary("transformer-dqn", rows)
-    assert summary.metrics == {"return": 20.0, "length": 100.0}  # IQM of 3 values is their middle third
-    assert summary.return_interval[0] >= 10.0 and summary.return_interval[1] <= 30.0
-    table = format_table(BenchResult("t", "cmd", 4, rows=[*rows, summary]))
-    assert "return 95 % CI" in table.splitlines()[0] and "(IQM of 3 seeds)" in table

@@ -62,16 +62,21 @@ class TrainedAgent:
 
 
 def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: str | torch.device | None = None,
-               network: str = "exported") -> TrainedAgent:
+               network: str = "exported", runtime: TaskRuntime | None = None) -> TrainedAgent:
     """Restore the greedy agent of a run folder or checkpoint, on CUDA when present unless told.
 
     A run that averaged its weights (``learner.weight_average_decay``) is restored with the averaged
-    ones; ``network`` ("online", "averaged", "target") picks another of the checkpoint's networks."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    ones; ``network`` ("online", "averaged", "target") picks another of the checkpoint's networks.
+
+    :param runtime: the runtime of the checkpoint's task when the caller has one (built otherwise)
+    """
+    if device in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise CheckpointError("--device gpu, but torch sees no CUDA GPU on this machine; fix: use --device cpu or auto")
+    device = "cuda" if device == "gpu" else device if device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu")
     location = resolve_run(run_or_checkpoint)
     checkpoint = load_checkpoint_file(location.checkpoint)
     task = task_from_checkpoint(checkpoint, location.checkpoint)
-    runtime = prepare_task(task, host)
+    runtime = runtime or prepare_task(task, host)
     q_network = runtime.build_q_network()
     weights = checkpoint["state_dict"]
     if network == "exported":

@@ -109,37 +109,3 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{run_dir} has no {CONFIG_FILE}; is it a run folder written by `attnq train`?")
     return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
-IDENTITY_FIELDS = ("name", "domain", "env.id", "model", "domain_options")
-
-
-def task_differences(stored: dict[str, Any], requested: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """Every dotted field where two resolved tasks differ, with the stored and the requested value."""
-    differences: list[tuple[str, Any, Any]] = []
-    for key in sorted(set(stored) | set(requested)):
-        a, b, path = stored.get(key), requested.get(key), f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            differences += task_differences(a, b, path + ".")
-        elif a != b:
-            differences.append((path, a, b))
-    return differences
-
-
-def is_within(path: str, field: str) -> bool:
-    """Whether the dotted ``path`` is ``field`` or lies inside it (``model.layers`` inside ``model``)."""
-    return path == field or path.startswith(field + ".")
-
-
-def check_same_task(stored: TaskConfig, requested: TaskConfig, source: Path) -> None:
-    """A run may be resumed with other budgets, never with another task or network shape."""
-    differences = task_differences(stored.to_dict(), requested.to_dict())
-    for field in IDENTITY_FIELDS:  # in this order, so another task is named by its name first
-        for path, a, b in (d for d in differences if is_within(d[0], field)):
-            raise CheckpointError(f"{source} was trained with {path} = {a!r}, but the task asks for {b!r}; "
-                                  "fix: resume with the run's own task file, or start a new run")
-    # The weight average is a second copy of the network in the checkpoint; its decay may change, not its presence.
-    if (stored.learner.weight_average_decay is None) != (requested.learner.weight_average_decay is None):
-        raise CheckpointError(f"{source} was trained with learner.weight_average_decay = {stored.learner.weight_average_decay!r}, "
-                              f"but the task asks for {requested.learner.weight_average_decay!r}; a run cannot switch weight "
-                              "averaging on or off; fix: resume with the run's own setting, or start a new run")

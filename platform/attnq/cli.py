@@ -1,4 +1,4 @@
-"""The ``attnq`` command line: plugins, train, evaluate, explain, bench, report.
+"""The ``attnq`` command line: plugins, train, evaluate, explain, bench, report, tune.
 
 User errors (:class:`~attnq.errors.AttnqError`) print one clear message and exit with status 2;
 anything else is a bug and keeps its traceback.
@@ -10,11 +10,20 @@ import argparse
 import json
 import logging
 import os
+import shlex
+import signal
 import sys
 import warnings
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
+_received: list[int] = []  # the signal that stopped the command, for its exit status
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM outside training stops like Ctrl-C (training installs its own clean stop)."""
+    _received.append(signum)
+    raise KeyboardInterrupt
 
 
 def _quiet_libraries() -> None:
@@ -69,6 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     host = load_plugins()
     task = _task_and_overrides(args, host)
+    if args.device:
+        task = task.model_copy(update={"trainer": task.trainer.model_copy(update={"accelerator": args.device})})
     result = train(task, runs_dir=Path(args.runs_dir), resume=Path(args.resume) if args.resume else None, host=host)
     print(f"run folder: {result.run_dir}")
     print(f"checkpoint: {result.checkpoint}")
@@ -93,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from attnq.checkpoints import atomic_write_text
     from attnq.evaluation import evaluate_policy
 
-    agent = load_agent(args.run)
+    agent = load_agent(args.run, device=args.device)
     episodes = args.episodes or agent.task.eval.episodes
     seed = agent.task.eval.seed if args.seed is None else args.seed
     policy = agent if args.baseline is None else agent.runtime.baseline(args.baseline, seed)
@@ -119,38 +130,57 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor(args: argparse.Namespace, host):
+    from attnq.experiments.executors import make_executor
+
+    return make_executor(args.executor, host, args.ray_address, args.num_cpus, args.cpus_per_run, args.gpus_per_run)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from attnq.bench import format_table, run_bench, write_markdown_report, write_result
+    """``report`` narrowed to one task, with a row per seed and the simulator's random-action speed."""
+    from attnq.catalog import find_task
+    from attnq.checkpoints import atomic_write_text
+    from attnq.experiments.pipeline import run_plan
+    from attnq.experiments.plan import ReportPlan, ReportTask
     from attnq.registry import load_plugins
+    from attnq.reporting.markdown import library_versions, summarise, write_report
+    from attnq.reporting.tables import results_table
 
     host = load_plugins()
     task = _task_and_overrides(args, host)
+    plan = ReportPlan(name=f"bench-{task.name}", seeds=tuple(args.seeds), torsos=tuple(args.torsos),
+                      tasks=(ReportTask(task=str(find_task(args.task, host)), overrides=tuple(args.set or ())),))
+    runs_dir = Path(args.runs_dir)
     command = "attnq " + " ".join(sys.argv[1:])
-    result = run_bench(task, args.seeds, args.torsos, Path(args.runs_dir), command, baselines=not args.no_baselines, host=host)
-    table = format_table(result)
+    [record] = run_plan(plan, runs_dir, _executor(args, host), host, measure_speed=True, baselines=not args.no_baselines,
+                        progress_interval=args.progress_every)
+    summary = summarise(record)
     print(f"\n{command}\n{task.name}: {task.trainer.max_env_steps} env steps per run, evaluation over {task.eval.episodes} episodes\n")
-    print(table)
-    out = Path(args.out or Path(args.runs_dir) / f"bench-{task.name}.json")
-    write_result(result, out)
+    print(results_table(summary, per_seed=True))
+    out = Path(args.out or runs_dir / f"bench-{task.name}.json")
+    atomic_write_text(out, json.dumps({"command": command, "versions": library_versions(), **summary}, indent=1))
     print(f"\nresults: {out}")
     if args.report:
-        print(f"report: {write_markdown_report(result, Path(args.report), host)}")
+        print(f"report: {write_report([record], Path(args.report), plan.name, command, library_versions(), host)}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from attnq.bench import library_versions
     from attnq.errors import AttnqError
+    from attnq.experiments.pipeline import run_plan
+    from attnq.experiments.plan import PROFILES
+    from attnq.experiments.records import load_records, read_training_command, write_training_command
     from attnq.registry import load_plugins
-    from attnq.reporting.collect import collect, load_records, read_training_command, write_training_command
-    from attnq.reporting.markdown import write_report
-    from attnq.reporting.plan import PROFILES
+    from attnq.reporting.markdown import library_versions, write_report
 
     host = load_plugins()
     plan = PROFILES[args.profile].with_choices(args.tasks, args.seeds, args.torsos, args.set)
     name = args.name or plan.name
+    plan = plan.model_copy(update={"name": name})
     runs_dir = Path(args.from_runs or args.runs_dir or Path("runs") / "reports" / name)
     out_dir = Path(args.out or Path("docs") / "reports" / name)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AttnqError(f"--out {out_dir} is a file; fix: give a folder for the report")
     command = "attnq " + " ".join(sys.argv[1:])
     if args.from_runs:
         records = load_records(runs_dir)
@@ -159,11 +189,69 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         if not plan.tasks:
             raise AttnqError(f"no task to report on: profile {args.profile!r} has none of {args.tasks}")
-        records = collect(plan, runs_dir, host, say=lambda line: print(line, flush=True))
+        records = run_plan(plan, runs_dir, _executor(args, host), host, progress_interval=args.progress_every)
         write_training_command(runs_dir, command)
     index = write_report(records, out_dir, name, command, library_versions(), host)
     print(f"report: {index}\nruns:   {runs_dir}")
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Search on Ray Tune, then train the best point and the task as it is on fresh seeds, side by side."""
+    from attnq.checkpoints import atomic_write_text
+    from attnq.errors import AttnqError
+    from attnq.experiments.executors import RayExecutor, import_ray
+    from attnq.experiments.pipeline import run_plan
+    from attnq.experiments.plan import ReportPlan, ReportTask, check_run_name
+    from attnq.experiments.sweep import best_trial, check_sweepable, parse_param, search, trials_table, write_best_task
+    from attnq.registry import load_plugins
+    from attnq.reporting.markdown import summarise
+    from attnq.reporting.tables import results_table
+    from attnq.runtime import prepare_task
+
+    host = load_plugins()
+    task = _task_and_overrides(args, host)
+    check_run_name(task.name)
+    params = [parse_param(text, task) for text in args.param or []]
+    check_sweepable(task, params, args.samples)
+    prepare_task(task, host).context.probe_env.close()  # the task's own errors, before Ray starts
+    import_ray()
+    out_dir = Path(args.runs_dir or Path("runs") / "tune" / task.name).resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AttnqError(f"--runs-dir {out_dir} is a file; fix: give a folder")
+    executor = RayExecutor(args.ray_address, args.num_cpus, args.cpus_per_run, args.gpus_per_run)
+    command = "attnq " + " ".join(sys.argv[1:])
+    print(f"[tune] {task.name}: {args.samples} trials of {task.trainer.max_env_steps:,} env steps over "
+          f"{', '.join(p.path for p in params)}; validation every {task.eval.every_env_steps:,} env steps", flush=True)
+    result = search(task, params, args.samples, out_dir, executor, args.grace_env_steps, args.seed)
+    atomic_write_text(out_dir / "trials.json", json.dumps(result, indent=1))
+    best = best_trial(result)
+    tuned_path = out_dir / f"{task.name}-tuned.yaml"
+    tuned = write_best_task(task.model_copy(update={"name": f"{task.name}-tuned"}), best["point"], tuned_path,
+                            f"best of {args.samples} trials (validation return {best['validation_return']:.4f}): {command}")
+    print(f"[tune] best point {best['point']} (trial {best['trial']}); confirming on seeds {args.confirm_seeds} "
+          "beside the task's own settings", flush=True)
+    plan = ReportPlan(name=f"tune-{task.name}", seeds=tuple(args.confirm_seeds), torsos=(task.model.torso,), tasks=(
+        ReportTask(task=str(_task_path(args, host)), overrides=tuple(args.set or ())), ReportTask(task=str(tuned_path))))
+    records = run_plan(plan, out_dir / "confirm", executor, host, baselines=False, progress_interval=args.progress_every)
+    tables = [f"### {record.task.name}\n\n{results_table(summarise(record))}" for record in records]
+    page = "\n".join([f"# attnq tune: {task.name}", "", "```", command, "```", "",
+                       f"ASHA over {args.samples} trials of {task.trainer.max_env_steps:,} env steps (grace "
+                       f"{result['grace_env_steps']:,}), ranked on the validation return.", "", trials_table(result), "",
+                       f"## Best point, trained again on seeds {list(args.confirm_seeds)} beside the task as it was", "",
+                       f"Task file: `{tuned_path.name}` ({best['point']}). Final evaluation on the task's fixed episodes.", "",
+                       *tables, ""])
+    atomic_write_text(out_dir / "README.md", page)
+    print("\n".join(tables))
+    print(f"\ntrials: {out_dir / 'README.md'}\nbest task file: {tuned_path} (name {tuned.name!r}; "
+          f"`attnq train {tuned_path}` trains it)")
+    return 0
+
+
+def _task_path(args: argparse.Namespace, host) -> Path:
+    from attnq.catalog import find_task
+
+    return find_task(args.task, host)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an agent on a task")
     task_args(p)
     p.add_argument("--resume", metavar="RUN", help="continue this run folder from its last checkpoint")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="train here (sets trainer.accelerator; default: the task's)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="greedy evaluation of a trained agent on fixed seeds")
@@ -190,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="first episode seed (default: the task's eval.seed)")
     p.add_argument("--baseline", help="evaluate this baseline of the run's domain instead of the agent")
     p.add_argument("--out", help="also write the full result (per episode) as JSON here")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="evaluate here (default: a GPU when one is visible)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("explain", help="draw what the attention looked at in one evaluation episode")
@@ -198,14 +288,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: RUN/explain)")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("bench", help="train + evaluate over seeds and print figures (speed and quality)")
+    def executor_args(p: argparse.ArgumentParser, choose: bool = True) -> None:
+        g = p.add_argument_group("where runs go (docs/scaling.md)")
+        if choose:
+            g.add_argument("--executor", choices=["serial", "ray"], default="serial",
+                           help="serial: one run after another in this process; ray: runs in parallel on Ray (needs attnq[ray])")
+        g.add_argument("--ray-address", metavar="HOST:PORT", help="join this Ray cluster (`ray start --head` prints it); "
+                       "default: start Ray on this machine")
+        g.add_argument("--num-cpus", type=int, metavar="N", help="cores a Ray started here may use (default: all)")
+        g.add_argument("--cpus-per-run", type=float, metavar="N", help="CPUs each run asks Ray for (default: its torch "
+                       "threads plus its env worker processes, at most a node's cores)")
+        g.add_argument("--gpus-per-run", type=float, metavar="F", help="GPUs each run asks Ray for; a fraction shares one "
+                       "(default: 0.25 where the cluster has GPUs, else 0)")
+        g.add_argument("--progress-every", type=float, default=30.0, metavar="S",
+                       help="seconds between progress lines (default: 30; 0: only when a run finishes)")
+
+    p = sub.add_parser("bench", help="train + evaluate one task over seeds and print speed and quality per seed")
     task_args(p)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--torsos", nargs="+", default=["transformer"], choices=["transformer", "mlp"])
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--out", help="JSON result file (default: RUNS_DIR/bench-TASK.json)")
-    p.add_argument("--report", metavar="DIR", help="also write a Markdown report with an attention picture to DIR")
+    p.add_argument("--report", metavar="DIR", help="also write the report pages (table, curves, attention) to DIR")
+    executor_args(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("tune", help="search a task's settings on Ray Tune (ASHA), confirm the best point on seeds")
+    task_args(p)
+    p.set_defaults(runs_dir=None)
+    p.add_argument("--param", action="append", metavar="FIELD=SPEC",
+                   help="a searched field: uniform:LOW:HIGH, loguniform:LOW:HIGH, randint:LOW:HIGH or A,B,C (repeatable)")
+    p.add_argument("--samples", type=int, default=8, help="trials (default: 8)")
+    p.add_argument("--grace-env-steps", type=int, metavar="N", help="env steps every trial gets before it may be stopped "
+                   "(default: a quarter of the budget)")
+    p.add_argument("--confirm-seeds", type=int, nargs="+", default=[1, 2, 3],
+                   help="seeds on which the best point and the task as it is are trained again (default: 1 2 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search's sampling (default: 0)")
+    executor_args(p, choose=False)
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("report", help="train (or collect) runs over tasks x torsos x seeds and write a comparative report")
     p.add_argument("--profile", choices=["quick", "full"], default="quick",
@@ -218,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help="where the report's runs go (default: runs/reports/NAME); finished steps are reused")
     p.add_argument("--from", dest="from_runs", metavar="RUNS_DIR", help="redraw from saved runs only: no training, no evaluation")
     p.add_argument("--out", help="report folder (default: docs/reports/NAME)")
+    executor_args(p)
     p.set_defaults(func=cmd_report)
     return parser
 
@@ -225,21 +346,48 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    from attnq.errors import AttnqError
+    from attnq.errors import AttnqError, RunInterrupted
 
     for name in ("episodes",):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             print(f"error: --{name} must be at least 1 (got {value})", file=sys.stderr)
             return EXIT_USER_ERROR
+    if threading_is_main():
+        signal.signal(signal.SIGTERM, _stop_on_signal)
     try:
         return args.func(args)
     except AttnqError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except RunInterrupted as exc:
+        print(f"interrupted by {exc.signal_name}: {exc}", file=sys.stderr)
+        print(f"resume with: {resume_command(args, exc.run_dir)}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
-        print("interrupted; resume with `attnq train TASK --resume RUN`", file=sys.stderr)
-        return 130
+        signum = _received[-1] if _received else signal.SIGINT
+        print(f"interrupted by {signal.Signals(signum).name}; runs keep their last checkpoints", file=sys.stderr)
+        if args.command in ("report", "bench"):
+            print(f"resume with: {resume_command(args, None)}", file=sys.stderr)
+        return 128 + signum
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def resume_command(args: argparse.Namespace, run_dir: Path | None) -> str:
+    """The command that continues an interrupted one: the same report or bench (finished runs are
+    reused, a stopped one resumes), or ``train --resume`` with the same task and overrides."""
+    words = sys.argv[1:] if sys.argv and Path(sys.argv[0]).name in ("attnq", "cli.py", "__main__.py") else []
+    if args.command != "train" or run_dir is None:
+        return "attnq " + " ".join(shlex.quote(w) for w in (words or [args.command]))
+    command = ["attnq", "train", args.task, "--resume", str(run_dir)]
+    if args.set:
+        command += ["--set", *args.set]
+    return " ".join(shlex.quote(w) for w in command)
 
 
 if __name__ == "__main__":

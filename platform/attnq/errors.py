@@ -22,3 +22,22 @@ class PluginError(AttnqError):
 
 class CheckpointError(AttnqError):
     """A run folder or checkpoint is missing, corrupt or belongs to another task."""
+
+
+class RunInterrupted(Exception):
+    """Training stopped on SIGINT or SIGTERM after writing a checkpoint; it can be resumed.
+
+    Not an :class:`AttnqError`: the command exits with 128 + the signal's number, as shells expect.
+    """
+
+    def __init__(self, run_dir, signum: int, env_steps: int, max_env_steps: int) -> None:
+        import signal
+
+        self.run_dir, self.signum, self.env_steps, self.max_env_steps = run_dir, signum, env_steps, max_env_steps
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"{self.signal_name}: stopped {run_dir} at {env_steps:,} of {max_env_steps:,} env steps "
+                         "(checkpoint written)")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum

@@ -12,7 +12,7 @@ import numpy as np
 
 from attnq.checkpoints import atomic_write_bytes
 from attnq.explain import png_bytes
-from attnq.reporting.collect import TaskRecord, learning_curve
+from attnq.experiments.records import TaskRecord, learning_curve
 from attnq.statistics import bootstrap_interval
 
 GRID_POINTS = 50

@@ -7,6 +7,7 @@ report regenerated with ``attnq report --from RUNS`` prints the same figures wit
 from __future__ import annotations
 
 import json
+import platform as stdlib_platform
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,28 @@ from attnq.agent import load_agent
 from attnq.checkpoints import atomic_write_text
 from attnq.explain import SCENE_FILE, attending_token, explain
 from attnq.registry import PluginHost
-from attnq.reporting.collect import TaskRecord
+from attnq.experiments.records import TaskRecord
 from attnq.reporting.figures import plot_learning_curves
+from attnq.reporting.tables import cell, results_table
 from attnq.statistics import Estimate, bootstrap_interval
 
 FIGURES = "figures"
+
+REPORTED_DISTRIBUTIONS = ("attnq", "torch", "pytorch-lightning", "gymnasium", "highway-env", "icu-sepsis", "sacrebleu",
+                          "recsim-ng", "tensorflow", "numpy", "ray")
+
+
+def library_versions() -> dict[str, str]:
+    """Python and the installed versions of the libraries results depend on (absent ones skipped)."""
+    from importlib import metadata
+
+    versions = {"python": stdlib_platform.python_version()}
+    for name in REPORTED_DISTRIBUTIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def metric_names(record: TaskRecord) -> list[str]:
@@ -39,6 +57,9 @@ def summarise(record: TaskRecord) -> dict:
         agents[torso] = {
             "seeds": [run.seed for run in runs],
             "per_seed": {str(run.seed): {m: run.metrics[m] for m in metrics} for run in runs},
+            "per_seed_speed": {str(run.seed): {"train_env_steps_per_second": run.train_env_steps_per_second,
+                                               "random_env_steps_per_second": run.random_env_steps_per_second,
+                                               "return_interval": run.return_interval} for run in runs},
             "iqm": {m: bootstrap_interval([run.metrics[m] for run in runs]).to_dict() for m in metrics},
             "env_steps": [run.env_steps for run in runs],
             "env_steps_per_second": float(np.mean([run.env_steps / run.wall_seconds for run in runs if run.wall_seconds > 0]))
@@ -49,28 +70,6 @@ def summarise(record: TaskRecord) -> dict:
             "metrics": metrics, "agents": agents, "baselines": record.baselines, "anchors": anchors,
             "eval": {"episodes": record.task.eval.episodes, "seed": record.task.eval.seed},
             "max_env_steps": record.task.trainer.max_env_steps}
-
-
-def _cell(value: float | None) -> str:
-    return "-" if value is None or not np.isfinite(value) else f"{value:.3f}"
-
-
-def results_table(summary: dict) -> str:
-    metrics = summary["metrics"]
-    header = ["policy", "runs", *metrics, "env steps/s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for torso, agent in summary["agents"].items():
-        cells = [f"{torso}-dqn", str(len(agent["seeds"]))]
-        cells += [Estimate(**agent["iqm"][m]).format() for m in metrics]
-        speed = agent["env_steps_per_second"]
-        cells.append("-" if speed is None else f"{speed:.0f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    for name, values in summary["baselines"].items():
-        lines.append("| " + " | ".join([f"baseline: {name}", "-", *[_cell(values.get(m)) for m in metrics], "-"]) + " |")
-    for number, anchor in enumerate(summary["anchors"], start=1):
-        cells = [f"{anchor['policy']} [{number}]", "-", *[_cell(anchor["metrics"].get(m)) for m in metrics], "-"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def _attention_section(record: TaskRecord, out_dir: Path, host: PluginHost | None) -> list[str]:
@@ -118,7 +117,7 @@ def task_page(record: TaskRecord, summary: dict, out_dir: Path, host: PluginHost
     lines += ["## Runs", "", "| torso | seed | env steps | " + " | ".join(summary["metrics"]) + " | run folder |",
               "|" + "---|" * (len(summary["metrics"]) + 4)]
     for run in sorted(record.runs, key=lambda r: (r.torso, r.seed)):
-        values = " | ".join(_cell(run.metrics[m]) for m in summary["metrics"])
+        values = " | ".join(cell(run.metrics[m]) for m in summary["metrics"])
         lines.append(f"| {run.torso} | {run.seed} | {run.env_steps:,} | {values} | `{run.run_dir.as_posix()}` |")
     return "\n".join(lines) + "\n"
 

@@ -1,18 +1,22 @@
-"""Lightning callbacks: a progress bar in env steps, periodic checkpoints, evaluation during training."""
+"""Lightning callbacks: a progress bar in env steps, periodic checkpoints, evaluation during training,
+the run's state file and a clean stop on SIGINT / SIGTERM."""
 
 from __future__ import annotations
 
 import functools
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytorch_lightning as pl
 from tqdm.auto import tqdm
 
 from attnq.evaluation import evaluate_policy
+from attnq.experiments.state import RunState
 
 
 class EnvStepProgressBar(pl.Callback):
@@ -43,21 +47,31 @@ class EnvStepProgressBar(pl.Callback):
 class PeriodicCheckpoint(pl.Callback):
     """Writes ``last.ckpt`` every N env steps and at the end (atomically, via AtomicCheckpointIO)."""
 
-    def __init__(self, directory: Path, every_env_steps: int) -> None:
+    def __init__(self, directory: Path, every_env_steps: int, start_env_steps: int = 0) -> None:
         self.path = directory / "last.ckpt"
         self.every = every_env_steps
         self.next_at = every_env_steps
+        self.saved_env_steps = start_env_steps  # what the checkpoint on disk holds
+        self.saved_just_now = False
+
+    def save(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self.saved_env_steps == module.env_steps and self.path.is_file():
+            return  # already on disk (a stop requested right after a periodic checkpoint)
+        trainer.save_checkpoint(self.path, weights_only=False)  # False = keep optimizer state for resuming
+        self.saved_env_steps = module.env_steps
+        self.saved_just_now = True
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.next_at = (module.env_steps // self.every + 1) * self.every
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.saved_just_now = False
         if module.env_steps >= self.next_at:
-            trainer.save_checkpoint(self.path, weights_only=False)
+            self.save(trainer, module)
             self.next_at = (module.env_steps // self.every + 1) * self.every
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)  # False = keep optimizer state for resuming
+        self.save(trainer, module)
 
 
 class PeriodicEvaluation(pl.Callback):
@@ -67,10 +81,12 @@ class PeriodicEvaluation(pl.Callback):
     selection on validation episodes, never on the final evaluation's).
     """
 
-    def __init__(self, every_env_steps: int, episodes: int, seed: int, best_path: Path | None = None) -> None:
+    def __init__(self, every_env_steps: int, episodes: int, seed: int, best_path: Path | None = None,
+                 listeners: tuple[Callable[[int, dict[str, float]], None], ...] = ()) -> None:
         self.every, self.episodes, self.seed = every_env_steps, episodes, seed
         self.best_path = best_path
         self.next_at = every_env_steps
+        self.listeners = listeners  # called with (env steps, mean metrics) after each evaluation (sweeps)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if module.env_steps < self.next_at:
@@ -93,3 +109,93 @@ class PeriodicEvaluation(pl.Callback):
             module.best_eval_return = means["return"]
             trainer.save_checkpoint(self.best_path, weights_only=False)
         module.evaluation_seconds += time.perf_counter() - started
+        for listener in self.listeners:
+            listener(module.env_steps, means)
+
+
+class RunStateWriter(pl.Callback):
+    """Keeps ``RUN/state.json`` current: at start, after every checkpoint, every few seconds, at the end.
+
+    Put it after :class:`PeriodicCheckpoint` so that a checkpoint written in a step is in the state
+    written in the same step.
+    """
+
+    def __init__(self, run_dir: Path, checkpoints: PeriodicCheckpoint, learning_hash: str, heartbeat_seconds: float = 5.0) -> None:
+        self.run_dir, self.checkpoints, self.heartbeat = run_dir, checkpoints, heartbeat_seconds
+        self.state = RunState(status="running", learning_hash=learning_hash)
+        self.last_written = 0.0
+        self.train_start_steps, self.train_started = 0, 0.0
+
+    def write(self, module: pl.LightningModule, status: str | None = None) -> None:
+        state = self.state
+        state.status = status or state.status
+        state.env_steps = self.checkpoints.saved_env_steps
+        state.live_env_steps = module.env_steps
+        state.max_env_steps = module.task.trainer.max_env_steps
+        state.wall_seconds = module.wall_seconds()
+        # training speed of this fit: after the warm-up, without the evaluations during training
+        seconds = time.perf_counter() - self.train_started - module.evaluation_seconds
+        if self.train_started and seconds > 0 and module.env_steps > self.train_start_steps:
+            state.env_steps_per_second = (module.env_steps - self.train_start_steps) / seconds
+        state.write(self.run_dir)
+        self.last_written = time.perf_counter()
+
+    def on_fit_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.write(module, "running")
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.train_start_steps, self.train_started = module.env_steps, time.perf_counter()
+        self.write(module)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.checkpoints.saved_just_now or time.perf_counter() - self.last_written >= self.heartbeat:
+            self.write(module)
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        done = self.checkpoints.saved_env_steps >= module.task.trainer.max_env_steps
+        self.write(module, "finished" if done else "interrupted")
+
+    def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
+        interrupted = isinstance(exception, (KeyboardInterrupt, SystemExit))
+        self.state.error = None if interrupted else f"{type(exception).__name__}: {exception}"[:500]
+        self.write(module, "interrupted" if interrupted else "failed")
+
+
+class GracefulStop(pl.Callback):
+    """SIGINT and SIGTERM end training cleanly: the next update boundary writes ``last.ckpt`` and
+    stops the fit, so nothing since the last periodic checkpoint is lost.
+
+    Lightning installs its own SIGTERM handler when the fit starts (it exits with status 0 and saves
+    nothing), so ours is installed again once training starts. A second signal stops at once.
+    """
+
+    def __init__(self, checkpoints: PeriodicCheckpoint) -> None:
+        self.checkpoints = checkpoints
+        self.signal: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread (a Ray worker's task thread stops by its own means)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous.setdefault(signum, signal.getsignal(signum))
+            signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self.previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # asked twice: stop now, keep the last periodic checkpoint
+            self.restore()
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.install()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.signal is not None and not trainer.should_stop:
+            self.checkpoints.save(trainer, module)
+            trainer.should_stop = True

@@ -1,4 +1,9 @@
-"""Train one task: make (or reopen) a run folder, build the Lightning Trainer, fit, checkpoint."""
+"""Train one task: make (or reopen) a run folder, build the Lightning Trainer, fit, checkpoint.
+
+Everything a run can be refused for (a bad task, a resume with other learning settings, a GPU
+that is not there) is checked before the run folder is touched. SIGINT and SIGTERM end the fit at
+the next update with a checkpoint, and :class:`RunInterrupted` says how to resume.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -14,13 +20,15 @@ import yaml
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from attnq.checkpoints import (BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, AtomicCheckpointIO, atomic_write_text,
-                               check_same_task, load_checkpoint_file, task_from_checkpoint)
+                               load_checkpoint_file, task_from_checkpoint)
 from attnq.config import TaskConfig
-from attnq.errors import CheckpointError, TaskFileError
+from attnq.errors import CheckpointError, RunInterrupted, TaskFileError
+from attnq.experiments.reuse import check_resumable, learning_hash
 from attnq.registry import PluginHost
-from attnq.runtime import prepare_task
-from attnq.training.callbacks import EnvStepProgressBar, PeriodicCheckpoint, PeriodicEvaluation
+from attnq.runtime import TaskRuntime, prepare_task
+from attnq.training.callbacks import EnvStepProgressBar, GracefulStop, PeriodicCheckpoint, PeriodicEvaluation, RunStateWriter
 from attnq.training.dqn_module import DQNModule
+from attnq.training.lock import run_lock
 
 
 @dataclass(frozen=True)
@@ -77,9 +85,22 @@ def check_compiler(task: TaskConfig) -> None:
                             "or set trainer.compile=false")
 
 
+def check_accelerator(task: TaskConfig) -> None:
+    """``trainer.accelerator=gpu`` with no GPU visible: say so before anything starts."""
+    if task.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        raise TaskFileError("trainer.accelerator=gpu, but torch sees no CUDA GPU on this machine "
+                            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
+                            "fix: set trainer.accelerator=auto or cpu (or --device cpu), or install a CUDA build of torch")
+
+
 def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None = None,
-          host: PluginHost | None = None, run_dir: Path | None = None) -> TrainResult:
-    """Train ``task``; with ``resume`` continue the run folder from its ``last.ckpt``."""
+          host: PluginHost | None = None, run_dir: Path | None = None, runtime: TaskRuntime | None = None,
+          on_evaluation: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Train ``task``; with ``resume`` continue the run folder from its ``last.ckpt``.
+
+    :param runtime: the task's runtime when the caller has built it already (it is built otherwise)
+    :param on_evaluation: called with (env steps, mean metrics) after each evaluation during training
+    """
     checkpoint_path: Path | None = None
     start_steps = 0
     if resume is not None:
@@ -87,26 +108,35 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
         if not checkpoint_path.is_file():
             raise CheckpointError(f"cannot resume {resume}: no {CHECKPOINT_DIR}/{LAST_CHECKPOINT} in it; fix: pass the run folder printed by `attnq train`")
         checkpoint = load_checkpoint_file(checkpoint_path)
-        check_same_task(task_from_checkpoint(checkpoint, checkpoint_path), task, checkpoint_path)
+        check_resumable(task_from_checkpoint(checkpoint, checkpoint_path), task, checkpoint_path)
         start_steps = int(checkpoint["attnq"]["env_steps"])
         run_dir = resume
-    runtime = prepare_task(task, host)  # bad options or files fail here, before any folder exists
+    runtime = runtime or prepare_task(task, host)  # bad options or files fail here, before any folder exists
     check_compiler(task)
+    check_accelerator(task)
     run_dir = run_dir or new_run_dir(task, runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(task.to_dict(), sort_keys=False))
+    with run_lock(run_dir):
+        return _fit(task, runtime, run_dir, checkpoint_path, start_steps, on_evaluation)
 
+
+def _fit(task: TaskConfig, runtime: TaskRuntime, run_dir: Path, checkpoint_path: Path | None, start_steps: int,
+         on_evaluation: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
+    atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(task.to_dict(), sort_keys=False))
     pl.seed_everything(task.seed, workers=True, verbose=False)
     if task.trainer.torch_threads:
         torch.set_num_threads(task.trainer.torch_threads)
     module = DQNModule(task.to_dict(), runtime=runtime)
-    callbacks: list[pl.Callback] = [PeriodicCheckpoint(run_dir / CHECKPOINT_DIR, task.trainer.checkpoint_every_env_steps)]
+    checkpoints = PeriodicCheckpoint(run_dir / CHECKPOINT_DIR, task.trainer.checkpoint_every_env_steps, start_steps)
+    stop = GracefulStop(checkpoints)
+    callbacks: list[pl.Callback] = [checkpoints, stop, RunStateWriter(run_dir, checkpoints, learning_hash(task))]
     if task.trainer.progress_bar:
         callbacks.append(EnvStepProgressBar())
     if task.eval.every_env_steps:
         best_path = run_dir / CHECKPOINT_DIR / BEST_CHECKPOINT if task.eval.keep_best else None
         callbacks.append(PeriodicEvaluation(task.eval.every_env_steps, task.eval.episodes_during_training,
-                                            task.eval.seed_during_training, best_path))
+                                            task.eval.seed_during_training, best_path,
+                                            (on_evaluation,) if on_evaluation else ()))
     trainer = pl.Trainer(
         accelerator=task.trainer.accelerator, devices=1, max_epochs=-1, max_steps=module.updates_needed(),
         logger=_loggers(task, run_dir, start_steps), callbacks=callbacks, plugins=[AtomicCheckpointIO()],
@@ -115,6 +145,12 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
         gradient_clip_algorithm="norm", deterministic=True, num_sanity_val_steps=0,
     )
     start = time.perf_counter()
-    trainer.fit(module, ckpt_path=str(checkpoint_path) if checkpoint_path else None, weights_only=True)
+    stop.install()  # a signal during the warm-up is honoured at the first update
+    try:
+        trainer.fit(module, ckpt_path=str(checkpoint_path) if checkpoint_path else None, weights_only=True)
+    finally:
+        stop.restore()
     wall = time.perf_counter() - start
+    if stop.signal is not None:
+        raise RunInterrupted(run_dir, stop.signal, checkpoints.saved_env_steps, task.trainer.max_env_steps)
     return TrainResult(run_dir, run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT, module.env_steps - start_steps, module.episodes, wall, module.evaluation_seconds)

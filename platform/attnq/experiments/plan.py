@@ -1,0 +1,135 @@
+"""What an experiment covers: tasks (each with overrides) x torsos x seeds, turned into jobs.
+
+Two built-in profiles: ``quick`` is the README's main job (every built-in domain, two seeds, small
+budgets; its numbers show the pipeline, not converged agents); ``full`` uses each task file's own
+budget and three seeds (hours on a CPU, less on many cores with ``--executor ray``).
+
+:func:`plan_jobs` resolves every task, checks it against its domain and any saved run it would
+reuse, and only then returns jobs: a bad task or a stale run is refused before anything trains.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from attnq.catalog import find_task
+from attnq.checkpoints import CONFIG_FILE, read_run_config
+from attnq.config import TaskConfig, apply_overrides, load_task, validate_task
+from attnq.errors import AttnqError, TaskFileError
+from attnq.experiments.jobs import BaselinesJob, Job, RunJob
+from attnq.experiments.reuse import refusal
+from attnq.registry import PluginHost
+from attnq.runtime import prepare_task
+
+
+class ReportTask(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str = Field(description="task name or path to a task file")
+    overrides: tuple[str, ...] = Field((), description="--set style overrides, e.g. trainer.max_env_steps=5000")
+
+
+class ReportPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    tasks: tuple[ReportTask, ...]
+    torsos: tuple[str, ...] = ("transformer", "mlp")
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def with_choices(self, tasks: list[str] | None, seeds: list[int] | None, torsos: list[str] | None,
+                     overrides: list[str] | None) -> "ReportPlan":
+        """The plan narrowed to the given tasks/seeds/torsos, with extra overrides on every task."""
+        chosen = [t for t in self.tasks if not tasks or t.task in tasks]
+        chosen += [ReportTask(task=t) for t in (tasks or []) if t not in {c.task for c in chosen}]
+        extra = tuple(overrides or ())
+        return ReportPlan(name=self.name, tasks=tuple(ReportTask(task=t.task, overrides=t.overrides + extra) for t in chosen),
+                          torsos=tuple(torsos or self.torsos), seeds=tuple(seeds if seeds is not None else self.seeds))
+
+
+_QUIET = ("trainer.progress_bar=false",)
+
+PROFILES: dict[str, ReportPlan] = {
+    "quick": ReportPlan(name="quick", seeds=(0, 1), tasks=(
+        ReportTask(task="highway-fast", overrides=_QUIET + ("trainer.max_env_steps=4000", "eval.episodes=20")),
+        ReportTask(task="sepsis", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
+                                                       "trainer.checkpoint_every_env_steps=20000", "eval.episodes=2000",
+                                                       # the task's 16 envs per update would double this run's updates
+                                                       "env.num_envs=32",
+                                                       # ~1,200 updates do not repay compiling, and the main job
+                                                       # should not need a C++ compiler
+                                                       "trainer.compile=false")),
+        ReportTask(task="scan-simple", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
+                                                            "exploration.decay_fraction=0.2",
+                                                            "trainer.checkpoint_every_env_steps=20000", "eval.episodes=1000")),
+        ReportTask(task="recsim-interest", overrides=_QUIET + ("trainer.max_env_steps=8000", "eval.episodes=64",
+                                                                "domain_options.collab_filtering.user_steps=8000")),
+    )),
+    "full": ReportPlan(name="full", seeds=(0, 1, 2), tasks=(
+        ReportTask(task="highway-fast", overrides=_QUIET),
+        ReportTask(task="intersection", overrides=_QUIET),
+        ReportTask(task="sepsis", overrides=_QUIET),
+        ReportTask(task="scan-simple", overrides=_QUIET),
+        ReportTask(task="scan-length", overrides=_QUIET),
+        ReportTask(task="recsim-interest", overrides=_QUIET),
+    )),
+}
+
+
+def run_folder(runs_dir: Path, task: TaskConfig) -> Path:
+    """``RUNS/TASK/TORSO-seedSEED``: one folder per run, whatever executor trains it."""
+    return runs_dir / task.name / f"{task.model.torso}-seed{task.seed}"
+
+
+def check_run_name(name: str) -> None:
+    """A task name becomes a folder name under the runs folder: it must stay one plain name."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name != name.strip():
+        raise TaskFileError(f"task name {name!r} cannot name a run folder; fix: use letters, digits, '-', '_' or '.' "
+                            "(no path separators)")
+
+
+def check_reusable(run_dir: Path, task: TaskConfig) -> None:
+    """Refuse to reuse a saved run that was trained with other settings than the task now asks for.
+
+    Otherwise a changed task file (or changed defaults) would be reported with the old runs' numbers.
+    """
+    if not (run_dir / CONFIG_FILE).is_file():
+        return
+    stored = validate_task(read_run_config(run_dir), str(run_dir / CONFIG_FILE))
+    found = refusal(stored, task)
+    if found is not None:
+        path, was, now = found
+        raise AttnqError(f"{run_dir} was trained with {path} = {was!r}, but the task now asks for {now!r}; "
+                         f"fix: delete {run_dir} to train it again with the current task, or pass another --runs-dir")
+
+
+def resolve_tasks(plan: ReportPlan, host: PluginHost | None) -> list[TaskConfig]:
+    """Each task of the plan, loaded with its overrides and checked against its domain once."""
+    tasks = []
+    for entry in plan.tasks:
+        task = load_task(find_task(entry.task, host), list(entry.overrides))
+        check_run_name(task.name)
+        prepare_task(task, host).context.probe_env.close()  # bad options, env ids or encoders fail here
+        tasks.append(task)
+    return tasks
+
+
+def plan_jobs(plan: ReportPlan, runs_dir: Path, host: PluginHost | None = None, measure_speed: bool = False,
+              baselines: bool = True) -> list[Job]:
+    """Every run of the plan (task x torso x seed), then each task's baselines, as jobs."""
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise AttnqError(f"runs folder {runs_dir} is a file; fix: pass a folder to --runs-dir")
+    jobs: list[Job] = []
+    tasks = resolve_tasks(plan, host)
+    for base in tasks:
+        for torso in plan.torsos:
+            for seed in plan.seeds:
+                task = validate_task(apply_overrides(base.to_dict(), [f"seed={seed}", f"model.torso={torso}"]), base.name)
+                run_dir = run_folder(runs_dir, task)
+                check_reusable(run_dir, task)
+                jobs.append(RunJob(task.to_dict(), str(run_dir), measure_speed))
+    if baselines:
+        jobs += [BaselinesJob(base.to_dict(), str(runs_dir / base.name)) for base in tasks]
+    return jobs

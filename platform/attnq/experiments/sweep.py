@@ -1,0 +1,218 @@
+"""``attnq tune``: search a task's settings on Ray Tune, stop weak trials early, confirm the best on seeds.
+
+Each trial is one training run of the task with sampled overrides. Trials report the validation
+return that ``eval.every_env_steps`` already measures (on the validation seeds, never the final
+evaluation's), and ASHA (Li et al. 2020, asynchronous successive halving) stops the weaker half
+of the trials at each rung. The best point is then trained again on fresh seeds beside the task's
+own settings, through the same pipeline as ``attnq report``, before it is called best, and written
+as a task file that ``attnq train`` accepts.
+
+Search space syntax (``--param FIELD=SPEC``): ``uniform:LOW:HIGH``, ``loguniform:LOW:HIGH``,
+``randint:LOW:HIGH`` (HIGH excluded), or ``A,B,C`` (a choice; values are YAML scalars).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from attnq.checkpoints import atomic_write_text
+from attnq.config import DESCRIBES, TaskConfig, apply_overrides, role_of, validate_task
+from attnq.errors import AttnqError, TaskFileError
+from attnq.experiments.executors import RayExecutor
+from attnq.experiments.jobs import RunJob
+
+DISTRIBUTIONS = ("uniform", "loguniform", "randint")
+METRIC = "validation_return"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched field: ``kind`` is a distribution name or "choice"."""
+
+    path: str
+    kind: str
+    values: tuple[Any, ...]
+
+    def sample_space(self, tune: Any) -> Any:
+        if self.kind == "choice":
+            return tune.choice(list(self.values))
+        low, high = self.values
+        return {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}[self.kind](low, high)
+
+    def examples(self) -> list[Any]:
+        """Values that must all make a valid task (the bounds, or every choice)."""
+        if self.kind == "randint":
+            return [self.values[0], self.values[1] - 1]
+        return list(self.values)
+
+
+def parse_param(text: str, task: TaskConfig) -> Param:
+    """``learner.lr=loguniform:1e-4:1e-3`` -> Param; checked against the task's fields and bounds."""
+    if "=" not in text:
+        raise TaskFileError(f"--param {text!r} must look like FIELD=SPEC, e.g. learner.lr=loguniform:1e-4:1e-3 or model.layers=1,2")
+    path, spec = (part.strip() for part in text.split("=", 1))
+    try:
+        role = role_of(path)
+    except KeyError:
+        raise TaskFileError(f"--param {text!r}: {path!r} is not a task field; fix: use a dotted field of the task file, "
+                            "e.g. learner.lr, model.layers, replay.batch_size") from None
+    if role == DESCRIBES:
+        raise TaskFileError(f"--param {text!r}: {path} only describes the task; fix: search a field that changes learning")
+    kind, _, rest = spec.partition(":")
+    if kind in DISTRIBUTIONS:
+        bounds = rest.split(":")
+        try:
+            low, high = (float(b) if kind != "randint" else int(b) for b in bounds) if len(bounds) == 2 else (None, None)
+        except ValueError:
+            low = high = None
+        if low is None or not low < high or (kind == "loguniform" and low <= 0):
+            raise TaskFileError(f"--param {text!r}: {kind} needs LOW:HIGH with LOW < HIGH"
+                                f"{' and LOW > 0' if kind == 'loguniform' else ''}; fix: e.g. {path}={kind}:"
+                                f"{'1e-4:1e-3' if kind != 'randint' else '1:4'}")
+        param = Param(path, kind, (low, high))
+    elif ":" in spec:
+        raise TaskFileError(f"--param {text!r}: unknown distribution {kind!r}; fix: use one of {', '.join(DISTRIBUTIONS)}, "
+                            "or a comma-separated choice A,B,C")
+    else:
+        values = tuple(yaml.safe_load(v) for v in spec.split(",") if v.strip())
+        if not values:
+            raise TaskFileError(f"--param {text!r} gives no value; fix: e.g. {path}=1,2")
+        param = Param(path, "choice", values)
+    for value in param.examples():  # each bound or choice must make a valid task, named if not
+        overridden(task, {path: value})
+    return param
+
+
+def overridden(task: TaskConfig, point: dict[str, Any]) -> TaskConfig:
+    data = apply_overrides(task.to_dict(), [f"{path}={json.dumps(value)}" for path, value in point.items()])
+    return validate_task(data, f"task {task.name!r} with {point}")
+
+
+def check_sweepable(task: TaskConfig, params: list[Param], samples: int) -> None:
+    if not params:
+        raise AttnqError("attnq tune needs at least one --param FIELD=SPEC; fix: e.g. --param learner.lr=loguniform:1e-4:1e-3")
+    if samples < 1:
+        raise AttnqError(f"--samples must be at least 1 (got {samples})")
+    if not task.eval.every_env_steps or task.eval.every_env_steps >= task.trainer.max_env_steps:
+        raise TaskFileError(f"task {task.name!r}: trials are compared on the validation return measured every "
+                            f"eval.every_env_steps (now {task.eval.every_env_steps}) within trainer.max_env_steps "
+                            f"({task.trainer.max_env_steps}); fix: --set eval.every_env_steps=N with N below the budget")
+
+
+def _trial(config: dict[str, Any], task: dict[str, Any], trials_dir: str) -> None:
+    """One Tune trial: train the task with the sampled point, reporting each validation return."""
+    from ray import tune
+
+    from attnq.experiments.jobs import worker_host
+    from attnq.training.run import train
+
+    trial_id = tune.get_context().get_trial_id()
+    point = overridden(validate_task(task, "sweep"), config)
+    run_dir = Path(trials_dir) / trial_id
+
+    def report(env_steps: int, means: dict[str, float]) -> None:
+        tune.report({METRIC: means["return"], "env_steps": env_steps})
+
+    train(point, run_dir=run_dir, host=worker_host(), on_evaluation=report)
+
+
+def search(task: TaskConfig, params: list[Param], samples: int, out_dir: Path, executor: RayExecutor,
+           grace_env_steps: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """Run the trials on Ray Tune with ASHA; returns every trial's point, progress and status."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    ray = executor.connect()
+    [placement] = executor.placements(ray, [RunJob(task.to_dict(), str(out_dir))])
+    budget, every = task.trainer.max_env_steps, task.eval.every_env_steps
+    grace = grace_env_steps or max(every, (budget // 4) // every * every)
+    scheduler = ASHAScheduler(time_attr="env_steps", max_t=budget, grace_period=grace, reduction_factor=2)
+    trainable = tune.with_resources(tune.with_parameters(_trial, task=task.to_dict(), trials_dir=str(out_dir / "trials")),
+                                    {"cpu": placement.num_cpus, "gpu": placement.num_gpus})
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    tuner = tune.Tuner(trainable, param_space={p.path: p.sample_space(tune) for p in params},
+                       tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler, num_samples=samples,
+                                                   search_alg=BasicVariantGenerator(random_state=seed)),
+                       run_config=tune.RunConfig(name="tune", storage_path=str(out_dir.resolve()), verbose=0,
+                                                 callbacks=[progress_callback(samples, budget)]))
+    grid = tuner.fit()
+    trials = []
+    for result in grid:
+        history = result.metrics_dataframe
+        reached = int(result.metrics.get("env_steps", 0)) if result.metrics else 0
+        trials.append({"trial": str((result.metrics or {}).get("trial_id", Path(result.path).name)),
+                       "point": {p.path: result.config[p.path] for p in params},
+                       "validation_return": float(result.metrics.get(METRIC, math.nan)) if result.metrics else math.nan,
+                       "best_validation_return": float(history[METRIC].max()) if history is not None and METRIC in history else math.nan,
+                       "env_steps": reached, "stopped_early": reached < budget, "error": str(result.error) if result.error else None})
+    return {"task": task.name, "budget": budget, "grace_env_steps": grace, "samples": samples, "trials": trials}
+
+
+def progress_callback(samples: int, budget: int) -> Any:
+    """A Tune callback printing one line per finished trial and one a minute while trials run
+    (instead of Tune's tables); built here because Ray is imported only when a sweep runs."""
+    import time
+
+    from ray.tune import Callback
+
+    class ProgressLines(Callback):
+        def __init__(self) -> None:
+            self.finished, self.last_line = 0, time.time()
+            self.latest: dict[str, int] = {}
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.latest[trial.trial_id] = int(result.get("env_steps", 0))
+            if time.time() - self.last_line > 60:
+                self.last_line = time.time()
+                running = ", ".join(f"{t} {s:,}/{budget:,}" for t, s in sorted(self.latest.items()))
+                print(f"[tune] {self.finished}/{samples} trials done; running: {running}", flush=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.finished += 1
+            self.latest.pop(trial.trial_id, None)
+            last = trial.last_result or {}
+            steps, value = int(last.get("env_steps", 0)), last.get(METRIC)
+            shown = "-" if value is None else f"{value:.4f}"
+            print(f"[tune] trial {trial.trial_id} {'stopped early' if steps < budget else 'finished'} at {steps:,} env steps, "
+                  f"validation return {shown} ({self.finished}/{samples})", flush=True)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.finished += 1
+            self.latest.pop(trial.trial_id, None)
+            print(f"[tune] trial {trial.trial_id} failed; its error: {trial.error_file}", flush=True)
+
+    return ProgressLines()
+
+
+def best_trial(result: dict[str, Any]) -> dict[str, Any]:
+    """The trial with the highest last validation return among those that reached the budget."""
+    complete = [t for t in result["trials"] if not t["stopped_early"] and not t["error"] and math.isfinite(t["validation_return"])]
+    if not complete:
+        raise AttnqError("no trial reached the budget; fix: more --samples, a larger budget, or a smaller --grace-env-steps")
+    return max(complete, key=lambda t: t["validation_return"])
+
+
+def write_best_task(task: TaskConfig, point: dict[str, Any], path: Path, note: str) -> TaskConfig:
+    best = overridden(task, point)
+    text = f"# {note}\n" + yaml.safe_dump(best.to_dict(), sort_keys=False)
+    atomic_write_text(path, text)
+    return best
+
+
+def trials_table(result: dict[str, Any]) -> str:
+    paths = list(result["trials"][0]["point"]) if result["trials"] else []
+    header = ["trial", *paths, "env steps", "last validation return", "best validation return", "status"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for t in sorted(result["trials"], key=lambda t: (-t["env_steps"], -(t["validation_return"] if math.isfinite(t["validation_return"]) else -1e18))):
+        values = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in t["point"].values()]
+        status = "error" if t["error"] else "stopped early" if t["stopped_early"] else "finished"
+        lines.append("| " + " | ".join([t["trial"], *values, f"{t['env_steps']:,}", f"{t['validation_return']:.4f}",
+                                         f"{t['best_validation_return']:.4f}", status]) + " |")
+    return "\n".join(lines)

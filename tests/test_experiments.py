@@ -1,0 +1,184 @@
+"""The experiments pipeline's parts: declared field roles and what they allow to be reused, the
+run state file, the progress view, the run lock, and clean stops on SIGTERM and SIGINT."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from attnq.config import BUDGET, DESCRIBES, EVALUATES, LEARNS, SPEED, TaskConfig, apply_overrides, leaf_fields, load_task, role_of, validate_task
+from attnq.errors import AttnqError, CheckpointError
+from attnq.experiments.jobs import RunJob
+from attnq.experiments.plan import check_run_name
+from attnq.experiments.progress import ProgressView
+from attnq.experiments.reuse import learning_hash, refusal
+from attnq.experiments.state import RunState, read_state, trained_steps
+from attnq.training.lock import run_lock
+from attnq.training.run import train
+from conftest import SMALL_MODEL, TASKS, attnq_command
+
+SMALL_SEPSIS = [*SMALL_MODEL, "trainer.progress_bar=false", "env.num_envs=8", "learner.learning_starts=200",
+                "replay.batch_size=32", "eval.episodes=20", "trainer.max_env_steps=600", "trainer.checkpoint_every_env_steps=200"]
+
+
+def _sepsis(*overrides: str) -> TaskConfig:
+    return load_task(TASKS / "sepsis.yaml", [*SMALL_SEPSIS, *overrides])
+
+
+def _changed(task: TaskConfig, *overrides: str) -> TaskConfig:
+    return validate_task(apply_overrides(task.to_dict(), list(overrides)), "test")
+
+
+# ----- roles ------------------------------------------------------------------------------------
+def test_every_config_field_declares_its_role():
+    fields = leaf_fields()
+    assert len(fields) > 50 and "model.d_model" in fields and "trainer.accelerator" in fields
+    roles = {path: role_of(path) for path in fields}  # raises for a field without one
+    assert set(roles.values()) == {LEARNS, BUDGET, SPEED, EVALUATES, DESCRIBES}
+    assert roles["trainer.max_env_steps"] == BUDGET and roles["eval.episodes"] == EVALUATES
+    assert role_of("env.kwargs.config.lanes_count") == LEARNS  # inside a mapping: the mapping's role
+
+
+def test_reuse_follows_the_roles():
+    task = _sepsis()
+    # speed, description and evaluation fields never force training again, nor change the hash
+    other = _changed(task, "trainer.compile=true", "trainer.accelerator=cpu", "trainer.log_every_updates=3",
+                     "description=x", "eval.episodes=7")
+    assert refusal(task, other) is None and learning_hash(task) == learning_hash(other)
+    # every learning field does, named in the refusal
+    for override, path in (("learner.lr=0.01", "learner.lr"), ("seed=4", "seed"), ("env.num_envs=4", "env.num_envs"),
+                           ("domain_options.reward=clipped", "domain_options.reward")):
+        changed = _changed(task, override)
+        assert refusal(task, changed)[0] == path and learning_hash(task) != learning_hash(changed)
+    # a larger budget is reached by resuming; a smaller one is refused for reports
+    assert refusal(task, _changed(task, "trainer.max_env_steps=900")) is None
+    assert refusal(task, _changed(task, "trainer.max_env_steps=300"))[0] == "trainer.max_env_steps"
+    assert refusal(task, _changed(task, "trainer.max_env_steps=300"), allow_smaller_budget=True) is None
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs/path", "a/b", "..", ""])
+def test_task_names_that_are_paths_cannot_name_run_folders(name):
+    with pytest.raises(AttnqError, match="cannot name a run folder"):
+        check_run_name(name)
+
+
+# ----- state file, lock, resume ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sepsis_run(tmp_path_factory):
+    task = _sepsis()
+    return task, train(task, runs_dir=tmp_path_factory.mktemp("runs"))
+
+
+def test_state_file_says_how_far_a_run_trained(sepsis_run):
+    task, result = sepsis_run
+    state = read_state(result.run_dir)
+    assert state.status == "finished" and state.env_steps == result.env_steps >= task.trainer.max_env_steps
+    assert state.learning_hash == learning_hash(task) and state.env_steps_per_second > 0 and state.wall_seconds > 0
+
+
+def test_planning_reads_the_state_file_not_the_checkpoint(sepsis_run, tmp_path):
+    _, result = sepsis_run
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(result.run_dir, copy)
+    checkpoint = copy / "checkpoints" / "last.ckpt"
+    steps = read_state(copy).env_steps
+    checkpoint.write_bytes(b"x" * 100)  # a checkpoint that cannot be loaded: never read for planning
+    assert trained_steps(copy) == steps
+    (copy / "state.json").unlink()  # a run older than state files: read once from its checkpoint
+    shutil.copy(result.run_dir / "checkpoints" / "last.ckpt", checkpoint)
+    assert trained_steps(copy) == steps and read_state(copy).status == "finished"
+
+
+def test_a_run_folder_trains_in_one_process_at_a_time(tmp_path):
+    with run_lock(tmp_path):
+        held = subprocess.run(["python3", "-c", f"""
+import fcntl, os, sys
+handle = os.open({str(tmp_path / '.train.lock')!r}, os.O_RDWR)
+try:
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    sys.exit(3)
+"""])
+        assert held.returncode == 3
+    with run_lock(tmp_path):  # released when the holder ends
+        pass
+
+
+def test_resume_refuses_any_learning_change_and_touches_nothing(sepsis_run):
+    task, result = sepsis_run
+    files = {p: p.stat().st_mtime_ns for p in result.run_dir.rglob("*") if p.is_file()}
+    with pytest.raises(CheckpointError, match=r"trained with learner.lr = 0.0003, but the task asks for 0.01"):
+        train(_changed(task, "learner.lr=0.01", "trainer.max_env_steps=800"), resume=result.run_dir)
+    with pytest.raises(CheckpointError, match=r"trained with seed = 0, but the task asks for 5"):
+        train(_changed(task, "seed=5", "trainer.max_env_steps=800"), resume=result.run_dir)
+    assert files == {p: p.stat().st_mtime_ns for p in result.run_dir.rglob("*") if p.is_file()}
+
+
+def test_a_gpu_that_is_not_there_is_a_clear_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the error is for machines without one")
+    completed = subprocess.run(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path),
+                                             "--device", "gpu", "--set", *SMALL_SEPSIS), capture_output=True, text=True)
+    assert completed.returncode == 2 and "trainer.accelerator=gpu" in completed.stderr and "fix:" in completed.stderr
+    assert "Traceback" not in completed.stderr and not any(tmp_path.iterdir())
+
+
+# ----- signals ----------------------------------------------------------------------------------
+def _start_and_wait_for_training(tmp_path: Path, overrides: list[str]) -> tuple[subprocess.Popen, Path]:
+    process = subprocess.Popen(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path),
+                                             "--set", *overrides), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        states = list(tmp_path.glob("sepsis/*/state.json"))
+        if states and (state := read_state(states[0].parent)) and state.live_env_steps > 1000:
+            return process, states[0].parent
+        time.sleep(0.3)
+    process.kill()
+    raise AssertionError(f"training did not start: {process.communicate()}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_training_with_a_checkpoint_and_says_how_to_resume(tmp_path, signum):
+    # checkpoints far apart: what the signal saves is more than the periodic checkpoints would have
+    overrides = [o for o in SMALL_SEPSIS if not o.startswith("trainer.")] + [
+        "trainer.progress_bar=false", "trainer.max_env_steps=1000000", "trainer.checkpoint_every_env_steps=500000"]
+    process, run_dir = _start_and_wait_for_training(tmp_path, overrides)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr
+    assert f"interrupted by {signal.Signals(signum).name}" in stderr and "Traceback" not in stderr
+    resume = next(line for line in stderr.splitlines() if line.startswith("resume with: "))
+    assert f"--resume {run_dir}" in resume and "trainer.max_env_steps=1000000" in resume
+    state = read_state(run_dir)
+    assert state.status == "interrupted" and 1000 < state.env_steps < 1_000_000  # saved at the signal, not at 500k
+    from attnq.checkpoints import load_checkpoint_file
+
+    assert load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")["attnq"]["env_steps"] == state.env_steps
+
+
+# ----- progress ---------------------------------------------------------------------------------
+def test_progress_counts_runs_and_estimates_the_time_left(tmp_path):
+    task = _sepsis().to_dict()
+    jobs = [RunJob({**task, "seed": seed}, str(tmp_path / f"run{seed}")) for seed in range(3)]
+    for seed, (status, steps, rate) in enumerate([("finished", 600, 100.0), ("running", 200, 100.0)]):
+        (tmp_path / f"run{seed}").mkdir()
+        RunState(status=status, env_steps=steps, live_env_steps=steps, max_env_steps=600, env_steps_per_second=rate).write(
+            tmp_path / f"run{seed}")
+    stream = io.StringIO()
+    view = ProgressView(jobs, "test", interval=0, stream=stream, clock=lambda: 0.0)
+    from attnq.experiments.jobs import Outcome
+
+    view.finished(Outcome(jobs[0].label, "trained", 600, "here", 6.0))
+    line = stream.getvalue().splitlines()[-1]
+    # one running (400 left) and one queued (600 left) at 100 env steps/s, one at a time: 10 s
+    assert line == "[test] runs: 1/3 done, 1 running, 1 queued (sepsis/transformer-seed1 200/600); ETA 10 s"
