@@ -136,6 +136,51 @@ def test_sum_tree_prefix_search():
     assert tree.find(np.array([0.5, 1.0, 3.9, 4.0, 9.99])).tolist() == [0, 2, 2, 3, 3]
 
 
+def _brute_force_find(priorities: np.ndarray, prefix_sums: np.ndarray) -> np.ndarray:
+    """The first index whose running sum of priorities exceeds each prefix sum."""
+    return np.searchsorted(np.cumsum(priorities), prefix_sums, side="right")
+
+
+@pytest.mark.parametrize("capacities", [range(1, 1025), range(1025, 2049), range(2049, 4097), [15_000, 100_003]])
+def test_sum_tree_matches_a_brute_force_prefix_search_for_every_capacity(capacities):
+    rng = np.random.default_rng(capacities[0])
+    for capacity in capacities:
+        tree = SumTree(capacity)
+        # whole-number priorities keep every sum exact, so the tree must agree with the brute force exactly
+        priorities = rng.integers(0, 4, size=capacity).astype(float)
+        priorities[rng.integers(capacity)] = 1.0 + rng.integers(3)  # never all zero
+        tree.update(np.arange(capacity), priorities)
+        touched = rng.integers(0, capacity, size=min(capacity, 5))  # then a partial update, repeats included
+        values = rng.integers(0, 4, size=len(touched)).astype(float)
+        tree.update(touched, values)
+        for index, value in zip(touched, values):
+            priorities[index] = value
+        if priorities.sum() == 0:
+            continue
+        assert tree.total == priorities.sum() and np.array_equal(tree.leaves(), priorities)
+        queries = np.concatenate([rng.uniform(0.0, priorities.sum(), size=32), np.cumsum(priorities)[:-1][:16]])
+        queries = queries[queries < priorities.sum()]
+        found = tree.find(queries)
+        assert np.array_equal(found, _brute_force_find(priorities, queries)), capacity
+        assert np.all(priorities[found] > 0)  # a transition of priority 0 is never drawn
+
+
+@pytest.mark.parametrize("capacity", [3, 7, 100, 15_000])
+def test_prioritized_replay_samples_in_proportion_to_priority_for_any_capacity(capacity):
+    buffer = PrioritizedReplayBuffer(capacity=capacity, observation_shape=(1,), seed=1, alpha=0.6, beta_start=0.4)
+    filled = min(capacity, 50)
+    for i in range(filled):
+        buffer.add(np.full(1, i), i, 0.0, np.zeros(1), 1.0)
+    errors = np.linspace(0.1, 5.0, filled)
+    buffer.update_priorities(np.arange(filled), errors)
+    expected = (errors + 1e-6) ** 0.6 / ((errors + 1e-6) ** 0.6).sum()
+    counts = np.bincount(np.concatenate([buffer.sample(500).indices for _ in range(40)]), minlength=filled)
+    assert counts.sum() == 20_000 and np.abs(counts / counts.sum() - expected).max() < 0.01
+    clone = PrioritizedReplayBuffer(capacity=capacity, observation_shape=(1,), seed=1, alpha=0.6, beta_start=0.4)
+    clone.load_state_dict(buffer.state_dict())  # a resumed run samples the same
+    assert np.array_equal(clone.sample(64).indices, buffer.sample(64).indices)
+
+
 def test_prioritized_replay_prefers_large_td_errors_and_weights_them_down():
     buffer = PrioritizedReplayBuffer(capacity=4, observation_shape=(1,), seed=0, alpha=1.0, beta_start=1.0)
     for i in range(4):

@@ -85,38 +85,55 @@ class ReplayBuffer:
 
 
 class SumTree:
-    """Binary tree of priorities: O(log n) update and prefix-sum search (Schaul et al. 2016)."""
+    """Binary tree of priorities: O(log n) update and prefix-sum search (Schaul et al. 2016).
+
+    The leaves sit at ``leaf_offset``, the smallest power of two that holds ``capacity`` of them, so
+    every leaf is at the same depth whatever the capacity; the padding leaves keep priority 0.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.nodes = np.zeros(2 * capacity, dtype=np.float64)
+        self.leaf_offset = 1 << max(0, (capacity - 1).bit_length())
+        self.nodes = np.zeros(2 * self.leaf_offset, dtype=np.float64)
 
     @property
     def total(self) -> float:
         return float(self.nodes[1])
 
     def update(self, indices: np.ndarray, priorities: np.ndarray) -> None:
-        for index, priority in zip(np.atleast_1d(indices), np.atleast_1d(priorities)):
-            node = int(index) + self.capacity
-            self.nodes[node] = priority
-            node //= 2
-            while node >= 1:
-                self.nodes[node] = self.nodes[2 * node] + self.nodes[2 * node + 1]
-                node //= 2
+        """Set leaves (the last value wins for a repeated index), then their ancestors, level by level."""
+        indices = np.atleast_1d(np.asarray(indices, dtype=np.int64))
+        if indices.size == 0:
+            return
+        if indices.min() < 0 or indices.max() >= self.capacity:
+            raise IndexError(f"sum-tree index out of range 0..{self.capacity - 1}")
+        priorities = np.broadcast_to(np.asarray(priorities, dtype=np.float64), indices.shape)
+        last = len(indices) - 1 - np.unique(indices[::-1], return_index=True)[1]
+        nodes = indices[last] + self.leaf_offset
+        self.nodes[nodes] = priorities[last]
+        while nodes[0] > 1:
+            nodes = np.unique(nodes // 2)
+            self.nodes[nodes] = self.nodes[2 * nodes] + self.nodes[2 * nodes + 1]
 
     def find(self, prefix_sums: np.ndarray) -> np.ndarray:
-        """Leaf index for each prefix sum in ``[0, total)``."""
+        """Leaf index for each prefix sum in ``[0, total)``: the first leaf whose cumulative priority exceeds it."""
         nodes = np.ones(len(prefix_sums), dtype=np.int64)
-        remaining = prefix_sums.astype(np.float64).copy()
-        while nodes[0] < self.capacity:
+        remaining = np.asarray(prefix_sums, dtype=np.float64).copy()
+        for _ in range(self.leaf_offset.bit_length() - 1):  # the depth of every leaf
             left = 2 * nodes
             go_right = remaining >= self.nodes[left]
             remaining = np.where(go_right, remaining - self.nodes[left], remaining)
             nodes = np.where(go_right, left + 1, left)
-        return nodes - self.capacity
+        # float rounding at a subtree's far edge could step into the padding: stay on a real leaf
+        return np.minimum(nodes - self.leaf_offset, self.capacity - 1)
 
     def leaves(self) -> np.ndarray:
-        return self.nodes[self.capacity:]
+        return self.nodes[self.leaf_offset:self.leaf_offset + self.capacity]
+
+    def load_leaves(self, priorities: np.ndarray) -> None:
+        """Rebuild the whole tree from ``capacity`` leaf priorities."""
+        self.nodes[:] = 0.0
+        self.update(np.arange(self.capacity), np.asarray(priorities, dtype=np.float64)[:self.capacity])
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -154,12 +171,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state.update(tree=self.tree.nodes.copy(), max_priority=self.max_priority)
+        state.update(priorities=self.tree.leaves().copy(), max_priority=self.max_priority)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.tree.nodes[:] = np.asarray(state["tree"])
+        if "priorities" in state:
+            self.tree.load_leaves(np.asarray(state["priorities"]))
+        else:  # checkpoints before the padded tree stored every node, leaves from index `capacity` on
+            self.tree.load_leaves(np.asarray(state["tree"])[self.capacity:2 * self.capacity])
         self.max_priority = float(state["max_priority"])
 
 
