@@ -71,13 +71,45 @@ def test_duplicate_domain_names_are_a_loud_error_naming_both_plugins():
         load_plugins(extra_plugins=[("first", _plugin_adding("same")), ("second", _plugin_adding("same"))], use_entry_points=False)
 
 
-def test_misspelled_hook_name_fails_instead_of_being_ignored():
+def test_misspelled_hook_name_is_a_failure_of_that_plugin_alone():
     @hookimpl
     def attnq_register_domain(registry):  # missing "s"
         pass
 
-    with pytest.raises(pluggy.PluginValidationError):
-        load_plugins(extra_plugins=[("typo", types.SimpleNamespace(attnq_register_domain=attnq_register_domain))], use_entry_points=False)
+    host = load_plugins(extra_plugins=[("typo", types.SimpleNamespace(attnq_register_domain=attnq_register_domain)),
+                                       ("fine", _plugin_adding("fine_domain"))], use_entry_points=False)
+    assert "fine_domain" in host.registry and [f.name for f in host.failures] == ["typo"]
+    assert "attnq_register_domain" in host.failures[0].error and "attnq_register_domains" in host.failures[0].install_hint
+
+
+def test_forgotten_hookimpl_is_reported_not_silently_dropped():
+    def attnq_register_domains(registry):  # no @hookimpl
+        registry.add(_dummy_domain("never"))
+
+    host = load_plugins(extra_plugins=[("forgot", types.SimpleNamespace(attnq_register_domains=attnq_register_domains))],
+                        use_entry_points=False)
+    assert [f.name for f in host.failures] == ["forgot"] and "@attnq.hookimpl" in host.failures[0].install_hint
+
+
+@pytest.mark.parametrize("registered, field", [
+    ("not a spec", "DomainSpec(...)"),
+    (dict(task_dirs=None), "DomainSpec.task_dirs"),
+    (dict(baselines=None), "DomainSpec.baselines"),
+    (dict(make_env="highway-v0"), "DomainSpec.make_env"),
+])
+def test_a_malformed_registration_disables_that_plugin_alone(registered, field):
+    import dataclasses
+
+    @hookimpl
+    def attnq_register_domains(registry):
+        registry.add(_dummy_domain("half"))  # added first, then dropped with the plugin
+        registry.add(registered if isinstance(registered, str) else dataclasses.replace(_dummy_domain("bad"), **registered))
+
+    host = load_plugins(extra_plugins=[("broken", types.SimpleNamespace(attnq_register_domains=attnq_register_domains)),
+                                       ("fine", _plugin_adding("fine_domain"))], use_entry_points=False)
+    assert "fine_domain" in host.registry and "half" not in host.registry and "bad" not in host.registry
+    [failure] = host.failures
+    assert failure.name == "broken" and field in failure.error and "fix:" in failure.error
 
 
 def test_plugins_can_be_disabled_by_environment_variable(monkeypatch):

@@ -31,8 +31,7 @@ class DomainRegistry:
         self.current_plugin = "<direct>"
 
     def add(self, domain: DomainSpec) -> None:
-        if not isinstance(domain, DomainSpec):
-            raise PluginError(f"plugin {self.current_plugin!r} registered {domain!r}; expected a DomainSpec")
+        check_domain_spec(domain, self.current_plugin)
         if domain.name in self._domains:
             raise PluginError(
                 f"domain {domain.name!r} is registered twice: by plugin {self._owners[domain.name]!r} "
@@ -51,11 +50,53 @@ class DomainRegistry:
     def owner(self, name: str) -> str:
         return self._owners[name]
 
+    def remove_plugin(self, plugin: str) -> None:
+        """Forget every domain ``plugin`` added (it failed half-way through registering)."""
+        for name in [n for n, owner in self._owners.items() if owner == plugin]:
+            del self._domains[name], self._owners[name]
+
     def __iter__(self):
         return iter(self._domains.values())
 
     def __contains__(self, name: object) -> bool:
         return name in self._domains
+
+
+class MalformedDomain(PluginError):
+    """A plugin registered something that is not a well-formed DomainSpec: that plugin is not loaded."""
+
+
+_CALLABLE_FIELDS = ("make_env", "make_encoder", "make_reward_adapter")
+_OPTIONAL_CALLABLE_FIELDS = ("exact_return", "action_names", "make_vector_env")
+
+
+def check_domain_spec(domain: object, plugin: str) -> None:
+    """The fields of a registered domain have the types the core relies on, or the plugin is refused."""
+    from collections.abc import Mapping
+
+    from pydantic import BaseModel
+
+    def refuse(field_name: str, problem: str, fix: str) -> MalformedDomain:
+        return MalformedDomain(f"plugin {plugin!r}: DomainSpec.{field_name} {problem}; fix: {fix}")
+
+    if not isinstance(domain, DomainSpec):
+        raise MalformedDomain(f"plugin {plugin!r} registered {domain!r} ({type(domain).__name__}); "
+                              "fix: call registry.add(DomainSpec(...)) with attnq.DomainSpec")
+    if not isinstance(domain.name, str) or not domain.name.strip():
+        raise refuse("name", f"is {domain.name!r}", "give the domain a non-empty name")
+    for name in _CALLABLE_FIELDS:
+        if not callable(getattr(domain, name)):
+            raise refuse(name, f"is {getattr(domain, name)!r}, not a function", "pass the factory function itself")
+    for name in _OPTIONAL_CALLABLE_FIELDS:
+        value = getattr(domain, name)
+        if value is not None and not callable(value):
+            raise refuse(name, f"is {value!r}, not a function", "pass a function or leave it out")
+    if not isinstance(domain.baselines, Mapping) or not all(isinstance(k, str) and callable(v) for k, v in domain.baselines.items()):
+        raise refuse("baselines", f"is {domain.baselines!r}", "give a dict of name -> factory(context, seed), or leave it out")
+    if not isinstance(domain.task_dirs, (tuple, list)) or not all(isinstance(d, (str, os.PathLike)) for d in domain.task_dirs):
+        raise refuse("task_dirs", f"is {domain.task_dirs!r}", "give a tuple of folders (Path objects), or leave it out")
+    if not (isinstance(domain.options_model, type) and issubclass(domain.options_model, BaseModel)):
+        raise refuse("options_model", f"is {domain.options_model!r}", "give a pydantic BaseModel class, or leave it out")
 
 
 @dataclass(frozen=True)
@@ -119,7 +160,7 @@ def load_plugins(
             pm.register(plugin, name=name)
         except Exception as exc:  # pluggy rejects malformed hook implementations here
             host.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}", "fix the plugin's hook implementations"))
-    pm.check_pending()  # a misspelled hook name fails loudly instead of being ignored
+    _drop_malformed_plugins(pm, host)
     # Called plugin by plugin (not as one hook call) so that one failing plugin is isolated.
     for impl in pm.hook.attnq_register_domains.get_hookimpls():  # in registration order
         name = impl.plugin_name
@@ -127,9 +168,32 @@ def load_plugins(
         try:
             impl.function(registry=host.registry)
             host.loaded.append(name)
+        except MalformedDomain as exc:
+            host.registry.remove_plugin(name)
+            host.failures.append(PluginFailure(name, str(exc), str(exc).rpartition("fix: ")[2]))
         except PluginError:
-            raise
+            raise  # two plugins claiming one domain name: loud, naming both
         except Exception as exc:
+            host.registry.remove_plugin(name)
             host.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}", "the plugin raised while registering; report it to its authors"))
     return host
+
+
+def _drop_malformed_plugins(pm: pluggy.PluginManager, host: PluginHost) -> None:
+    """Unregister, as failures, plugins with a hook name attnq does not define (a misspelling) and
+    plugins that implement no hook (a forgotten ``@attnq.hookimpl``); the others load."""
+    hooks = ", ".join(name for name in dir(hookspecs) if name.startswith("attnq_"))
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            pm.unregister(exc.plugin)
+            host.failures.append(PluginFailure(name, f"unknown hook: {exc}", f"name the hook function one of: {hooks}"))
+    for name, plugin in list(pm.list_name_plugin()):
+        if plugin is not None and not pm.get_hookcallers(plugin):
+            pm.unregister(plugin)
+            host.failures.append(PluginFailure(name, "the plugin implements no attnq hook",
+                                               "decorate its attnq_register_domains function with @attnq.hookimpl"))
 
