@@ -15,7 +15,6 @@ import pytest
 from attnq.config import BUDGET, DESCRIBES, EVALUATES, LEARNS, SPEED, TaskConfig, apply_overrides, leaf_fields, load_task, role_of, validate_task
 from attnq.errors import AttnqError, CheckpointError
 from attnq.experiments.jobs import RunJob
-from attnq.experiments.plan import check_run_name
 from attnq.experiments.progress import ProgressView
 from attnq.experiments.reuse import learning_hash, refusal
 from attnq.experiments.state import RunState, read_state, trained_steps
@@ -62,10 +61,13 @@ def test_reuse_follows_the_roles():
     assert refusal(task, _changed(task, "trainer.max_env_steps=300"), allow_smaller_budget=True) is None
 
 
-@pytest.mark.parametrize("name", ["../escape", "/abs/path", "a/b", "..", ""])
-def test_task_names_that_are_paths_cannot_name_run_folders(name):
-    with pytest.raises(AttnqError, match="cannot name a run folder"):
-        check_run_name(name)
+@pytest.mark.parametrize("name", ["../escape", "/abs/path", "a/b", "..", ".hidden", ""])
+def test_task_names_that_are_paths_cannot_name_run_folders(tmp_path, name):
+    with pytest.raises(AttnqError, match=r"field 'name'.*it names a folder"):
+        _changed(_sepsis(), f"name={name}")
+    completed = subprocess.run(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path / "runs"),
+                                             "--set", *SMALL_SEPSIS, f"name={name}"), capture_output=True, text=True)
+    assert completed.returncode == 2 and "field 'name'" in completed.stderr and not (tmp_path / "runs").exists()
 
 
 # ----- state file, lock, resume ------------------------------------------------------------------
@@ -182,3 +184,56 @@ def test_progress_counts_runs_and_estimates_the_time_left(tmp_path):
     line = stream.getvalue().splitlines()[-1]
     # one running (400 left) and one queued (600 left) at 100 env steps/s, one at a time: 10 s
     assert line == "[test] runs: 1/3 done, 1 running, 1 queued (sepsis/transformer-seed1 200/600); ETA 10 s"
+
+
+# ----- bounds and bad paths: one message, exit status 2, nothing written -----------------------------
+@pytest.mark.parametrize("override, field", [
+    ("learner.lr=.inf", "learner.lr"),
+    ("learner.gamma=.nan", "learner.gamma"),
+    ("replay.batch_size=1000000", "replay"),
+    ("seed=99999999999", "seed"),
+    ("replay.capacity=100000000000", "replay.capacity"),
+    ("model.layers=[1", "model.layers=[1"),
+])
+def test_out_of_bounds_settings_are_one_clear_error(tmp_path, override, field):
+    completed = subprocess.run(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path / "runs"),
+                                             "--set", *SMALL_SEPSIS, override), capture_output=True, text=True)
+    assert completed.returncode == 2 and field in completed.stderr and "fix" in completed.stderr, completed.stderr
+    assert "Traceback" not in completed.stderr and not (tmp_path / "runs").exists()
+
+
+def test_a_task_file_that_is_not_utf8_is_one_clear_error(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes((TASKS / "sepsis.yaml").read_bytes() + "description: caf\xe9\n".encode("latin-1"))
+    completed = subprocess.run(attnq_command("train", str(path), "--runs-dir", str(tmp_path / "runs")), capture_output=True, text=True)
+    assert completed.returncode == 2 and "not UTF-8" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_paths_that_are_the_wrong_kind_are_clear_errors(sepsis_run, tmp_path):
+    _, result = sepsis_run
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    trained = subprocess.run(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(a_file), "--set", *SMALL_SEPSIS),
+                             capture_output=True, text=True)
+    assert trained.returncode == 2 and "is a file" in trained.stderr and "Traceback" not in trained.stderr
+    evaluated = subprocess.run(attnq_command("evaluate", str(result.run_dir), "--episodes", "2", "--out", str(tmp_path)),
+                               capture_output=True, text=True)
+    assert evaluated.returncode == 2 and "is a folder" in evaluated.stderr and "Traceback" not in evaluated.stderr
+
+
+def test_a_diverging_loss_stops_training_with_a_clear_error(tmp_path):
+    completed = subprocess.run(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path),
+                                             "--set", *SMALL_SEPSIS, "learner.lr=1e30", "trainer.log_every_updates=1"),
+                               capture_output=True, text=True)
+    assert completed.returncode == 2 and "the TD loss became" in completed.stderr and "lower learner.lr" in completed.stderr
+    [state] = [read_state(p.parent) for p in tmp_path.glob("sepsis/*/state.json")]
+    assert state.status == "failed" and "TD loss" in state.error
+
+
+def test_run_interrupted_crosses_processes_intact():
+    import pickle
+
+    from attnq.errors import RunInterrupted
+
+    error = pickle.loads(pickle.dumps(RunInterrupted(Path("/runs/x"), signal.SIGTERM, 1200, 5000)))
+    assert error.exit_status == 143 and error.run_dir == Path("/runs/x") and "1,200 of 5,000" in str(error)

@@ -104,6 +104,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from attnq.checkpoints import atomic_write_text
     from attnq.evaluation import evaluate_policy
 
+    if args.out and Path(args.out).is_dir():
+        from attnq.errors import AttnqError
+
+        raise AttnqError(f"--out {args.out} is a folder; fix: give a file name for the JSON, e.g. {Path(args.out) / 'evaluation.json'}")
     agent = load_agent(args.run, device=args.device)
     episodes = args.episodes or agent.task.eval.episodes
     seed = agent.task.eval.seed if args.seed is None else args.seed
@@ -202,7 +206,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from attnq.errors import AttnqError
     from attnq.experiments.executors import RayExecutor, import_ray
     from attnq.experiments.pipeline import run_plan
-    from attnq.experiments.plan import ReportPlan, ReportTask, check_run_name
+    from attnq.experiments.plan import ReportPlan, ReportTask
     from attnq.experiments.sweep import best_trial, check_sweepable, parse_param, search, trials_table, write_best_task
     from attnq.registry import load_plugins
     from attnq.reporting.markdown import summarise
@@ -211,7 +215,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     host = load_plugins()
     task = _task_and_overrides(args, host)
-    check_run_name(task.name)
     params = [parse_param(text, task) for text in args.param or []]
     check_sweepable(task, params, args.samples)
     prepare_task(task, host).context.probe_env.close()  # the task's own errors, before Ray starts

@@ -27,13 +27,18 @@ EVALUATES: Role = "evaluates"  # only the final evaluation: a saved run is evalu
 DESCRIBES: Role = "describes"  # text and cited figures that reports print
 
 
+TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # one plain folder name: never a path out of the runs folder
+MAX_SEED = 2**32 - 1  # what numpy's and Lightning's seeding accept
+
+
 def field(role: Role, default: Any = PydanticUndefined, **kwargs: Any) -> Any:
     """A pydantic ``Field`` that declares its :data:`Role`."""
     return Field(default, json_schema_extra={"role": role}, **kwargs)
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and NaN are never meaningful settings (a learning rate of .inf trains to NaN)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EnvConfig(Section):
@@ -71,6 +76,13 @@ class ReplayConfig(Section):
     alpha: float = field(LEARNS, 0.6, ge=0.0)
     beta_start: float = field(LEARNS, 0.4, ge=0.0, le=1.0)
     n_step: int = field(LEARNS, 1, ge=1)
+
+    @model_validator(mode="after")
+    def _batch_fits_the_buffer(self) -> "ReplayConfig":
+        if self.batch_size > self.capacity:
+            raise ValueError(f"batch_size ({self.batch_size}) is larger than capacity ({self.capacity}): "
+                             "lower batch_size or raise capacity")
+        return self
 
 
 class LearnerConfig(Section):
@@ -146,10 +158,10 @@ class Anchor(Section):
 
 
 class TaskConfig(Section):
-    name: str = field(LEARNS)
+    name: str = field(LEARNS, pattern=TASK_NAME_PATTERN, description="names the run folders: letters, digits, '.', '-', '_'")
     domain: str = field(LEARNS)
     description: str = field(DESCRIBES, "")
-    seed: int = field(LEARNS, 0, ge=0)
+    seed: int = field(LEARNS, 0, ge=0, le=MAX_SEED, description="seeds torch, numpy and the envs")
     env: EnvConfig
     domain_options: dict[str, Any] = field(LEARNS, default_factory=dict)
     model: ModelConfig = ModelConfig()
@@ -208,6 +220,8 @@ def _fix_hint(error: dict[str, Any], section_model: type[BaseModel] | None) -> s
         return "change the value to lie in the allowed range"
     if kind == "literal_error":
         return "use one of the listed values"
+    if kind == "string_pattern_mismatch":
+        return "use letters, digits, '.', '-' or '_' only, starting with a letter or digit (it names a folder)"
     return "correct the value's type or format"
 
 
@@ -242,7 +256,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = [p for p in key.strip().split(".") if p]
     if not path:
         raise TaskFileError(f"override {text!r} has an empty key")
-    return path, yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        return path, yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0]
+        raise TaskFileError(f"override {text!r}: the value is not valid YAML ({problem}); fix: quote it, "
+                            f"e.g. {key.strip()}='\"...\"'") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -274,6 +293,8 @@ def read_task_file(path: Path) -> dict[str, Any]:
         raise TaskFileError(f"task file {path} does not exist; give a path to a .yaml file or a task name (`attnq plugins` lists them)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); fix: save the task file as UTF-8") from None
     except yaml.YAMLError as exc:
         raise TaskFileError(f"{path}: not valid YAML: {exc}") from None
     return data

@@ -24,6 +24,10 @@ class CheckpointError(AttnqError):
     """A run folder or checkpoint is missing, corrupt or belongs to another task."""
 
 
+class TrainingDiverged(AttnqError):
+    """The loss became infinite or NaN: training stops rather than write a broken agent."""
+
+
 class RunInterrupted(Exception):
     """Training stopped on SIGINT or SIGTERM after writing a checkpoint; it can be resumed.
 
@@ -37,6 +41,9 @@ class RunInterrupted(Exception):
         self.signal_name = signal.Signals(signum).name
         super().__init__(f"{self.signal_name}: stopped {run_dir} at {env_steps:,} of {max_env_steps:,} env steps "
                          "(checkpoint written)")
+
+    def __reduce__(self):  # rebuilt from its fields when it crosses from a Ray worker to the driver
+        return type(self), (self.run_dir, self.signum, self.env_steps, self.max_env_steps)
 
     @property
     def exit_status(self) -> int:

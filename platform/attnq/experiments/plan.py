@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from attnq.catalog import find_task
 from attnq.checkpoints import CONFIG_FILE, read_run_config
 from attnq.config import TaskConfig, apply_overrides, load_task, validate_task
-from attnq.errors import AttnqError, TaskFileError
+from attnq.errors import AttnqError
 from attnq.experiments.jobs import BaselinesJob, Job, RunJob
 from attnq.experiments.reuse import refusal
 from attnq.registry import PluginHost
@@ -83,13 +83,6 @@ def run_folder(runs_dir: Path, task: TaskConfig) -> Path:
     return runs_dir / task.name / f"{task.model.torso}-seed{task.seed}"
 
 
-def check_run_name(name: str) -> None:
-    """A task name becomes a folder name under the runs folder: it must stay one plain name."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or name != name.strip():
-        raise TaskFileError(f"task name {name!r} cannot name a run folder; fix: use letters, digits, '-', '_' or '.' "
-                            "(no path separators)")
-
-
 def check_reusable(run_dir: Path, task: TaskConfig) -> None:
     """Refuse to reuse a saved run that was trained with other settings than the task now asks for.
 
@@ -110,7 +103,6 @@ def resolve_tasks(plan: ReportPlan, host: PluginHost | None) -> list[TaskConfig]
     tasks = []
     for entry in plan.tasks:
         task = load_task(find_task(entry.task, host), list(entry.overrides))
-        check_run_name(task.name)
         prepare_task(task, host).context.probe_env.close()  # bad options, env ids or encoders fail here
         tasks.append(task)
     return tasks

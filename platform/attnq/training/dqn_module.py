@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from attnq.config import TaskConfig
+from attnq.errors import TrainingDiverged
 from attnq.learning.dqn_loss import DQNLoss, advantage_learning_target, dqn_loss, td_target
 from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
 from attnq.learning.replay import NStepFolder, make_replay
@@ -218,6 +219,10 @@ class DQNModule(pl.LightningModule):
         # stay in finished_since_log, so the rollout means cover all of them.
         if (self.global_step + 1) % self.task.trainer.log_every_updates != 0:
             return
+        if not torch.isfinite(loss):  # checked where it is logged anyway, so no extra device sync per update
+            raise TrainingDiverged(f"task {self.task.name!r}: the TD loss became {loss.item()} at env step {self.env_steps:,} "
+                                   f"(learner.lr = {self.task.learner.lr}); fix: lower learner.lr or "
+                                   "learner.max_grad_norm, or check the domain's rewards for inf/NaN")
         self.log("train/loss", loss, prog_bar=False)
         self.log("train/q_mean", q_taken.mean())
         self.log("train/epsilon", self.epsilon(self.env_steps))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import yaml
@@ -93,6 +94,21 @@ def check_accelerator(task: TaskConfig) -> None:
                             "fix: set trainer.accelerator=auto or cpu (or --device cpu), or install a CUDA build of torch")
 
 
+def check_memory(task: TaskConfig, runtime: TaskRuntime) -> None:
+    """The replay buffer is allocated whole: refuse one this machine cannot hold, with the bytes."""
+    observation_bytes = 4 * int(np.prod(runtime.observation_shape or (1,)))
+    action_bytes = 8 * max(1, runtime.slate_size)
+    needed = task.replay.capacity * (2 * observation_bytes + action_bytes + 8)
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return  # no way to tell on this system
+    if needed > 0.8 * available:
+        raise TaskFileError(f"replay.capacity = {task.replay.capacity:,} needs {needed / 2**30:.1f} GiB for the replay buffer "
+                            f"({2 * observation_bytes + action_bytes + 8:,} bytes per transition), but this machine has "
+                            f"{available / 2**30:.1f} GiB free; fix: lower replay.capacity")
+
+
 def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None = None,
           host: PluginHost | None = None, run_dir: Path | None = None, runtime: TaskRuntime | None = None,
           on_evaluation: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
@@ -114,6 +130,9 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
     runtime = runtime or prepare_task(task, host)  # bad options or files fail here, before any folder exists
     check_compiler(task)
     check_accelerator(task)
+    check_memory(task, runtime)
+    if run_dir is None and runs_dir.exists() and not runs_dir.is_dir():
+        raise TaskFileError(f"--runs-dir {runs_dir} is a file; fix: give a folder for run folders")
     run_dir = run_dir or new_run_dir(task, runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
