@@ -33,6 +33,9 @@ CANCEL_GRACE_SECONDS = 60.0  # how long cancelled runs get to write their checkp
 class Executor(Protocol):
     name: str
 
+    def start(self) -> None:
+        """Get ready to run jobs (called before planning, so that start-up overlaps it)."""
+
     def run(self, jobs: list[Job], progress: ProgressView) -> list[Outcome]: ...
 
 
@@ -43,6 +46,9 @@ class SerialExecutor:
 
     def __init__(self, host: PluginHost | None = None) -> None:
         self.host = host
+
+    def start(self) -> None:
+        pass
 
     def run(self, jobs: list[Job], progress: ProgressView) -> list[Outcome]:
         outcomes = []
@@ -159,6 +165,14 @@ class RayExecutor:
             placements.append(Placement(cpus, gpus))
         return placements
 
+    def start(self) -> None:
+        """Connect, and start one worker per CPU that imports attnq and loads the plugins, so the
+        seconds a fresh worker takes pass while the driver plans (Ray reuses idle workers)."""
+        ray = self.connect()
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        warm = ray.remote(_warm_worker)
+        self._warming = [warm.options(num_cpus=1).remote() for _ in range(cpus)]
+
     # ----- running ------------------------------------------------------------------------------
     def run(self, jobs: list[Job], progress: ProgressView) -> list[Outcome]:
         ray = self.connect()
@@ -206,6 +220,12 @@ class RayExecutor:
         remaining = list(refs)
         while remaining and time.time() < deadline:
             _, remaining = ray.wait(remaining, num_returns=len(remaining), timeout=1.0)
+
+
+def _warm_worker() -> None:
+    from attnq.experiments.jobs import worker_host
+
+    worker_host()
 
 
 def _execute_on_worker(job: Job, device: str) -> Outcome:

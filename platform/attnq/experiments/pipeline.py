@@ -21,9 +21,10 @@ def run_plan(plan: ReportPlan, runs_dir: Path, executor: Executor | None = None,
     :param progress_interval: seconds between progress lines (0: a line per finished job only)
     :param stream: where progress goes (default: stderr)
     """
+    executor = executor or SerialExecutor(host)
+    executor.start()
     jobs = plan_jobs(plan, runs_dir, host, measure_speed, baselines)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    executor = executor or SerialExecutor(host)
     with ProgressView(jobs, f"{plan.name}, {executor.name}", progress_interval, stream) as progress:
         executor.run(jobs, progress)
     names = {job.task["name"] for job in jobs}

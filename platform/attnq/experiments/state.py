@@ -32,6 +32,7 @@ class RunState:
     max_env_steps: int = 0
     wall_seconds: float = 0.0  # training wall time, every fit of the run together
     env_steps_per_second: float | None = None  # of the current or last fit
+    fit_started: float | None = None  # wall-clock time the current or last fit began (just before its first env step)
     learning_hash: str = ""
     where: str = field(default_factory=lambda: os.environ.get("ATTNQ_WORKER") or socket.gethostname())
     pid: int = field(default_factory=os.getpid)

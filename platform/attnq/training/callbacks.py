@@ -141,6 +141,7 @@ class RunStateWriter(pl.Callback):
         self.last_written = time.perf_counter()
 
     def on_fit_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.state.fit_started = time.time()
         self.write(module, "running")
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
