@@ -59,8 +59,8 @@ class ModelConfig(Section):
     head: Literal["dueling", "per_token"] = field(LEARNS, "dueling", description="per_token = one Q-value per action token "
                                                   "(the MLP torso, which has no token outputs, uses dueling)")
     mlp_hidden: tuple[int, ...] = field(LEARNS, (256, 256))
-    head_hidden: int | None = field(LEARNS, None, ge=1, description="hidden width of the dueling head's value and advantage "
-                                    "streams; default: the torso's output width (d_model for the transformer)")
+    # default: the torso's output width (d_model for the Transformer)
+    head_hidden: int | None = field(LEARNS, None, ge=1, description="hidden width of the dueling head's two streams")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "ModelConfig":
@@ -88,24 +88,21 @@ class ReplayConfig(Section):
 class LearnerConfig(Section):
     gamma: float = field(LEARNS, 0.8, ge=0.0, le=1.0)
     lr: float = field(LEARNS, 5e-4, gt=0.0)
-    lr_end: float | None = field(LEARNS, None, gt=0.0, description="anneal the learning rate linearly from lr to lr_end over "
-                                 "the run's updates (smaller steps late in training average out noisy TD targets); "
-                                 "None keeps lr constant")
+    # smaller steps late in training average out noisy TD targets
+    lr_end: float | None = field(LEARNS, None, gt=0.0, description="anneal lr linearly to this over the run; None = constant")
     double_dqn: bool = field(LEARNS, True)
-    advantage_learning: float = field(LEARNS, 0.0, ge=0.0, lt=1.0, description="alpha of advantage learning (Baird 1999; "
-                                      "Bellemare et al. 2016): subtract alpha * (V(s) - Q(s, a)) from the TD target, "
-                                      "which widens the gap between the best action and the others by 1 / (1 - alpha) "
-                                      "so that noisy estimates rank actions correctly more often; 0 = plain DQN. "
-                                      "Single actions only (not slates)")
+    # Baird 1999; Bellemare et al. 2016: the target loses alpha * (V(s) - Q(s, a)), so the gap between the
+    # best action and the others grows by 1 / (1 - alpha) and noisy estimates rank actions right more often
+    advantage_learning: float = field(LEARNS, 0.0, ge=0.0, lt=1.0,
+                                      description="alpha of advantage learning; 0 = plain DQN; single actions only")
     huber_delta: float = field(LEARNS, 1.0, gt=0.0)
     max_grad_norm: float = field(LEARNS, 10.0, gt=0.0)
     target_update: Literal["hard", "polyak"] = field(LEARNS, "hard")
     target_update_interval: int = field(LEARNS, 50, ge=1, description="env steps between hard target syncs")
     tau: float = field(LEARNS, 0.005, gt=0.0, le=1.0, description="Polyak rate per update")
-    weight_average_decay: float | None = field(LEARNS,
-        None, gt=0.0, lt=1.0, description="keep an exponential moving average of the online network's weights "
-        "(this decay per update) and evaluate, select and export that averaged network instead (weight averaging "
-        "damps the noise of late updates; the online network still acts while training); None = no averaging")
+    # weight averaging damps the noise of late updates; the online network still acts while training
+    weight_average_decay: float | None = field(LEARNS, None, gt=0.0, lt=1.0, description="evaluate, select and export "
+                                               "a moving average of the weights (this decay per update); None = off")
     learning_starts: int = field(LEARNS, 200, ge=0, description="env steps of random actions before learning")
     vector_steps_per_update: int = field(LEARNS, 1, ge=1, description="vector-env steps collected per gradient update")
 
@@ -124,10 +121,9 @@ class TrainerConfig(Section):
     accelerator: Literal["auto", "cpu", "gpu"] = field(SPEED, "auto", description="auto = a GPU when one is visible, else the CPU")
     progress_bar: bool = field(SPEED, True)
     torch_threads: int = field(SPEED, 1, ge=0, description="0 = torch default; 1 leaves the other cores to env workers")
-    compile: bool = field(SPEED, False, description="compile the TD loss (forward passes, targets, backward) with torch.compile: "
-                          "20-45 s of compiling at the first update, then 27-41 % less time per update for the sepsis "
-                          "network (docs/scripts/update_timing.py); "
-                          "on CPU it needs a C++ compiler")
+    # 20-45 s of compiling at the first update, then 27-41 % less time per update for the sepsis network
+    # (docs/scripts/update_timing.py)
+    compile: bool = field(SPEED, False, description="torch.compile the TD loss; on CPU it needs a C++ compiler")
 
 
 class EvalConfig(Section):
@@ -135,10 +131,10 @@ class EvalConfig(Section):
     seed: int = field(EVALUATES, 10_000, ge=0, description="episode i is reset with seed + i")
     every_env_steps: int = field(LEARNS, 0, ge=0, description="0 = no evaluation during training")
     episodes_during_training: int = field(LEARNS, 5, ge=1)
-    seed_during_training: int = field(LEARNS, 1_000_000, ge=0, description="first seed of the evaluations during training: "
-                                      "kept apart from `seed` so that picking the best checkpoint never sees the final episodes")
-    keep_best: bool = field(LEARNS, False, description="write checkpoints/best.ckpt whenever an evaluation during training "
-                            "has the best mean return so far (needs every_env_steps > 0)")
+    # kept apart from `seed`, so that picking the best checkpoint never sees the final episodes
+    seed_during_training: int = field(LEARNS, 1_000_000, ge=0, description="first seed of the evaluations during training")
+    keep_best: bool = field(LEARNS, False, description="keep the best checkpoint of the evaluations during training "
+                            "as checkpoints/best.ckpt (needs every_env_steps > 0)")
     env_kwargs: dict[str, Any] = field(LEARNS, default_factory=dict, description="merged over env.kwargs for evaluation envs only (a corpus's test part, denser traffic)")
 
 
