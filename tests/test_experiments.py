@@ -124,6 +124,25 @@ def test_resume_refuses_any_learning_change_and_touches_nothing(sepsis_run):
     assert files == {p: p.stat().st_mtime_ns for p in result.run_dir.rglob("*") if p.is_file()}
 
 
+def test_train_resume_keeps_the_run_s_own_settings_unless_set(sepsis_run, tmp_path):
+    import shutil
+
+    _, result = sepsis_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(result.run_dir, run_dir)
+    # the run has a small network that the task file does not: resuming still uses the run's own
+    resumed = subprocess.run(attnq_command("train", "sepsis", "--resume", str(run_dir), "--set", "trainer.max_env_steps=800"),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_state(run_dir).env_steps >= 800 and load_task(run_dir / "config.yaml").model.d_model == 32
+    other_seed = subprocess.run(attnq_command("train", "sepsis", "--resume", str(run_dir), "--set", "seed=3"),
+                                capture_output=True, text=True, timeout=300)
+    assert other_seed.returncode == 2 and "trained with seed = 0, but the task asks for 3" in other_seed.stderr
+    other_task = subprocess.run(attnq_command("train", "highway-fast", "--resume", str(run_dir)), capture_output=True, text=True)
+    assert other_task.returncode == 2 and "is a run of task 'sepsis', not 'highway-fast'" in other_task.stderr
+    assert load_task(run_dir / "config.yaml").seed == 0  # a refused resume leaves the run's description alone
+
+
 def test_a_gpu_that_is_not_there_is_a_clear_error(tmp_path):
     import torch
 
@@ -237,3 +256,58 @@ def test_run_interrupted_crosses_processes_intact():
 
     error = pickle.loads(pickle.dumps(RunInterrupted(Path("/runs/x"), signal.SIGTERM, 1200, 5000)))
     assert error.exit_status == 143 and error.run_dir == Path("/runs/x") and "1,200 of 5,000" in str(error)
+
+
+# ----- checkpoints on disk ------------------------------------------------------------------------
+def test_a_checkpoint_damaged_on_disk_is_refused(sepsis_run, tmp_path):
+    import numpy as np
+
+    from attnq.agent import load_agent
+    from attnq.checkpoints import load_checkpoint_file
+
+    _, result = sepsis_run
+    weights = load_checkpoint_file(result.checkpoint)["state_dict"]
+    name, tensor = max(weights.items(), key=lambda item: item[1].numel())  # the largest weight matrix
+    data = bytearray(result.checkpoint.read_bytes())
+    offset = data.find(tensor.numpy().tobytes())
+    assert offset > 0, name
+    data[offset + 5] ^= 0x40  # one flipped bit inside the stored weights
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="is corrupt"):
+        load_agent(str(damaged))
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is empty"):
+        load_agent(str(empty))
+    assert np.isfinite(tensor.numpy()).all()
+
+
+def test_writing_a_checkpoint_removes_temporaries_a_killed_write_left(sepsis_run):
+    task, result = sepsis_run
+    stale = result.run_dir / "checkpoints" / ".last.ckpt.killed.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    train(_changed(task, "trainer.max_env_steps=700"), resume=result.run_dir)
+    assert not stale.exists() and read_state(result.run_dir).env_steps >= 700
+
+
+def test_sigterm_stops_a_report_which_resumes_when_run_again(tmp_path):
+    overrides = [o for o in SMALL_SEPSIS if not o.startswith("trainer.")] + [
+        "trainer.progress_bar=false", "trainer.max_env_steps=8000", "trainer.checkpoint_every_env_steps=100000"]
+    command = attnq_command("report", "--tasks", str(TASKS / "sepsis.yaml"), "--torsos", "mlp", "--seeds", "0",
+                            "--set", *overrides, "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "runs" / "sepsis" / "mlp-seed0"
+    deadline = time.time() + 180
+    while time.time() < deadline and not ((run_dir / "state.json").is_file() and read_state(run_dir).live_env_steps > 1000):
+        time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143 and "interrupted by SIGTERM" in stderr and "Traceback" not in stderr, stderr
+    assert "resume with: attnq report" in stderr and not (tmp_path / "out").exists()
+    stopped = read_state(run_dir)
+    assert stopped.status == "interrupted" and 1000 < stopped.env_steps < 8000
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming {run_dir} from {stopped.env_steps:,} env steps" in again.stderr
+    assert read_state(run_dir).status == "finished" and (tmp_path / "out" / "README.md").is_file()

@@ -2,11 +2,16 @@
 
 A run folder holds ``config.yaml`` (the resolved task), ``checkpoints/last.ckpt`` (a Lightning
 checkpoint) and ``logs/metrics.csv``. Checkpoints are loaded with ``weights_only=True``: attnq
-stores only tensors and plain Python values in them, so no pickled code is ever executed.
+stores only tensors and plain Python values in them, so no pickled code is ever executed. Each
+carries a SHA-256 of its tensors (weights, optimizer state, replay buffer), checked on load, so a
+file damaged on disk is refused instead of evaluated; writes are fsynced before they replace the
+old file, and temporary files a killed write left behind are removed by the next write.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -26,7 +31,7 @@ LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"  # written only with eval.keep_best
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Write to a temporary file in the same folder, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -45,20 +50,43 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+CHECKSUM_KEY = "attnq_sha256"
+
+
+def tensor_digest(value: Any, digest: Any = None) -> str:
+    """SHA-256 over every tensor and array in a nested checkpoint structure, in key order."""
+    digest = digest or hashlib.sha256()
+    if isinstance(value, dict):
+        for key in sorted(value, key=str):
+            if key != CHECKSUM_KEY:
+                digest.update(str(key).encode())
+                tensor_digest(value[key], digest)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            tensor_digest(item, digest)
+    elif isinstance(value, torch.Tensor):
+        digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def remove_stale_temporaries(folder: Path, name: str) -> None:
+    """Temporary files of ``name`` left by a write that was killed (one process writes a run folder)."""
+    for stale in folder.glob(f".{name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint IO that renames into place, so a killed run never leaves a torn file."""
+    """Lightning checkpoint IO that writes a checksummed, fsynced file and renames it into place,
+    so a killed run never leaves a torn file."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(handle)
-        try:
-            torch.save(checkpoint, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        remove_stale_temporaries(target.parent, target.name)
+        checkpoint[CHECKSUM_KEY] = tensor_digest(checkpoint)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(target, buffer.getbuffer())
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return load_checkpoint_file(Path(path), map_location)
@@ -67,13 +95,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def load_checkpoint_file(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (a write that never finished); fix: use the run's other checkpoint, "
+                              "or train the run again")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable attnq checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+        first_line = (str(exc).splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{path} is not a readable attnq checkpoint ({type(exc).__name__}: {first_line}); "
                               "fix: point to a run folder or a .ckpt written by `attnq train`") from None
     if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "task" not in checkpoint.get("hyper_parameters", {}):
         raise CheckpointError(f"{path} is a torch file but not an attnq checkpoint (no task in it)")
+    saved = checkpoint.get(CHECKSUM_KEY)  # absent in checkpoints written before checksums
+    if saved is not None and saved != tensor_digest(checkpoint):
+        raise CheckpointError(f"{path} is corrupt: its tensors do not match the checksum written with them (damaged on "
+                              "disk or in a copy); fix: copy it again, use the run's other checkpoint, or train the run again")
     return checkpoint
 
 

@@ -77,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from attnq.training.run import train
 
     host = load_plugins()
-    task = _task_and_overrides(args, host)
+    task = _task_and_overrides(args, host) if not args.resume else _resumed_task(args, host)
     if args.device:
         task = task.model_copy(update={"trainer": task.trainer.model_copy(update={"accelerator": args.device})})
     result = train(task, runs_dir=Path(args.runs_dir), resume=Path(args.resume) if args.resume else None, host=host)
@@ -90,6 +90,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {result.env_steps} env steps, {result.episodes} episodes in {result.wall_seconds:.0f} s{evaluations} "
           f"({result.env_steps_per_second:.1f} env steps/s of training)")
     return 0
+
+
+def _resumed_task(args: argparse.Namespace, host):
+    """A resumed run keeps the settings it was trained with (its config.yaml), changed only by --set;
+    the task named must be the run's own."""
+    from attnq.catalog import find_task
+    from attnq.checkpoints import CONFIG_FILE, read_run_config
+    from attnq.config import apply_overrides, read_task_file, validate_task
+    from attnq.errors import CheckpointError
+
+    run_dir = Path(args.resume)
+    stored = validate_task(read_run_config(run_dir), str(run_dir / CONFIG_FILE))
+    named = read_task_file(find_task(args.task, host))
+    if isinstance(named, dict) and named.get("name") != stored.name:
+        raise CheckpointError(f"{run_dir} is a run of task {stored.name!r}, not {named.get('name')!r}; "
+                              f"fix: attnq train {stored.name} --resume {run_dir}")
+    return validate_task(apply_overrides(stored.to_dict(), args.set or []), f"{run_dir / CONFIG_FILE} with --set")
 
 
 def _print_metrics_table(title: str, means: dict[str, float], stds: dict[str, float]) -> None:
@@ -272,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an agent on a task")
     task_args(p)
-    p.add_argument("--resume", metavar="RUN", help="continue this run folder from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN", help="continue this run folder from its last checkpoint, with the "
+                   "settings it was trained with (--set changes budgets or speed settings)")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="train here (sets trainer.accelerator; default: the task's)")
     p.set_defaults(func=cmd_train)
 
