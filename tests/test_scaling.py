@@ -176,3 +176,23 @@ def test_bad_sweep_parameters_are_clear_errors(tmp_path, param, message):
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 2 and message in completed.stderr and "fix" in completed.stderr, completed.stderr
     assert "Traceback" not in completed.stderr and not (tmp_path / "tune").exists()
+
+
+def test_sigterm_to_a_ray_report_checkpoints_its_running_runs(tmp_path):
+    overrides = [o for o in TINY if not o.startswith("trainer.")] + [
+        "trainer.progress_bar=false", "trainer.max_env_steps=400000", "trainer.checkpoint_every_env_steps=200000"]
+    process = subprocess.Popen(attnq_command("report", "--tasks", str(TASKS / "sepsis.yaml"), "--torsos", "mlp",
+                                             "--seeds", "0", "1", "--set", *overrides, "--runs-dir", str(tmp_path / "runs"),
+                                             "--out", str(tmp_path / "out"), "--executor", "ray", "--num-cpus", "2"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = [tmp_path / "runs" / "sepsis" / f"mlp-seed{seed}" for seed in (0, 1)]
+    deadline = time.time() + 240
+    while time.time() < deadline and not all((r / "state.json").is_file() and read_state(r).live_env_steps > 2000 for r in runs):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 143 and "interrupted by SIGTERM" in stderr and "resume with: attnq report" in stderr, stderr
+    for run in runs:  # each worker wrote a checkpoint where it stopped, not at the 200k periodic one
+        state = read_state(run)
+        assert state.status == "interrupted" and 2000 < state.env_steps < 200_000, state
+    assert not (tmp_path / "out").exists()

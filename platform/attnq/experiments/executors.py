@@ -14,11 +14,14 @@ the retry resumes from the run's last checkpoint, so no run is trained twice or 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 from attnq.errors import AttnqError, RunInterrupted
 from attnq.experiments.jobs import WHERE_ENV_VAR, Job, Outcome, RunJob
@@ -83,6 +86,19 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
                          "out to use this machine alone") from None
 
 
+@contextlib.contextmanager
+def _keep_sigterm_handler() -> Iterator[None]:
+    """Ray's core installs a SIGTERM handler that kills the driver on the spot; keep ours, which stops
+    the jobs so that each writes its checkpoint, and says how to resume."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and callable(previous):
+            signal.signal(signal.SIGTERM, previous)
+
+
 @dataclass(frozen=True)
 class Placement:
     """Ray resources of one job."""
@@ -133,6 +149,11 @@ class RayExecutor:
         if ray.is_initialized():
             return ray
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+        with _keep_sigterm_handler():
+            self._init(ray)
+        return ray
+
+    def _init(self, ray: Any) -> None:
         if self.address:
             check_reachable(self.address)
             try:
@@ -145,7 +166,6 @@ class RayExecutor:
             # A small object store: jobs exchange only small records; the memory belongs to the runs.
             ray.init(num_cpus=self.num_cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
                      object_store_memory=256 * 1024 * 1024)
-        return ray
 
     def placements(self, ray: Any, jobs: list[Job]) -> list[Placement]:
         """Each job's request, checked against the nodes: one no node can satisfy is refused here."""
