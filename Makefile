@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(VENV)/bin/attnq report --profile quick
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest
 
 clean-venv:
