@@ -13,16 +13,29 @@ TASKS = REPO / "tasks"
 
 # A few hundred real highway-env steps with a small network: enough to exercise every part.
 TINY_TRAINING = [
-    "trainer.max_env_steps=240", "trainer.checkpoint_every_env_steps=120", "trainer.progress_bar=false",
-    "learner.learning_starts=60", "replay.capacity=2000", "replay.batch_size=16",
-    "model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32",
+    "trainer.max_env_steps=240",
+    "trainer.checkpoint_every_env_steps=120",
+    "trainer.progress_bar=false",
+    "learner.learning_starts=60",
+    "replay.capacity=2000",
+    "replay.batch_size=16",
+    "model.d_model=32",
+    "model.layers=1",
+    "model.heads=2",
+    "model.feedforward_dim=32",
     "eval.episodes=3",
 ]
 
 
 # A network small enough for real training runs in tests, shared by the domain tests.
 # Eager: compiling costs 20-45 s per network shape; test_sepsis.py checks the compiled loss on its own.
-SMALL_MODEL = ["model.d_model=32", "model.layers=1", "model.heads=2", "model.feedforward_dim=32", "trainer.compile=false"]
+SMALL_MODEL = [
+    "model.d_model=32",
+    "model.layers=1",
+    "model.heads=2",
+    "model.feedforward_dim=32",
+    "trainer.compile=false",
+]
 
 
 @pytest.fixture

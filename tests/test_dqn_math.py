@@ -18,9 +18,12 @@ def test_dueling_head_combines_value_and_centred_advantage():
     head = DuelingHead(width=2, num_actions=3)
     with torch.no_grad():
         for layer in (head.value, head.advantage):
-            layer[0].weight.copy_(torch.eye(2)); layer[0].bias.zero_()
-        head.value[2].weight.copy_(torch.tensor([[1.0, 0.0]])); head.value[2].bias.fill_(0.5)
-        head.advantage[2].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])); head.advantage[2].bias.zero_()
+            layer[0].weight.copy_(torch.eye(2))
+            layer[0].bias.zero_()
+        head.value[2].weight.copy_(torch.tensor([[1.0, 0.0]]))
+        head.value[2].bias.fill_(0.5)
+        head.advantage[2].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        head.advantage[2].bias.zero_()
     q = head(torch.tensor([[2.0, 4.0]]))
     # V = 2 + 0.5; A = [2, 4, 0], mean 2 -> Q = 2.5 + [0, 2, -2]
     assert torch.allclose(q, torch.tensor([[2.5, 4.5, 0.5]]))
@@ -95,7 +98,9 @@ def test_slate_transitions_round_trip_through_replay_and_epsilon_greedy():
 
 def test_huber_loss_is_weighted_and_returns_td_errors():
     q_values = torch.tensor([[1.0, 2.0], [0.0, 0.0]], requires_grad=True)
-    result = dqn_loss(q_values, torch.tensor([1, 0]), torch.tensor([2.5, 3.0]), torch.tensor([1.0, 0.5]), huber_delta=1.0)
+    result = dqn_loss(
+        q_values, torch.tensor([1, 0]), torch.tensor([2.5, 3.0]), torch.tensor([1.0, 0.5]), huber_delta=1.0
+    )
     # errors 0.5 (quadratic: 0.125) and 3.0 (linear: 2.5, weighted 1.25)
     assert torch.allclose(result.td_errors, torch.tensor([0.5, 3.0]))
     assert result.loss.item() == pytest.approx((0.125 + 1.25) / 2)
@@ -205,7 +210,8 @@ def test_epsilon_schedule_and_greedy_mix():
 def test_weight_average_follows_the_online_weights_fast_at_first_then_at_its_decay():
     online, averaged = nn.Linear(1, 1), nn.Linear(1, 1)
     with torch.no_grad():
-        online.weight.fill_(1.0); averaged.weight.fill_(0.0)
+        online.weight.fill_(1.0)
+        averaged.weight.fill_(0.0)
     average = WeightAverage(decay=0.99)
     assert average.decay_after(1) == pytest.approx(2 / 11) and average.decay_after(10_000) == 0.99
     average.step(averaged, online, updates_done=1)
@@ -217,7 +223,8 @@ def test_weight_average_follows_the_online_weights_fast_at_first_then_at_its_dec
 def test_target_updates_hard_by_env_steps_and_polyak():
     online, target = nn.Linear(1, 1), nn.Linear(1, 1)
     with torch.no_grad():
-        online.weight.fill_(1.0); target.weight.fill_(0.0)
+        online.weight.fill_(1.0)
+        target.weight.fill_(0.0)
     updater = TargetUpdater("hard", interval_env_steps=50, tau=0.0)
     assert not updater.step(target, online, env_step=49) and target.weight.item() == 0.0
     assert updater.step(target, online, env_step=50) and target.weight.item() == 1.0

@@ -18,14 +18,31 @@ def installed_example(tmp_path_factory):
     """A real pip install of the example into its own folder, made visible through PYTHONPATH."""
     target = tmp_path_factory.mktemp("site")
     build = tmp_path_factory.mktemp("build")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True, timeout=300, cwd=build)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        timeout=300,
+        cwd=build,
+    )
     assert list(target.glob("attnq_corridor-*.dist-info/entry_points.txt"))
     return cli_env(PYTHONPATH=str(target))
 
 
 def test_installed_example_is_discovered_with_its_task(installed_example):
-    listing = subprocess.run(attnq_command("plugins", "--json"), env=installed_example, capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        attnq_command("plugins", "--json"), env=installed_example, capture_output=True, text=True, timeout=120
+    )
     assert listing.returncode == 0, listing.stderr
     domains = {d["domain"]: d for d in json.loads(listing.stdout)["loaded"]}
     assert domains["corridor"]["plugin"] == "corridor"
@@ -35,12 +52,22 @@ def test_installed_example_is_discovered_with_its_task(installed_example):
 
 
 def test_installed_example_trains_and_learns_the_corridor(installed_example, tmp_path):
-    trained = subprocess.run(attnq_command("train", "corridor", "--runs-dir", str(tmp_path)), env=installed_example,
-                             capture_output=True, text=True, timeout=600)
+    trained = subprocess.run(
+        attnq_command("train", "corridor", "--runs-dir", str(tmp_path)),
+        env=installed_example,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert trained.returncode == 0, trained.stderr
     [run_dir] = list(tmp_path.glob("corridor/*"))
-    evaluated = subprocess.run(attnq_command("evaluate", str(run_dir), "--episodes", "4"), env=installed_example,
-                               capture_output=True, text=True, timeout=300)
+    evaluated = subprocess.run(
+        attnq_command("evaluate", str(run_dir), "--episodes", "4"),
+        env=installed_example,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(evaluated.stdout.strip().splitlines()[-1])
     # Walking straight to the goal of a 6-cell corridor takes 5 steps: 1 - 4 * 0.01 = 0.96.

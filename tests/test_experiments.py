@@ -4,7 +4,6 @@ run state file, the progress view, the run lock, and clean stops on SIGTERM and 
 from __future__ import annotations
 
 import io
-import json
 import signal
 import subprocess
 import time
@@ -12,7 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from attnq.config import BUDGET, DESCRIBES, EVALUATES, LEARNS, SPEED, TaskConfig, apply_overrides, leaf_fields, load_task, role_of, validate_task
+from attnq.config import (
+    BUDGET,
+    DESCRIBES,
+    EVALUATES,
+    LEARNS,
+    SPEED,
+    TaskConfig,
+    apply_overrides,
+    leaf_fields,
+    load_task,
+    role_of,
+    validate_task,
+)
 from attnq.errors import AttnqError, CheckpointError
 from attnq.experiments.jobs import RunJob
 from attnq.experiments.progress import ProgressView
@@ -22,8 +33,16 @@ from attnq.training.lock import run_lock
 from attnq.training.run import train
 from conftest import SMALL_MODEL, TASKS, attnq_command
 
-SMALL_SEPSIS = [*SMALL_MODEL, "trainer.progress_bar=false", "env.num_envs=8", "learner.learning_starts=200",
-                "replay.batch_size=32", "eval.episodes=20", "trainer.max_env_steps=600", "trainer.checkpoint_every_env_steps=200"]
+SMALL_SEPSIS = [
+    *SMALL_MODEL,
+    "trainer.progress_bar=false",
+    "env.num_envs=8",
+    "learner.learning_starts=200",
+    "replay.batch_size=32",
+    "eval.episodes=20",
+    "trainer.max_env_steps=600",
+    "trainer.checkpoint_every_env_steps=200",
+]
 
 
 def _sepsis(*overrides: str) -> TaskConfig:
@@ -47,12 +66,22 @@ def test_every_config_field_declares_its_role():
 def test_reuse_follows_the_roles():
     task = _sepsis()
     # speed, description and evaluation fields never force training again, nor change the hash
-    other = _changed(task, "trainer.compile=true", "trainer.accelerator=cpu", "trainer.log_every_updates=3",
-                     "description=x", "eval.episodes=7")
+    other = _changed(
+        task,
+        "trainer.compile=true",
+        "trainer.accelerator=cpu",
+        "trainer.log_every_updates=3",
+        "description=x",
+        "eval.episodes=7",
+    )
     assert refusal(task, other) is None and learning_hash(task) == learning_hash(other)
     # every learning field does, named in the refusal
-    for override, path in (("learner.lr=0.01", "learner.lr"), ("seed=4", "seed"), ("env.num_envs=4", "env.num_envs"),
-                           ("domain_options.reward=clipped", "domain_options.reward")):
+    for override, path in (
+        ("learner.lr=0.01", "learner.lr"),
+        ("seed=4", "seed"),
+        ("env.num_envs=4", "env.num_envs"),
+        ("domain_options.reward=clipped", "domain_options.reward"),
+    ):
         changed = _changed(task, override)
         assert refusal(task, changed)[0] == path and learning_hash(task) != learning_hash(changed)
     # a larger budget is reached by resuming; a smaller one is refused for reports
@@ -65,8 +94,19 @@ def test_reuse_follows_the_roles():
 def test_task_names_that_are_paths_cannot_name_run_folders(tmp_path, name):
     with pytest.raises(AttnqError, match=r"field 'name'.*it names a folder"):
         _changed(_sepsis(), f"name={name}")
-    completed = subprocess.run(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path / "runs"),
-                                             "--set", *SMALL_SEPSIS, f"name={name}"), capture_output=True, text=True)
+    completed = subprocess.run(
+        attnq_command(
+            "train",
+            str(TASKS / "sepsis.yaml"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--set",
+            *SMALL_SEPSIS,
+            f"name={name}",
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert completed.returncode == 2 and "field 'name'" in completed.stderr and not (tmp_path / "runs").exists()
 
 
@@ -101,14 +141,20 @@ def test_planning_reads_the_state_file_not_the_checkpoint(sepsis_run, tmp_path):
 
 def test_a_run_folder_trains_in_one_process_at_a_time(tmp_path):
     with run_lock(tmp_path):
-        held = subprocess.run(["python3", "-c", f"""
+        held = subprocess.run(
+            [
+                "python3",
+                "-c",
+                f"""
 import fcntl, os, sys
-handle = os.open({str(tmp_path / '.train.lock')!r}, os.O_RDWR)
+handle = os.open({str(tmp_path / ".train.lock")!r}, os.O_RDWR)
 try:
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 except BlockingIOError:
     sys.exit(3)
-"""])
+""",
+            ]
+        )
         assert held.returncode == 3
     with run_lock(tmp_path):  # released when the holder ends
         pass
@@ -131,14 +177,24 @@ def test_train_resume_keeps_the_run_s_own_settings_unless_set(sepsis_run, tmp_pa
     run_dir = tmp_path / "run"
     shutil.copytree(result.run_dir, run_dir)
     # the run has a small network that the task file does not: resuming still uses the run's own
-    resumed = subprocess.run(attnq_command("train", "sepsis", "--resume", str(run_dir), "--set", "trainer.max_env_steps=800"),
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        attnq_command("train", "sepsis", "--resume", str(run_dir), "--set", "trainer.max_env_steps=800"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert read_state(run_dir).env_steps >= 800 and load_task(run_dir / "config.yaml").model.d_model == 32
-    other_seed = subprocess.run(attnq_command("train", "sepsis", "--resume", str(run_dir), "--set", "seed=3"),
-                                capture_output=True, text=True, timeout=300)
+    other_seed = subprocess.run(
+        attnq_command("train", "sepsis", "--resume", str(run_dir), "--set", "seed=3"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert other_seed.returncode == 2 and "trained with seed = 0, but the task asks for 3" in other_seed.stderr
-    other_task = subprocess.run(attnq_command("train", "highway-fast", "--resume", str(run_dir)), capture_output=True, text=True)
+    other_task = subprocess.run(
+        attnq_command("train", "highway-fast", "--resume", str(run_dir)), capture_output=True, text=True
+    )
     assert other_task.returncode == 2 and "is a run of task 'sepsis', not 'highway-fast'" in other_task.stderr
     assert load_task(run_dir / "config.yaml").seed == 0  # a refused resume leaves the run's description alone
 
@@ -148,16 +204,25 @@ def test_a_gpu_that_is_not_there_is_a_clear_error(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: the error is for machines without one")
-    completed = subprocess.run(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path),
-                                             "--device", "gpu", "--set", *SMALL_SEPSIS), capture_output=True, text=True)
+    completed = subprocess.run(
+        attnq_command(
+            "train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path), "--device", "gpu", "--set", *SMALL_SEPSIS
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert completed.returncode == 2 and "trainer.accelerator=gpu" in completed.stderr and "fix:" in completed.stderr
     assert "Traceback" not in completed.stderr and not any(tmp_path.iterdir())
 
 
 # ----- signals ----------------------------------------------------------------------------------
 def _start_and_wait_for_training(tmp_path: Path, overrides: list[str]) -> tuple[subprocess.Popen, Path]:
-    process = subprocess.Popen(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path),
-                                             "--set", *overrides), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path), "--set", *overrides),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 180
     while time.time() < deadline:
         states = list(tmp_path.glob("sepsis/*/state.json"))
@@ -172,7 +237,10 @@ def _start_and_wait_for_training(tmp_path: Path, overrides: list[str]) -> tuple[
 def test_a_signal_stops_training_with_a_checkpoint_and_says_how_to_resume(tmp_path, signum):
     # checkpoints far apart: what the signal saves is more than the periodic checkpoints would have
     overrides = [o for o in SMALL_SEPSIS if not o.startswith("trainer.")] + [
-        "trainer.progress_bar=false", "trainer.max_env_steps=1000000", "trainer.checkpoint_every_env_steps=500000"]
+        "trainer.progress_bar=false",
+        "trainer.max_env_steps=1000000",
+        "trainer.checkpoint_every_env_steps=500000",
+    ]
     process, run_dir = _start_and_wait_for_training(tmp_path, overrides)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
@@ -193,8 +261,9 @@ def test_progress_counts_runs_and_estimates_the_time_left(tmp_path):
     jobs = [RunJob({**task, "seed": seed}, str(tmp_path / f"run{seed}")) for seed in range(3)]
     for seed, (status, steps, rate) in enumerate([("finished", 600, 100.0), ("running", 200, 100.0)]):
         (tmp_path / f"run{seed}").mkdir()
-        RunState(status=status, env_steps=steps, live_env_steps=steps, max_env_steps=600, env_steps_per_second=rate).write(
-            tmp_path / f"run{seed}")
+        RunState(
+            status=status, env_steps=steps, live_env_steps=steps, max_env_steps=600, env_steps_per_second=rate
+        ).write(tmp_path / f"run{seed}")
     stream = io.StringIO()
     view = ProgressView(jobs, "test", interval=0, stream=stream, clock=lambda: 0.0)
     from attnq.experiments.jobs import Outcome
@@ -206,17 +275,25 @@ def test_progress_counts_runs_and_estimates_the_time_left(tmp_path):
 
 
 # ----- bounds and bad paths: one message, exit status 2, nothing written -----------------------------
-@pytest.mark.parametrize("override, field", [
-    ("learner.lr=.inf", "learner.lr"),
-    ("learner.gamma=.nan", "learner.gamma"),
-    ("replay.batch_size=1000000", "replay"),
-    ("seed=99999999999", "seed"),
-    ("replay.capacity=100000000000", "replay.capacity"),
-    ("model.layers=[1", "model.layers=[1"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("learner.lr=.inf", "learner.lr"),
+        ("learner.gamma=.nan", "learner.gamma"),
+        ("replay.batch_size=1000000", "replay"),
+        ("seed=99999999999", "seed"),
+        ("replay.capacity=100000000000", "replay.capacity"),
+        ("model.layers=[1", "model.layers=[1"),
+    ],
+)
 def test_out_of_bounds_settings_are_one_clear_error(tmp_path, override, field):
-    completed = subprocess.run(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path / "runs"),
-                                             "--set", *SMALL_SEPSIS, override), capture_output=True, text=True)
+    completed = subprocess.run(
+        attnq_command(
+            "train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path / "runs"), "--set", *SMALL_SEPSIS, override
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert completed.returncode == 2 and field in completed.stderr and "fix" in completed.stderr, completed.stderr
     assert "Traceback" not in completed.stderr and not (tmp_path / "runs").exists()
 
@@ -224,7 +301,9 @@ def test_out_of_bounds_settings_are_one_clear_error(tmp_path, override, field):
 def test_a_task_file_that_is_not_utf8_is_one_clear_error(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes((TASKS / "sepsis.yaml").read_bytes() + "description: caf\xe9\n".encode("latin-1"))
-    completed = subprocess.run(attnq_command("train", str(path), "--runs-dir", str(tmp_path / "runs")), capture_output=True, text=True)
+    completed = subprocess.run(
+        attnq_command("train", str(path), "--runs-dir", str(tmp_path / "runs")), capture_output=True, text=True
+    )
     assert completed.returncode == 2 and "not UTF-8" in completed.stderr and "Traceback" not in completed.stderr
 
 
@@ -232,19 +311,40 @@ def test_paths_that_are_the_wrong_kind_are_clear_errors(sepsis_run, tmp_path):
     _, result = sepsis_run
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
-    trained = subprocess.run(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(a_file), "--set", *SMALL_SEPSIS),
-                             capture_output=True, text=True)
+    trained = subprocess.run(
+        attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(a_file), "--set", *SMALL_SEPSIS),
+        capture_output=True,
+        text=True,
+    )
     assert trained.returncode == 2 and "is a file" in trained.stderr and "Traceback" not in trained.stderr
-    evaluated = subprocess.run(attnq_command("evaluate", str(result.run_dir), "--episodes", "2", "--out", str(tmp_path)),
-                               capture_output=True, text=True)
+    evaluated = subprocess.run(
+        attnq_command("evaluate", str(result.run_dir), "--episodes", "2", "--out", str(tmp_path)),
+        capture_output=True,
+        text=True,
+    )
     assert evaluated.returncode == 2 and "is a folder" in evaluated.stderr and "Traceback" not in evaluated.stderr
 
 
 def test_a_diverging_loss_stops_training_with_a_clear_error(tmp_path):
-    completed = subprocess.run(attnq_command("train", str(TASKS / "sepsis.yaml"), "--runs-dir", str(tmp_path),
-                                             "--set", *SMALL_SEPSIS, "learner.lr=1e30", "trainer.log_every_updates=1"),
-                               capture_output=True, text=True)
-    assert completed.returncode == 2 and "the TD loss became" in completed.stderr and "lower learner.lr" in completed.stderr
+    completed = subprocess.run(
+        attnq_command(
+            "train",
+            str(TASKS / "sepsis.yaml"),
+            "--runs-dir",
+            str(tmp_path),
+            "--set",
+            *SMALL_SEPSIS,
+            "learner.lr=1e30",
+            "trainer.log_every_updates=1",
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        completed.returncode == 2
+        and "the TD loss became" in completed.stderr
+        and "lower learner.lr" in completed.stderr
+    )
     [state] = [read_state(p.parent) for p in tmp_path.glob("sepsis/*/state.json")]
     assert state.status == "failed" and "TD loss" in state.error
 
@@ -293,13 +393,31 @@ def test_writing_a_checkpoint_removes_temporaries_a_killed_write_left(sepsis_run
 
 def test_sigterm_stops_a_report_which_resumes_when_run_again(tmp_path):
     overrides = [o for o in SMALL_SEPSIS if not o.startswith("trainer.")] + [
-        "trainer.progress_bar=false", "trainer.max_env_steps=8000", "trainer.checkpoint_every_env_steps=100000"]
-    command = attnq_command("report", "--tasks", str(TASKS / "sepsis.yaml"), "--torsos", "mlp", "--seeds", "0",
-                            "--set", *overrides, "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"))
+        "trainer.progress_bar=false",
+        "trainer.max_env_steps=8000",
+        "trainer.checkpoint_every_env_steps=100000",
+    ]
+    command = attnq_command(
+        "report",
+        "--tasks",
+        str(TASKS / "sepsis.yaml"),
+        "--torsos",
+        "mlp",
+        "--seeds",
+        "0",
+        "--set",
+        *overrides,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "out"),
+    )
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_dir = tmp_path / "runs" / "sepsis" / "mlp-seed0"
     deadline = time.time() + 180
-    while time.time() < deadline and not ((run_dir / "state.json").is_file() and read_state(run_dir).live_env_steps > 1000):
+    while time.time() < deadline and not (
+        (run_dir / "state.json").is_file() and read_state(run_dir).live_env_steps > 1000
+    ):
         time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)

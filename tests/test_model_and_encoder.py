@@ -43,9 +43,14 @@ def test_encoder_labels_read_as_vehicles(highway_runtime, highway_observations):
     assert " m, lane " in car
 
 
-@pytest.mark.parametrize("task, absolute, lanes", [
-    ("highway-fast", "false", True), ("intersection", "true", False), ("intersection", "false", False),
-])
+@pytest.mark.parametrize(
+    "task, absolute, lanes",
+    [
+        ("highway-fast", "false", True),
+        ("intersection", "true", False),
+        ("intersection", "false", False),
+    ],
+)
 def test_lanes_in_labels_follow_the_action_space_not_the_coordinate_frame(task, absolute, lanes):
     runtime = prepare_task(load_task(TASKS / f"{task}.yaml", [f"env.kwargs.config.observation.absolute={absolute}"]))
     env = runtime.make_env()
@@ -85,16 +90,20 @@ def test_attention_is_only_computed_when_asked(highway_runtime, highway_observat
 
 @pytest.mark.parametrize("pool, layers", [("query_token", 2), ("cls", 1), ("cls", 2)])
 def test_pooled_head_computes_only_the_query_token_in_the_last_block_with_the_same_q_values(
-        highway_runtime, highway_observations, pool, layers):
+    highway_runtime, highway_observations, pool, layers
+):
     from attnq.model.transformer_dqn import TransformerDQN
 
     base = highway_runtime.task.model.model_dump()
-    network = TransformerDQN(highway_runtime.build_q_network().encoder, 5,
-                             ModelConfig(**{**base, "pool": pool, "layers": layers})).eval()
+    network = TransformerDQN(
+        highway_runtime.build_q_network().encoder, 5, ModelConfig(**{**base, "pool": pool, "layers": layers})
+    ).eval()
     observations = torch.as_tensor(highway_observations.copy())
     observations[1, 4:, :] = 0.0  # absent vehicles stay masked as keys
     block_outputs: list[tuple[int, ...]] = []
-    network.blocks[-1].register_forward_hook(lambda module, inputs, output: block_outputs.append(tuple(output[0].shape)))
+    network.blocks[-1].register_forward_hook(
+        lambda module, inputs, output: block_outputs.append(tuple(output[0].shape))
+    )
     pooled = network(observations).q_values_BA
     every_token = network(observations, return_attention=True).q_values_BA  # maps asked for: every token's output
     tokens = 8 + (pool == "cls")
@@ -124,7 +133,9 @@ def test_cls_pooling_mlp_ablation_and_per_token_head(highway_runtime, highway_ob
     with pytest.raises(ValueError, match="8 tokens"):
         TransformerDQN(encoder, 9, ModelConfig(**{**base, "head": "per_token"}))
     # the MLP ablation of a per-token model scores the same actions through the dueling head
-    ablation = TransformerDQN(encoder, 8, ModelConfig(**{**base, "head": "per_token", "torso": "mlp", "mlp_hidden": (16,)}))
+    ablation = TransformerDQN(
+        encoder, 8, ModelConfig(**{**base, "head": "per_token", "torso": "mlp", "mlp_hidden": (16,)})
+    )
     assert isinstance(ablation.head, DuelingHead) and ablation(masked).q_values_BA.shape == (4, 8)
 
 

@@ -8,7 +8,6 @@ import types
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
-import pluggy
 import pytest
 
 from attnq import hookimpl, hookspecs
@@ -20,8 +19,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _dummy_domain(name: str) -> DomainSpec:
-    return DomainSpec(name=name, description="test", make_env=lambda *a: None, make_encoder=lambda *a: None,
-                      make_reward_adapter=lambda c: SumRewardAdapter())
+    return DomainSpec(
+        name=name,
+        description="test",
+        make_env=lambda *a: None,
+        make_encoder=lambda *a: None,
+        make_reward_adapter=lambda c: SumRewardAdapter(),
+    )
 
 
 def _plugin_adding(*names: str) -> types.SimpleNamespace:
@@ -59,8 +63,13 @@ def test_plugin_raising_during_registration_is_isolated():
     def attnq_register_domains(registry):
         raise RuntimeError("boom")
 
-    host = load_plugins(extra_plugins=[("exploding", types.SimpleNamespace(attnq_register_domains=attnq_register_domains)),
-                                       ("fine", _plugin_adding("fine_domain"))], use_entry_points=False)
+    host = load_plugins(
+        extra_plugins=[
+            ("exploding", types.SimpleNamespace(attnq_register_domains=attnq_register_domains)),
+            ("fine", _plugin_adding("fine_domain")),
+        ],
+        use_entry_points=False,
+    )
     assert "fine_domain" in host.registry
     assert [f.name for f in host.failures] == ["exploding"]
     assert "boom" in host.failures[0].error
@@ -68,7 +77,10 @@ def test_plugin_raising_during_registration_is_isolated():
 
 def test_duplicate_domain_names_are_a_loud_error_naming_both_plugins():
     with pytest.raises(PluginError, match=r"registered twice.*'first'.*'second'"):
-        load_plugins(extra_plugins=[("first", _plugin_adding("same")), ("second", _plugin_adding("same"))], use_entry_points=False)
+        load_plugins(
+            extra_plugins=[("first", _plugin_adding("same")), ("second", _plugin_adding("same"))],
+            use_entry_points=False,
+        )
 
 
 def test_misspelled_hook_name_is_a_failure_of_that_plugin_alone():
@@ -76,37 +88,56 @@ def test_misspelled_hook_name_is_a_failure_of_that_plugin_alone():
     def attnq_register_domain(registry):  # missing "s"
         pass
 
-    host = load_plugins(extra_plugins=[("typo", types.SimpleNamespace(attnq_register_domain=attnq_register_domain)),
-                                       ("fine", _plugin_adding("fine_domain"))], use_entry_points=False)
+    host = load_plugins(
+        extra_plugins=[
+            ("typo", types.SimpleNamespace(attnq_register_domain=attnq_register_domain)),
+            ("fine", _plugin_adding("fine_domain")),
+        ],
+        use_entry_points=False,
+    )
     assert "fine_domain" in host.registry and [f.name for f in host.failures] == ["typo"]
-    assert "attnq_register_domain" in host.failures[0].error and "attnq_register_domains" in host.failures[0].install_hint
+    assert (
+        "attnq_register_domain" in host.failures[0].error and "attnq_register_domains" in host.failures[0].install_hint
+    )
 
 
 def test_forgotten_hookimpl_is_reported_not_silently_dropped():
     def attnq_register_domains(registry):  # no @hookimpl
         registry.add(_dummy_domain("never"))
 
-    host = load_plugins(extra_plugins=[("forgot", types.SimpleNamespace(attnq_register_domains=attnq_register_domains))],
-                        use_entry_points=False)
+    host = load_plugins(
+        extra_plugins=[("forgot", types.SimpleNamespace(attnq_register_domains=attnq_register_domains))],
+        use_entry_points=False,
+    )
     assert [f.name for f in host.failures] == ["forgot"] and "@attnq.hookimpl" in host.failures[0].install_hint
 
 
-@pytest.mark.parametrize("registered, field", [
-    ("not a spec", "DomainSpec(...)"),
-    (dict(task_dirs=None), "DomainSpec.task_dirs"),
-    (dict(baselines=None), "DomainSpec.baselines"),
-    (dict(make_env="highway-v0"), "DomainSpec.make_env"),
-])
+@pytest.mark.parametrize(
+    "registered, field",
+    [
+        ("not a spec", "DomainSpec(...)"),
+        (dict(task_dirs=None), "DomainSpec.task_dirs"),
+        (dict(baselines=None), "DomainSpec.baselines"),
+        (dict(make_env="highway-v0"), "DomainSpec.make_env"),
+    ],
+)
 def test_a_malformed_registration_disables_that_plugin_alone(registered, field):
     import dataclasses
 
     @hookimpl
     def attnq_register_domains(registry):
         registry.add(_dummy_domain("half"))  # added first, then dropped with the plugin
-        registry.add(registered if isinstance(registered, str) else dataclasses.replace(_dummy_domain("bad"), **registered))
+        registry.add(
+            registered if isinstance(registered, str) else dataclasses.replace(_dummy_domain("bad"), **registered)
+        )
 
-    host = load_plugins(extra_plugins=[("broken", types.SimpleNamespace(attnq_register_domains=attnq_register_domains)),
-                                       ("fine", _plugin_adding("fine_domain"))], use_entry_points=False)
+    host = load_plugins(
+        extra_plugins=[
+            ("broken", types.SimpleNamespace(attnq_register_domains=attnq_register_domains)),
+            ("fine", _plugin_adding("fine_domain")),
+        ],
+        use_entry_points=False,
+    )
     assert "fine_domain" in host.registry and "half" not in host.registry and "bad" not in host.registry
     [failure] = host.failures
     assert failure.name == "broken" and field in failure.error and "fix:" in failure.error
@@ -130,8 +161,11 @@ def test_unknown_domain_error_lists_known_domains():
 
 def _signature_text(spec) -> str:
     """``def name(param: Type) -> Return`` with string annotations unquoted."""
+
     def text(annotation) -> str:
-        return annotation.strip("'\"") if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+        return (
+            annotation.strip("'\"") if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+        )
 
     signature = inspect.signature(spec)
     params = ", ".join(f"{p.name}: {text(p.annotation)}" for p in signature.parameters.values())

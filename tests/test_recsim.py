@@ -15,12 +15,11 @@ from attnq.domain import RandomPolicy
 from attnq.evaluation import evaluate_policy
 from attnq.runtime import prepare_task
 from attnq.training.run import train
-from conftest import SMALL_MODEL, TASKS
-
 from attnq_recsim import compat
 from attnq_recsim.baselines import CollabFilteringPolicy, ObservedAffinityPolicy
 from attnq_recsim.environment import NO_DOC, InterestEvolutionVectorEnv
 from attnq_recsim.options import EcosystemOptions, TokenLayout
+from conftest import SMALL_MODEL, TASKS
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +35,16 @@ def distinct_slates(rng: np.random.Generator, users: int, num_docs: int = 100, k
 def test_each_compatibility_workaround_is_still_needed(workaround):
     assert workaround.still_needed(), (
         f"RecSim NG's stack no longer needs the {workaround.name!r} workaround ({workaround.why}): "
-        "delete it from plugins/attnq_recsim/compat.py")
+        "delete it from plugins/attnq_recsim/compat.py"
+    )
 
 
 def test_attnq_and_its_plugins_load_without_tensorflow():
-    code = ("import sys; from attnq.registry import load_plugins; host = load_plugins(); "
-            "assert 'recsim' in host.registry, host.failures; "
-            "print('tensorflow' in sys.modules, 'recsim_ng' in sys.modules)")
+    code = (
+        "import sys; from attnq.registry import load_plugins; host = load_plugins(); "
+        "assert 'recsim' in host.registry, host.failures; "
+        "print('tensorflow' in sys.modules, 'recsim_ng' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
@@ -137,7 +139,7 @@ def test_observed_affinity_recommends_the_documents_nearest_the_consumed_ones(op
     target = 17
     row = observation[0, layout.num_docs + layout.history_length - 1]
     row[layout.PRESENT], row[layout.doc_index], row[layout.consumed_time] = 1.0, target, 1.5
-    row[layout.FEATURES:layout.quality] = env.doc_features[target]
+    row[layout.FEATURES : layout.quality] = env.doc_features[target]
     slate = ObservedAffinityPolicy(layout, 2, seed=0)(observation)[0]
     distances = np.linalg.norm(env.doc_features - env.doc_features[target], axis=1)
     assert slate[0] == target and set(slate) == set(np.argsort(distances)[:2])
@@ -160,9 +162,19 @@ def test_recsim_ngs_collaborative_filtering_trains_with_its_own_loop_and_recomme
 
 
 def test_short_real_training_run_scores_documents_per_token(tmp_path):
-    task = load_task(TASKS / "recsim-interest.yaml", SMALL_MODEL + [
-        "trainer.max_env_steps=1200", "learner.learning_starts=400", "replay.batch_size=16",
-        "trainer.progress_bar=false", "env.num_envs=8", "domain_options.horizon=20", "eval.episodes=8"])
+    task = load_task(
+        TASKS / "recsim-interest.yaml",
+        SMALL_MODEL
+        + [
+            "trainer.max_env_steps=1200",
+            "learner.learning_starts=400",
+            "replay.batch_size=16",
+            "trainer.progress_bar=false",
+            "env.num_envs=8",
+            "domain_options.horizon=20",
+            "eval.episodes=8",
+        ],
+    )
     result = train(task, runs_dir=tmp_path)
     assert result.env_steps >= 1200 and result.episodes >= 8 * 3
     from attnq.agent import load_agent
@@ -192,7 +204,9 @@ def test_advantage_learning_is_refused_for_slates():
     from attnq.errors import TaskFileError
 
     task = load_task(TASKS / "recsim-interest.yaml", ["learner.advantage_learning=0.9"])
-    with pytest.raises(TaskFileError, match=r"learner\.advantage_learning.*slates.*fix: set learner\.advantage_learning=0"):
+    with pytest.raises(
+        TaskFileError, match=r"learner\.advantage_learning.*slates.*fix: set learner\.advantage_learning=0"
+    ):
         prepare_task(task)
 
 
@@ -206,7 +220,7 @@ def test_without_document_identity_documents_are_known_only_by_their_features(op
     tokens = anonymous(observations)
     assert anonymous.document is None and tokens.embeddings_BTD.shape == (2, layout.num_rows, 16)
     # two documents with the same features get the same token
-    observations[:, 1, layout.FEATURES:layout.quality] = observations[:, 0, layout.FEATURES:layout.quality]
+    observations[:, 1, layout.FEATURES : layout.quality] = observations[:, 0, layout.FEATURES : layout.quality]
     same = anonymous(observations).embeddings_BTD
     assert torch.allclose(same[:, 0], same[:, 1])
     assert not torch.allclose(*SlateEncoder(layout, env.doc_is_trashy, 16)(observations).embeddings_BTD[0, :2])

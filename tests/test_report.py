@@ -23,9 +23,16 @@ from conftest import SMALL_MODEL as SMALL_NETWORK
 from conftest import TASKS, attnq_command
 
 SMALL_MODEL = (*SMALL_NETWORK, "trainer.progress_bar=false")
-SMALL_SEPSIS = SMALL_MODEL + ("trainer.max_env_steps=1500", "learner.learning_starts=500", "env.num_envs=8",
-                              "replay.batch_size=32", "eval.episodes=200", "eval.every_env_steps=500",
-                              "eval.episodes_during_training=50", "eval.keep_best=true")
+SMALL_SEPSIS = SMALL_MODEL + (
+    "trainer.max_env_steps=1500",
+    "learner.learning_starts=500",
+    "env.num_envs=8",
+    "replay.batch_size=32",
+    "eval.episodes=200",
+    "eval.every_env_steps=500",
+    "eval.episodes_during_training=50",
+    "eval.keep_best=true",
+)
 
 
 def test_interquartile_mean_drops_the_outer_quarters():
@@ -69,13 +76,29 @@ def small_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     corpus = root / "corpus.tsv"
     corpus.write_text("a\tX\nb\tY\na b\tX Y\nb a\tY X\n", encoding="utf-8")
-    plan = ReportPlan(name="small", seeds=(0, 1), torsos=("transformer", "mlp"), tasks=(
-        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),
-        ReportTask(task=str(TASKS / "scan-simple.yaml"), overrides=SMALL_MODEL + (
-            "domain_options.corpus=files", f"domain_options.train_file={corpus}", f"domain_options.test_file={corpus}",
-            "env.num_envs=8", "trainer.max_env_steps=800", "learner.learning_starts=200", "replay.batch_size=32",
-            "eval.episodes=4", "trainer.log_every_updates=2")),
-    ))
+    plan = ReportPlan(
+        name="small",
+        seeds=(0, 1),
+        torsos=("transformer", "mlp"),
+        tasks=(
+            ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),
+            ReportTask(
+                task=str(TASKS / "scan-simple.yaml"),
+                overrides=SMALL_MODEL
+                + (
+                    "domain_options.corpus=files",
+                    f"domain_options.train_file={corpus}",
+                    f"domain_options.test_file={corpus}",
+                    "env.num_envs=8",
+                    "trainer.max_env_steps=800",
+                    "learner.learning_starts=200",
+                    "replay.batch_size=32",
+                    "eval.episodes=4",
+                    "trainer.log_every_updates=2",
+                ),
+            ),
+        ),
+    )
     runs_dir = root / "runs"
     records = run_plan(plan, runs_dir, progress_interval=0, stream=io.StringIO())
     out_dir = root / "docs"
@@ -85,14 +108,22 @@ def small_report(tmp_path_factory):
 
 def test_report_files_exist_and_numbers_equal_the_runs(small_report):
     runs_dir, out_dir = small_report
-    assert {p.name for p in out_dir.iterdir()} >= {"README.md", "results.json", "sepsis.md", "scan-simple.md", "figures"}
+    assert {p.name for p in out_dir.iterdir()} >= {
+        "README.md",
+        "results.json",
+        "sepsis.md",
+        "scan-simple.md",
+        "figures",
+    }
     for task in ("sepsis", "scan-simple"):
         assert (out_dir / "figures" / f"{task}-curves.png").stat().st_size > 1000
         assert (out_dir / "figures" / task / "attention.png").stat().st_size > 1000
     results = {t["task"]: t for t in json.loads((out_dir / "results.json").read_text())["tasks"]}
     sepsis = results["sepsis"]
-    evaluations = {seed: json.loads((runs_dir / "sepsis" / f"transformer-seed{seed}" / "evaluation.json").read_text())
-                   for seed in (0, 1)}
+    evaluations = {
+        seed: json.loads((runs_dir / "sepsis" / f"transformer-seed{seed}" / "evaluation.json").read_text())
+        for seed in (0, 1)
+    }
     returns = [evaluations[seed]["mean"]["return"] for seed in (0, 1)]
     assert sepsis["agents"]["transformer"]["iqm"]["return"]["point"] == pytest.approx(interquartile_mean(returns))
     assert sepsis["agents"]["transformer"]["per_seed"]["1"]["return"] == returns[1]
@@ -124,8 +155,11 @@ def test_report_is_redrawn_from_saved_runs_without_training(small_report, tmp_pa
     runs_dir, out_dir = small_report
     checkpoints = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}
     redrawn = tmp_path / "again"
-    completed = subprocess.run(attnq_command("report", "--from", str(runs_dir), "--out", str(redrawn), "--name", "small"),
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        attnq_command("report", "--from", str(runs_dir), "--out", str(redrawn), "--name", "small"),
+        capture_output=True,
+        text=True,
+    )
     assert completed.returncode == 0, completed.stderr
     assert checkpoints == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}
     before = json.loads((out_dir / "results.json").read_text())["tasks"]
@@ -141,8 +175,12 @@ def _work_done(said: io.StringIO) -> list[str]:
 def test_run_plan_skips_finished_runs(small_report):
     runs_dir, _ = small_report
     evaluations = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
-    plan = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
-        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),))
+    plan = ReportPlan(
+        name="small",
+        seeds=(0,),
+        torsos=("mlp",),
+        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),),
+    )
     said = io.StringIO()
     run_plan(plan, runs_dir, progress_interval=0, stream=said)
     assert _work_done(said) == [] and "sepsis/mlp-seed0: reused" in said.getvalue()
@@ -150,12 +188,22 @@ def test_run_plan_skips_finished_runs(small_report):
     # compiling the TD loss, another thread count or device, or another checkpoint cadence changes
     # how fast a run trains, not what it learns (their declared role): still reusable
     saved = load_task(TASKS / "sepsis.yaml", list(SMALL_SEPSIS)).trainer
-    faster = (f"trainer.compile={str(not saved.compile).lower()}", f"trainer.torch_threads={saved.torch_threads + 1}",
-              "trainer.accelerator=cpu", f"trainer.checkpoint_every_env_steps={saved.checkpoint_every_env_steps + 7}")
-    compiled = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
-        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + faster),))
+    faster = (
+        f"trainer.compile={str(not saved.compile).lower()}",
+        f"trainer.torch_threads={saved.torch_threads + 1}",
+        "trainer.accelerator=cpu",
+        f"trainer.checkpoint_every_env_steps={saved.checkpoint_every_env_steps + 7}",
+    )
+    compiled = ReportPlan(
+        name="small",
+        seeds=(0,),
+        torsos=("mlp",),
+        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + faster),),
+    )
     run_plan(compiled, runs_dir, progress_interval=0, stream=said)
-    assert _work_done(said) == [] and evaluations == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
+    assert _work_done(said) == [] and evaluations == {
+        p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")
+    }
 
 
 def _one_saved_sepsis_run(small_report, tmp_path) -> Path:
@@ -169,9 +217,15 @@ def _one_saved_sepsis_run(small_report, tmp_path) -> Path:
 def test_run_plan_refuses_a_saved_run_trained_with_other_settings(small_report, tmp_path):
     runs_dir = _one_saved_sepsis_run(small_report, tmp_path)
     files = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*") if p.is_file()}
-    changed = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
-        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + ("learner.lr=0.001",)),))
-    with pytest.raises(AttnqError, match=r"trained with learner.lr = 0.0003, but the task now asks for 0.001; fix: delete"):
+    changed = ReportPlan(
+        name="small",
+        seeds=(0,),
+        torsos=("mlp",),
+        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + ("learner.lr=0.001",)),),
+    )
+    with pytest.raises(
+        AttnqError, match=r"trained with learner.lr = 0.0003, but the task now asks for 0.001; fix: delete"
+    ):
         run_plan(changed, runs_dir, progress_interval=0, stream=io.StringIO())
     assert files == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*") if p.is_file()}
 
@@ -179,8 +233,12 @@ def test_run_plan_refuses_a_saved_run_trained_with_other_settings(small_report, 
 def test_run_plan_reevaluates_a_saved_run_on_the_report_s_episodes(small_report, tmp_path):
     runs_dir = _one_saved_sepsis_run(small_report, tmp_path)
     checkpoints = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}
-    fewer = ReportPlan(name="small", seeds=(0,), torsos=("mlp",), tasks=(
-        ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + ("eval.episodes=120",)),))
+    fewer = ReportPlan(
+        name="small",
+        seeds=(0,),
+        torsos=("mlp",),
+        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + ("eval.episodes=120",)),),
+    )
     said = io.StringIO()
     run_plan(fewer, runs_dir, progress_interval=0, stream=said, baselines=False)
     evaluation = json.loads((runs_dir / "sepsis" / "mlp-seed0" / "evaluation.json").read_text())
@@ -189,8 +247,11 @@ def test_run_plan_reevaluates_a_saved_run_on_the_report_s_episodes(small_report,
 
 
 def test_report_from_a_missing_folder_is_a_clear_error(tmp_path):
-    completed = subprocess.run(attnq_command("report", "--from", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")),
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        attnq_command("report", "--from", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")),
+        capture_output=True,
+        text=True,
+    )
     assert completed.returncode == 2 and "does not exist" in completed.stderr and "Traceback" not in completed.stderr
 
 
@@ -202,8 +263,14 @@ def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
     corpus = tmp_path / "corpus.tsv"
     corpus.write_text("a\tX\nb\tY\na b\tX Y\n", encoding="utf-8")
     overrides = list(SMALL_MODEL) + [
-        "domain_options.corpus=files", f"domain_options.train_file={corpus}", f"domain_options.test_file={corpus}",
-        "env.num_envs=8", "learner.learning_starts=80", "replay.batch_size=16", "trainer.log_every_updates=2"]
+        "domain_options.corpus=files",
+        f"domain_options.train_file={corpus}",
+        f"domain_options.test_file={corpus}",
+        "env.num_envs=8",
+        "learner.learning_starts=80",
+        "replay.batch_size=16",
+        "trainer.log_every_updates=2",
+    ]
     first = train(load_task(TASKS / "scan-simple.yaml", overrides + ["trainer.max_env_steps=400"]), runs_dir=tmp_path)
     before = learning_curve(first.run_dir)
     train(load_task(TASKS / "scan-simple.yaml", overrides + ["trainer.max_env_steps=800"]), resume=first.run_dir)
@@ -211,5 +278,5 @@ def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
     assert (first.run_dir / "logs" / "metrics.csv").is_file()
     assert len(list(first.run_dir.glob("logs-resumed-*/metrics.csv"))) == 1
     assert before["env_steps"] and max(before["env_steps"]) <= 400 < max(after["env_steps"])
-    assert after["env_steps"][:len(before["env_steps"])] == before["env_steps"]
+    assert after["env_steps"][: len(before["env_steps"])] == before["env_steps"]
     assert after["env_steps"] == sorted(after["env_steps"]) and min(after["wall_seconds"]) >= 0.0

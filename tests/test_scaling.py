@@ -24,9 +24,18 @@ from attnq.experiments.state import read_state  # noqa: E402
 from conftest import SMALL_MODEL, TASKS, attnq_command  # noqa: E402
 
 # Two tiny tasks whose runs take seconds; the same overrides serve both.
-TINY = [*SMALL_MODEL, "trainer.progress_bar=false", "env.num_envs=8", "learner.learning_starts=200",
-        "replay.batch_size=32", "trainer.max_env_steps=600", "trainer.checkpoint_every_env_steps=200", "eval.episodes=20",
-        "eval.every_env_steps=0", "eval.keep_best=false"]
+TINY = [
+    *SMALL_MODEL,
+    "trainer.progress_bar=false",
+    "env.num_envs=8",
+    "learner.learning_starts=200",
+    "replay.batch_size=32",
+    "trainer.max_env_steps=600",
+    "trainer.checkpoint_every_env_steps=200",
+    "eval.episodes=20",
+    "eval.every_env_steps=0",
+    "eval.keep_best=false",
+]
 
 
 @pytest.fixture
@@ -40,17 +49,43 @@ def fresh_ray():
 
 
 def _report(runs: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(attnq_command("report", "--tasks", str(TASKS / "sepsis.yaml"), str(TASKS / "scan-simple.yaml"),
-                                        "--torsos", "transformer", "--seeds", "0", "1", "--set", *TINY,
-                                        "--runs-dir", str(runs), "--out", str(out), "--name", "tiny", *extra),
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        attnq_command(
+            "report",
+            "--tasks",
+            str(TASKS / "sepsis.yaml"),
+            str(TASKS / "scan-simple.yaml"),
+            "--torsos",
+            "transformer",
+            "--seeds",
+            "0",
+            "1",
+            "--set",
+            *TINY,
+            "--runs-dir",
+            str(runs),
+            "--out",
+            str(out),
+            "--name",
+            "tiny",
+            *extra,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def _figures(out: Path) -> dict:
     """What a report says of each task, less the speeds (which depend on the machine's load)."""
     tasks = json.loads((out / "results.json").read_text())["tasks"]
-    return {t["task"]: {"per_seed": {torso: agent["per_seed"] for torso, agent in t["agents"].items()},
-                        "baselines": t["baselines"]} for t in tasks}
+    return {
+        t["task"]: {
+            "per_seed": {torso: agent["per_seed"] for torso, agent in t["agents"].items()},
+            "baselines": t["baselines"],
+        }
+        for t in tasks
+    }
 
 
 def test_ray_and_serial_reports_give_the_same_figures(tmp_path):
@@ -65,8 +100,12 @@ def test_ray_and_serial_reports_give_the_same_figures(tmp_path):
 
 
 def _tiny_plan(seeds: tuple[int, ...], *extra: str) -> ReportPlan:
-    return ReportPlan(name="tiny", seeds=seeds, torsos=("transformer",),
-                      tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=(*TINY, *extra)),))
+    return ReportPlan(
+        name="tiny",
+        seeds=seeds,
+        torsos=("transformer",),
+        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=(*TINY, *extra)),),
+    )
 
 
 def test_runs_land_on_every_node_of_a_cluster(tmp_path, fresh_ray):
@@ -76,8 +115,14 @@ def test_runs_land_on_every_node_of_a_cluster(tmp_path, fresh_ray):
     cluster.add_node(num_cpus=1)
     try:
         stream = io.StringIO()
-        records = run_plan(_tiny_plan((0, 1, 2, 3)), tmp_path, RayExecutor(address=cluster.address), baselines=False,
-                           progress_interval=0, stream=stream)
+        records = run_plan(
+            _tiny_plan((0, 1, 2, 3)),
+            tmp_path,
+            RayExecutor(address=cluster.address),
+            baselines=False,
+            progress_interval=0,
+            stream=stream,
+        )
         assert len(records[0].runs) == 4
         nodes = {read_state(p.parent).where for p in tmp_path.glob("*/*/state.json")}
         assert len(nodes) == 2, stream.getvalue()
@@ -104,7 +149,9 @@ def test_a_killed_worker_is_retried_from_its_last_checkpoint(tmp_path, fresh_ray
 
     killer = threading.Thread(target=kill_once_checkpointed)
     killer.start()
-    records = run_plan(plan, tmp_path, RayExecutor(num_cpus=2), baselines=False, progress_interval=0, stream=io.StringIO())
+    records = run_plan(
+        plan, tmp_path, RayExecutor(num_cpus=2), baselines=False, progress_interval=0, stream=io.StringIO()
+    )
     killer.join()
     assert killed, "the run finished before a checkpoint could be caught"
     [record] = records
@@ -120,16 +167,42 @@ def test_a_killed_worker_is_retried_from_its_last_checkpoint(tmp_path, fresh_ray
 
 def test_unreachable_cluster_and_impossible_requests_are_clear_errors(tmp_path, fresh_ray):
     started = time.time()
-    completed = subprocess.run(attnq_command("report", "--tasks", str(TASKS / "sepsis.yaml"), "--set", *TINY,
-                                             "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
-                                             "--executor", "ray", "--ray-address", "127.0.0.1:9"),
-                               capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 2 and "no Ray cluster answers there" in completed.stderr and "fix:" in completed.stderr
+    completed = subprocess.run(
+        attnq_command(
+            "report",
+            "--tasks",
+            str(TASKS / "sepsis.yaml"),
+            "--set",
+            *TINY,
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--out",
+            str(tmp_path / "out"),
+            "--executor",
+            "ray",
+            "--ray-address",
+            "127.0.0.1:9",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        completed.returncode == 2 and "no Ray cluster answers there" in completed.stderr and "fix:" in completed.stderr
+    )
     assert "Traceback" not in completed.stderr and time.time() - started < 120
     assert not (tmp_path / "out").exists()
-    with pytest.raises(AttnqError, match=r"asks for 8 CPUs and 0 GPUs, but the largest Ray node has 2 CPUs and 0 GPUs; fix"):
-        run_plan(_tiny_plan((0,)), tmp_path / "runs", RayExecutor(num_cpus=2, cpus_per_run=8), baselines=False,
-                 progress_interval=0, stream=io.StringIO())
+    with pytest.raises(
+        AttnqError, match=r"asks for 8 CPUs and 0 GPUs, but the largest Ray node has 2 CPUs and 0 GPUs; fix"
+    ):
+        run_plan(
+            _tiny_plan((0,)),
+            tmp_path / "runs",
+            RayExecutor(num_cpus=2, cpus_per_run=8),
+            baselines=False,
+            progress_interval=0,
+            stream=io.StringIO(),
+        )
     assert not list((tmp_path / "runs").glob("*/*"))  # refused before any run folder
     with pytest.raises(AttnqError, match="--gpus-per-run must be 0 or more"):
         RayExecutor(gpus_per_run=-1)
@@ -138,16 +211,39 @@ def test_unreachable_cluster_and_impossible_requests_are_clear_errors(tmp_path, 
 def test_tune_stops_weak_trials_early_and_writes_a_task_file_that_trains(tmp_path, fresh_ray):
     out = tmp_path / "tune"
     sweep = [*TINY[:-2], "trainer.max_env_steps=1600", "eval.every_env_steps=200", "eval.episodes_during_training=20"]
-    completed = subprocess.run(attnq_command("tune", str(TASKS / "sepsis.yaml"), "--set", *sweep,
-                                             "--param", "learner.lr=loguniform:1e-5:1e-2", "--param", "replay.batch_size=16,32",
-                                             "--samples", "6", "--grace-env-steps", "200", "--confirm-seeds", "1",
-                                             "--num-cpus", "2", "--runs-dir", str(out)),
-                               capture_output=True, text=True, timeout=1200)
+    completed = subprocess.run(
+        attnq_command(
+            "tune",
+            str(TASKS / "sepsis.yaml"),
+            "--set",
+            *sweep,
+            "--param",
+            "learner.lr=loguniform:1e-5:1e-2",
+            "--param",
+            "replay.batch_size=16,32",
+            "--samples",
+            "6",
+            "--grace-env-steps",
+            "200",
+            "--confirm-seeds",
+            "1",
+            "--num-cpus",
+            "2",
+            "--runs-dir",
+            str(out),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     result = json.loads((out / "trials.json").read_text())
     assert len(result["trials"]) == 6 and not any(t["error"] for t in result["trials"])
     assert any(t["stopped_early"] for t in result["trials"]) and any(not t["stopped_early"] for t in result["trials"])
-    assert all(1e-5 <= t["point"]["learner.lr"] <= 1e-2 and t["point"]["replay.batch_size"] in (16, 32) for t in result["trials"])
+    assert all(
+        1e-5 <= t["point"]["learner.lr"] <= 1e-2 and t["point"]["replay.batch_size"] in (16, 32)
+        for t in result["trials"]
+    )
     tuned = out / "sepsis-tuned.yaml"
     from attnq.config import load_task
 
@@ -159,39 +255,87 @@ def test_tune_stops_weak_trials_early_and_writes_a_task_file_that_trains(tmp_pat
     assert {p.parent.parent.name for p in (out / "confirm").glob("*/*/evaluation.json")} == {"sepsis", "sepsis-tuned"}
     page = (out / "README.md").read_text()
     assert "stopped early" in page and "### sepsis-tuned" in page
-    trained = subprocess.run(attnq_command("train", str(tuned), "--runs-dir", str(tmp_path / "runs"),
-                                           "--set", "trainer.max_env_steps=300"), capture_output=True, text=True, timeout=300)
+    trained = subprocess.run(
+        attnq_command("train", str(tuned), "--runs-dir", str(tmp_path / "runs"), "--set", "trainer.max_env_steps=300"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert trained.returncode == 0, trained.stderr
 
 
-@pytest.mark.parametrize("param, message", [
-    ("learner.lrr=0.1,0.2", "is not a task field"),
-    ("learner.lr=loguniform:0:1e-3", "LOW > 0"),
-    ("learner.lr=gaussian:1:2", "unknown distribution 'gaussian'"),
-    ("model.layers=1,zero", "model.layers"),
-])
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        ("learner.lrr=0.1,0.2", "is not a task field"),
+        ("learner.lr=loguniform:0:1e-3", "LOW > 0"),
+        ("learner.lr=gaussian:1:2", "unknown distribution 'gaussian'"),
+        ("model.layers=1,zero", "model.layers"),
+    ],
+)
 def test_bad_sweep_parameters_are_clear_errors(tmp_path, param, message):
-    completed = subprocess.run(attnq_command("tune", str(TASKS / "sepsis.yaml"), "--set", *TINY, "eval.every_env_steps=200",
-                                             "--param", param, "--runs-dir", str(tmp_path / "tune")),
-                               capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        attnq_command(
+            "tune",
+            str(TASKS / "sepsis.yaml"),
+            "--set",
+            *TINY,
+            "eval.every_env_steps=200",
+            "--param",
+            param,
+            "--runs-dir",
+            str(tmp_path / "tune"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 2 and message in completed.stderr and "fix" in completed.stderr, completed.stderr
     assert "Traceback" not in completed.stderr and not (tmp_path / "tune").exists()
 
 
 def test_sigterm_to_a_ray_report_checkpoints_its_running_runs(tmp_path):
     overrides = [o for o in TINY if not o.startswith("trainer.")] + [
-        "trainer.progress_bar=false", "trainer.max_env_steps=400000", "trainer.checkpoint_every_env_steps=200000"]
-    process = subprocess.Popen(attnq_command("report", "--tasks", str(TASKS / "sepsis.yaml"), "--torsos", "mlp",
-                                             "--seeds", "0", "1", "--set", *overrides, "--runs-dir", str(tmp_path / "runs"),
-                                             "--out", str(tmp_path / "out"), "--executor", "ray", "--num-cpus", "2"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        "trainer.progress_bar=false",
+        "trainer.max_env_steps=400000",
+        "trainer.checkpoint_every_env_steps=200000",
+    ]
+    process = subprocess.Popen(
+        attnq_command(
+            "report",
+            "--tasks",
+            str(TASKS / "sepsis.yaml"),
+            "--torsos",
+            "mlp",
+            "--seeds",
+            "0",
+            "1",
+            "--set",
+            *overrides,
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--out",
+            str(tmp_path / "out"),
+            "--executor",
+            "ray",
+            "--num-cpus",
+            "2",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     runs = [tmp_path / "runs" / "sepsis" / f"mlp-seed{seed}" for seed in (0, 1)]
     deadline = time.time() + 240
-    while time.time() < deadline and not all((r / "state.json").is_file() and read_state(r).live_env_steps > 2000 for r in runs):
+    while time.time() < deadline and not all(
+        (r / "state.json").is_file() and read_state(r).live_env_steps > 2000 for r in runs
+    ):
         time.sleep(0.5)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=180)
-    assert process.returncode == 143 and "interrupted by SIGTERM" in stderr and "resume with: attnq report" in stderr, stderr
+    assert process.returncode == 143 and "interrupted by SIGTERM" in stderr and "resume with: attnq report" in stderr, (
+        stderr
+    )
     for run in runs:  # each worker wrote a checkpoint where it stopped, not at the 200k periodic one
         state = read_state(run)
         assert state.status == "interrupted" and 2000 < state.env_steps < 200_000, state

@@ -117,7 +117,9 @@ def test_optimal_baseline_rollouts_agree_with_its_exact_value(runtime, mdp):
     result = evaluate_policy(runtime, runtime.baseline("optimal", 0), episodes=2000, seed=0)
     optimum, _ = mdp.optimal()
     assert result.means()["return"] == pytest.approx(optimum, abs=0.025)  # ~3 standard errors
-    assert runtime.domain.exact_return(runtime.context, runtime.baseline("optimal", 0)) == pytest.approx(optimum, abs=1e-6)
+    assert runtime.domain.exact_return(runtime.context, runtime.baseline("optimal", 0)) == pytest.approx(
+        optimum, abs=1e-6
+    )
     assert result.means()["survived"] == result.means()["return"]
     assert 0.0 <= result.means()["mean_fluid_level"] <= 4.0
 
@@ -131,13 +133,23 @@ def test_a_run_shorter_than_the_warm_up_stops_at_its_own_budget(tmp_path):
 
 
 def test_short_real_training_run(tmp_path):
-    task = load_task(TASKS / "sepsis.yaml", SMALL_MODEL + [
-        "trainer.max_env_steps=3000", "learner.learning_starts=1000", "replay.batch_size=32",
-        "trainer.progress_bar=false", "env.num_envs=8", "learner.lr=0.0003", "learner.lr_end=0.00003",
-        # the task's default, stated so this test keeps advantage learning's path should the default
-        # change (highway's training tests take it by default too; recsim's, translation's and the
-        # example plugin's take the plain target)
-        "learner.advantage_learning=0.9"])
+    task = load_task(
+        TASKS / "sepsis.yaml",
+        SMALL_MODEL
+        + [
+            "trainer.max_env_steps=3000",
+            "learner.learning_starts=1000",
+            "replay.batch_size=32",
+            "trainer.progress_bar=false",
+            "env.num_envs=8",
+            "learner.lr=0.0003",
+            "learner.lr_end=0.00003",
+            # the task's default, stated so this test keeps advantage learning's path should the default
+            # change (highway's training tests take it by default too; recsim's, translation's and the
+            # example plugin's take the plain target)
+            "learner.advantage_learning=0.9",
+        ],
+    )
     result = train(task, runs_dir=tmp_path)
     assert result.env_steps >= 3000 and result.episodes > 100
     # the learning rate was annealed linearly over the 250 updates and the schedule is checkpointed
@@ -154,9 +166,18 @@ def test_short_real_training_run(tmp_path):
 
 
 def test_compiled_td_loss_matches_the_eager_one_and_trains(tmp_path):
-    task = load_task(TASKS / "sepsis.yaml", SMALL_MODEL + [
-        "trainer.compile=true", "trainer.max_env_steps=1400", "learner.learning_starts=1000", "env.num_envs=8",
-        "replay.batch_size=32", "trainer.progress_bar=false"])
+    task = load_task(
+        TASKS / "sepsis.yaml",
+        SMALL_MODEL
+        + [
+            "trainer.compile=true",
+            "trainer.max_env_steps=1400",
+            "learner.learning_starts=1000",
+            "env.num_envs=8",
+            "replay.batch_size=32",
+            "trainer.progress_bar=false",
+        ],
+    )
     module = DQNModule(task.model_dump())
     module.on_fit_start()  # the random warm-up fills the replay
     try:

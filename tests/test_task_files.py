@@ -12,7 +12,6 @@ from attnq.catalog import available_tasks, find_task
 from attnq.config import apply_overrides, load_task, parse_override
 from attnq.errors import TaskFileError
 from attnq.registry import load_plugins
-
 from conftest import TASKS, attnq_command
 
 
@@ -74,7 +73,9 @@ def test_not_a_mapping_and_bad_yaml(tmp_path):
 def test_overrides_are_typed_and_never_mutate_the_callers_data():
     data = _highway_data()
     before = yaml.safe_dump(data)
-    updated = apply_overrides(data, ["trainer.max_env_steps=5000", "model.layers=1", "seed=3", "replay.prioritized=true"])
+    updated = apply_overrides(
+        data, ["trainer.max_env_steps=5000", "model.layers=1", "seed=3", "replay.prioritized=true"]
+    )
     assert yaml.safe_dump(data) == before
     assert updated["trainer"]["max_env_steps"] == 5000 and updated["model"]["layers"] == 1
     assert updated["seed"] == 3 and updated["replay"]["prioritized"] is True
@@ -109,8 +110,12 @@ def test_cli_user_errors_exit_non_zero_with_one_message_and_no_traceback(tmp_pat
     bad = _highway_data()
     bad["replay"]["capacty"] = 10
     path = _write(tmp_path, bad)
-    for args in (["train", str(path)], ["train", "no-such-task"], ["evaluate", str(tmp_path / "missing-run")],
-                 ["train", "highway-fast", "--set", "model.torso=cnn"]):
+    for args in (
+        ["train", str(path)],
+        ["train", "no-such-task"],
+        ["evaluate", str(tmp_path / "missing-run")],
+        ["train", "highway-fast", "--set", "model.torso=cnn"],
+    ):
         result = subprocess.run(attnq_command(*args), capture_output=True, text=True, timeout=120)
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("error: "), result.stderr

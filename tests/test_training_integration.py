@@ -77,23 +77,34 @@ def test_explain_writes_a_labelled_attention_picture(trained_run, tmp_path):
 
 
 def test_same_task_and_seed_give_identical_results(tmp_path):
-    task = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["trainer.max_env_steps=120", "learner.learning_starts=40"])
+    task = load_task(
+        TASKS / "highway-fast.yaml", TINY_TRAINING + ["trainer.max_env_steps=120", "learner.learning_starts=40"]
+    )
     first = train(task, runs_dir=tmp_path / "a")
     second = train(task, runs_dir=tmp_path / "b")
     weights_a = load_checkpoint_file(first.checkpoint)["state_dict"]
     weights_b = load_checkpoint_file(second.checkpoint)["state_dict"]
     assert weights_a.keys() == weights_b.keys()
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
-    other_seed = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["trainer.max_env_steps=120", "learner.learning_starts=40", "seed=5"])
+    other_seed = load_task(
+        TASKS / "highway-fast.yaml",
+        TINY_TRAINING + ["trainer.max_env_steps=120", "learner.learning_starts=40", "seed=5"],
+    )
     third = load_checkpoint_file(train(other_seed, runs_dir=tmp_path / "c").checkpoint)["state_dict"]
     assert not all(torch.equal(weights_a[k], third[k]) for k in weights_a)
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     runs = tmp_path / "runs"
-    overrides = [o for o in TINY_TRAINING if not o.startswith("trainer.max_env_steps")] + ["trainer.max_env_steps=100000", "trainer.checkpoint_every_env_steps=100"]
-    process = subprocess.Popen(attnq_command("train", "highway-fast", "--runs-dir", str(runs), "--set", *overrides),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    overrides = [o for o in TINY_TRAINING if not o.startswith("trainer.max_env_steps")] + [
+        "trainer.max_env_steps=100000",
+        "trainer.checkpoint_every_env_steps=100",
+    ]
+    process = subprocess.Popen(
+        attnq_command("train", "highway-fast", "--runs-dir", str(runs), "--set", *overrides),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 240
     checkpoints: list[Path] = []
     while time.time() < deadline and not checkpoints:
@@ -106,9 +117,23 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     run_dir = checkpoints[0].parent.parent
     saved_steps = load_checkpoint_file(checkpoints[0])["attnq"]["env_steps"]
     target = saved_steps + 60
-    resumed = subprocess.run(attnq_command("train", "highway-fast", "--runs-dir", str(runs), "--resume", str(run_dir),
-                                           "--set", *overrides[:-2], f"trainer.max_env_steps={target}", "trainer.checkpoint_every_env_steps=100"),
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        attnq_command(
+            "train",
+            "highway-fast",
+            "--runs-dir",
+            str(runs),
+            "--resume",
+            str(run_dir),
+            "--set",
+            *overrides[:-2],
+            f"trainer.max_env_steps={target}",
+            "trainer.checkpoint_every_env_steps=100",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     final = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
     assert saved_steps < final["attnq"]["env_steps"] <= target + 2
@@ -144,18 +169,25 @@ def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path):
 
 def test_cli_evaluate_prints_a_table_and_json(trained_run):
     _, result = trained_run
-    completed = subprocess.run(attnq_command("evaluate", str(result.run_dir), "--episodes", "2"), capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        attnq_command("evaluate", str(result.run_dir), "--episodes", "2"), capture_output=True, text=True, timeout=300
+    )
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.strip().splitlines()
     assert "2 episodes" in lines[0] and any(line.strip().startswith("crashed") for line in lines)
     payload = json.loads(lines[-1])
     assert payload["episodes"] == 2 and set(payload["mean"]) >= {"return", "crashed", "mean_speed", "length"}
-    explained = subprocess.run(attnq_command("explain", str(result.run_dir)), capture_output=True, text=True, timeout=300)
+    explained = subprocess.run(
+        attnq_command("explain", str(result.run_dir)), capture_output=True, text=True, timeout=300
+    )
     assert explained.returncode == 0 and (result.run_dir / "explain" / "attention.png").is_file()
 
 
 def test_mlp_ablation_has_nothing_to_explain(tmp_path):
-    task = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["model.torso=mlp", "trainer.max_env_steps=80", "learner.learning_starts=40"])
+    task = load_task(
+        TASKS / "highway-fast.yaml",
+        TINY_TRAINING + ["model.torso=mlp", "trainer.max_env_steps=80", "learner.learning_starts=40"],
+    )
     result = train(task, runs_dir=tmp_path)
     agent = load_agent(str(result.run_dir))
     assert np.asarray(agent(np.zeros((1, 8, 5), dtype=np.float32))).shape == (1,)
@@ -164,8 +196,10 @@ def test_mlp_ablation_has_nothing_to_explain(tmp_path):
 
 
 def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
-    task = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + [
-        "eval.every_env_steps=80", "eval.episodes_during_training=1", "eval.keep_best=true"])
+    task = load_task(
+        TASKS / "highway-fast.yaml",
+        TINY_TRAINING + ["eval.every_env_steps=80", "eval.episodes_during_training=1", "eval.keep_best=true"],
+    )
     assert task.eval.seed_during_training != task.eval.seed  # selection never sees the final episodes
     result = train(task, runs_dir=tmp_path)
     assert 0 < result.evaluation_seconds < result.wall_seconds  # left out of the training throughput
@@ -186,7 +220,9 @@ def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
 def test_weight_averaging_exports_the_averaged_network_and_leaves_learning_unchanged(trained_run, tmp_path):
     task, averaged = trained_run
     assert task.learner.weight_average_decay  # the highway task averages its weights
-    plain = train(load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["learner.weight_average_decay=null"]), runs_dir=tmp_path)
+    plain = train(
+        load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + ["learner.weight_average_decay=null"]), runs_dir=tmp_path
+    )
     plain_weights = load_checkpoint_file(plain.checkpoint)["state_dict"]
     assert not any(k.startswith("averaged_network.") for k in plain_weights)
     weights = load_checkpoint_file(averaged.checkpoint)["state_dict"]

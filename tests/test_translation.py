@@ -15,7 +15,7 @@ from attnq.evaluation import evaluate_policy
 from attnq.runtime import prepare_task
 from attnq.training.run import train
 from attnq_translation import scan
-from attnq_translation.corpus import CorpusError, ParallelCorpus, Pair, load_pairs
+from attnq_translation.corpus import CorpusError, Pair, ParallelCorpus, load_pairs
 from attnq_translation.environment import END_ACTION, TextAsActionEnv
 from attnq_translation.options import TranslationOptions
 from attnq_translation.reward import TranslationRewardAdapter
@@ -40,15 +40,21 @@ def test_scan_splits_have_the_published_sizes():
     assert min(len(p.target) for p in test) == 24
 
 
-@pytest.mark.parametrize("command, actions", [
-    ("jump opposite left after walk around left",
-     "I_TURN_LEFT I_WALK I_TURN_LEFT I_WALK I_TURN_LEFT I_WALK I_TURN_LEFT I_WALK I_TURN_LEFT I_TURN_LEFT I_JUMP"),
-    ("turn left twice", "I_TURN_LEFT I_TURN_LEFT"),
-    ("jump left", "I_TURN_LEFT I_JUMP"),
-    ("run and look right thrice", "I_RUN I_TURN_RIGHT I_LOOK I_TURN_RIGHT I_LOOK I_TURN_RIGHT I_LOOK"),
-    ("walk after turn opposite right", "I_TURN_RIGHT I_TURN_RIGHT I_WALK"),
-    ("turn around right", "I_TURN_RIGHT I_TURN_RIGHT I_TURN_RIGHT I_TURN_RIGHT"),
-])
+@pytest.mark.parametrize(
+    "command, actions",
+    [
+        (
+            "jump opposite left after walk around left",
+            "I_TURN_LEFT I_WALK I_TURN_LEFT I_WALK I_TURN_LEFT I_WALK I_TURN_LEFT I_WALK I_TURN_LEFT "
+            "I_TURN_LEFT I_JUMP",
+        ),
+        ("turn left twice", "I_TURN_LEFT I_TURN_LEFT"),
+        ("jump left", "I_TURN_LEFT I_JUMP"),
+        ("run and look right thrice", "I_RUN I_TURN_RIGHT I_LOOK I_TURN_RIGHT I_LOOK I_TURN_RIGHT I_LOOK"),
+        ("walk after turn opposite right", "I_TURN_RIGHT I_TURN_RIGHT I_WALK"),
+        ("turn around right", "I_TURN_RIGHT I_TURN_RIGHT I_TURN_RIGHT I_TURN_RIGHT"),
+    ],
+)
 def test_scan_semantics_match_the_paper(command, actions):
     assert " ".join(scan.interpret(command)) == actions
 
@@ -98,14 +104,23 @@ def test_an_unended_sentence_is_truncated_and_never_exact():
 
 
 def test_reward_adapter_mixes_token_and_sentence_rewards():
-    adapter = TranslationRewardAdapter(TranslationOptions(token_reward=0.5, sentence_reward="bleu", sentence_reward_weight=2.0))
+    adapter = TranslationRewardAdapter(
+        TranslationOptions(token_reward=0.5, sentence_reward="bleu", sentence_reward_weight=2.0)
+    )
     assert adapter.training_reward(1.0, {"token_correct": 1.0}) == 0.5
     ending = {"token_correct": 1.0, "exact_match": 1.0, "token_accuracy": 1.0, "bleu": 0.25, "chrf": 0.5}
     assert adapter.training_reward(1.0, ending) == pytest.approx(0.5 + 2.0 * 0.25)
     episode = adapter.new_episode()
     episode.add_step(1.0, {"token_correct": 1.0})
     episode.add_step(1.0, ending)
-    assert episode.summary() == {"return": 2.0, "length": 2.0, "exact_match": 1.0, "token_accuracy": 1.0, "bleu": 0.25, "chrf": 0.5}
+    assert episode.summary() == {
+        "return": 2.0,
+        "length": 2.0,
+        "exact_match": 1.0,
+        "token_accuracy": 1.0,
+        "bleu": 0.25,
+        "chrf": 0.5,
+    }
 
 
 def test_options_refuse_a_reward_of_nothing():
@@ -128,12 +143,15 @@ def test_file_loaders_read_scan_and_tsv(tmp_path):
     assert load_pairs(tsv_file) == [Pair(("ein", "Haus"), ("a", "house")), Pair(("Hallo",), ("hello",))]
 
 
-@pytest.mark.parametrize("text, line, message", [
-    ("IN: walk OUT: I_WALK\nIN: run I_RUN\n", 2, "expected 'IN:"),
-    ("a\tb\nc d e\n", 2, "2 tab-separated fields"),
-    ("a\tb\n\t x\n", 2, "source side is empty"),
-    ("a\tb\nc\td\te\n", 2, "found 3"),
-])
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("IN: walk OUT: I_WALK\nIN: run I_RUN\n", 2, "expected 'IN:"),
+        ("a\tb\nc d e\n", 2, "2 tab-separated fields"),
+        ("a\tb\n\t x\n", 2, "source side is empty"),
+        ("a\tb\nc\td\te\n", 2, "found 3"),
+    ],
+)
 def test_file_loaders_name_the_file_and_line_of_a_bad_pair(tmp_path, text, line, message):
     path = tmp_path / "corpus.txt"
     path.write_text(text, encoding="utf-8")
@@ -144,11 +162,20 @@ def test_file_loaders_name_the_file_and_line_of_a_bad_pair(tmp_path, text, line,
 
 def test_missing_corpus_file_is_a_clear_cli_error(tmp_path):
     task = TASKS / "scan-simple.yaml"
-    completed = subprocess.run(attnq_command("train", str(task), "--runs-dir", str(tmp_path),
-                                             "--set", "domain_options.corpus=files",
-                                             f"domain_options.train_file={tmp_path / 'nope.tsv'}",
-                                             f"domain_options.test_file={tmp_path / 'nope.tsv'}"),
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        attnq_command(
+            "train",
+            str(task),
+            "--runs-dir",
+            str(tmp_path),
+            "--set",
+            "domain_options.corpus=files",
+            f"domain_options.train_file={tmp_path / 'nope.tsv'}",
+            f"domain_options.test_file={tmp_path / 'nope.tsv'}",
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert completed.returncode == 2
     assert "nope.tsv does not exist" in completed.stderr and "Traceback" not in completed.stderr
     assert not any(tmp_path.iterdir()), "no run folder is left behind"
@@ -156,7 +183,9 @@ def test_missing_corpus_file_is_a_clear_cli_error(tmp_path):
 
 def test_files_corpus_without_a_test_file_names_the_field():
     with pytest.raises(TaskFileError, match="domain_options"):
-        prepare_task(load_task(TASKS / "scan-simple.yaml", ["domain_options.corpus=files", "domain_options.train_file=x.tsv"]))
+        prepare_task(
+            load_task(TASKS / "scan-simple.yaml", ["domain_options.corpus=files", "domain_options.train_file=x.tsv"])
+        )
 
 
 def test_encoder_tokens_mask_padding_and_label_both_segments():
@@ -171,7 +200,7 @@ def test_encoder_tokens_mask_padding_and_label_both_segments():
     assert tokens.mask_BT[0].sum().item() == 1 + len(source) + 1
     labels = network.encoder.token_labels(observation)
     assert labels[0] == "write #2"
-    assert labels[1:1 + len(source)] == [f"{i + 1}:{w}" for i, w in enumerate(source)]
+    assert labels[1 : 1 + len(source)] == [f"{i + 1}:{w}" for i, w in enumerate(source)]
     assert labels[1 + 9] == f"out 1: {env.corpus.vocabulary.action_names()[1]}"
     assert runtime.action_names()[0] == "<eos>" and runtime.num_actions == 7
     output = network(torch.as_tensor(observation[None]), return_attention=True)
@@ -188,10 +217,22 @@ def _write_tiny_tsv(tmp_path):
 
 def test_short_real_training_run_on_a_corpus_file(tmp_path):
     train_file, test_file = _write_tiny_tsv(tmp_path)
-    task = load_task(TASKS / "scan-simple.yaml", SMALL_MODEL + [
-        "domain_options.corpus=files", f"domain_options.train_file={train_file}", f"domain_options.test_file={test_file}",
-        "env.num_envs=8", "trainer.max_env_steps=1600", "trainer.checkpoint_every_env_steps=800",
-        "trainer.progress_bar=false", "learner.learning_starts=200", "replay.batch_size=32", "eval.episodes=2"])
+    task = load_task(
+        TASKS / "scan-simple.yaml",
+        SMALL_MODEL
+        + [
+            "domain_options.corpus=files",
+            f"domain_options.train_file={train_file}",
+            f"domain_options.test_file={test_file}",
+            "env.num_envs=8",
+            "trainer.max_env_steps=1600",
+            "trainer.checkpoint_every_env_steps=800",
+            "trainer.progress_bar=false",
+            "learner.learning_starts=200",
+            "replay.batch_size=32",
+            "eval.episodes=2",
+        ],
+    )
     result = train(task, runs_dir=tmp_path / "runs")
     assert result.env_steps >= 1600
     from attnq.agent import load_agent
@@ -204,8 +245,9 @@ def test_short_real_training_run_on_a_corpus_file(tmp_path):
     for metric in ("exact_match", "token_accuracy", "bleu", "chrf"):
         assert 0.0 <= means[metric] <= 1.0, (metric, means)
 
-    explained = subprocess.run(attnq_command("explain", str(result.run_dir), "--out", str(tmp_path / "why")),
-                               capture_output=True, text=True)
+    explained = subprocess.run(
+        attnq_command("explain", str(result.run_dir), "--out", str(tmp_path / "why")), capture_output=True, text=True
+    )
     assert explained.returncode == 0, explained.stderr
     steps = json.loads((tmp_path / "why" / "attention.json").read_text())["steps"]
     assert steps[0]["labels"][:3] == ["write #1", "1:a", "2:a"]  # the first test pair, "a a"

@@ -18,6 +18,7 @@ import warnings
 import gymnasium as gym
 import highway_env  # noqa: F401  (registers intersection-v0)
 import numpy as np
+
 from attnq_highway.encoder import KinematicsLayout
 
 SLOWER, FASTER = 0, 2
@@ -27,6 +28,7 @@ FIRST_SEED = 20000  # tasks/intersection.yaml: eval.seed
 def conflict_ahead(observation: np.ndarray, layout: KinematicsLayout, horizon_s: float, radius_m: float) -> bool:
     """Does any observed vehicle come within ``radius_m`` of the ego car in the next ``horizon_s``,
     all moving at constant velocity?"""
+
     def state(row: np.ndarray) -> np.ndarray:  # x, y, vx, vy in metres and m/s
         return np.array([layout.physical(row, name) for name in ("x", "y", "vx", "vy")])
 
@@ -69,7 +71,10 @@ def main() -> None:
     print("| horizon s | radius m | return | crashed | success |\n|---|---|---|---|---|")
     for horizon in args.horizons:
         result = evaluate(horizon, args.radius, args.episodes)
-        print(f"| {horizon:g} | {args.radius:g} | {result['return']:.3f} | {result['crashed']:.2f} | {result['success']:.2f} |")
+        print(
+            f"| {horizon:g} | {args.radius:g} | {result['return']:.3f} | {result['crashed']:.2f} | "
+            f"{result['success']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

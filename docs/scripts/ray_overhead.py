@@ -23,8 +23,14 @@ from attnq.experiments.state import read_state
 from attnq.registry import load_plugins
 
 TASKS = Path(__file__).resolve().parents[2] / "tasks"
-SMALL = ["trainer.max_env_steps=2000", "trainer.compile=false", "trainer.progress_bar=false", "eval.episodes=20",
-         "eval.every_env_steps=0", "learner.learning_starts=500"]
+SMALL = [
+    "trainer.max_env_steps=2000",
+    "trainer.compile=false",
+    "trainer.progress_bar=false",
+    "eval.episodes=20",
+    "eval.every_env_steps=0",
+    "learner.learning_starts=500",
+]
 
 
 def job(root: Path, seed: int) -> RunJob:
@@ -49,13 +55,19 @@ def main() -> None:
         submitted = time.time()
         ray.get([remote.options(num_cpus=1).remote(j, "cpu") for j in jobs])
         for j in jobs:
-            print(f"ray, {kind}: {j.label} submitted -> first env step {read_state(Path(j.run_dir)).fit_started - submitted:.1f} s")
+            print(
+                f"ray, {kind}: {j.label} submitted -> first env step "
+                f"{read_state(Path(j.run_dir)).fit_started - submitted:.1f} s"
+            )
     ray.shutdown()
     host = load_plugins()
     serial = job(root, 2)
     begun = time.time()
     serial.execute(host, say=lambda line: None)
-    print(f"serial: {serial.label} job start -> first env step {read_state(Path(serial.run_dir)).fit_started - begun:.1f} s")
+    print(
+        f"serial: {serial.label} job start -> first env step "
+        f"{read_state(Path(serial.run_dir)).fit_started - begun:.1f} s"
+    )
 
 
 if __name__ == "__main__":

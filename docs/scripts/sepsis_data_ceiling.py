@@ -43,8 +43,13 @@ class TransitionCounts:
         safe_visits_SA = np.maximum(visits_SA, 1.0)
         # a state with no tried action keeps all its admissible ones, so the greedy policy is defined
         choosable_SA = true_mdp.admissible_SA & (tried_SA | ~tried_SA.any(axis=1, keepdims=True))
-        return SepsisMDP(self.next_state_SAS / safe_visits_SA[..., None], self.reward_sum_SA / safe_visits_SA,
-                         true_mdp.initial_S, choosable_SA, true_mdp.terminal_S)
+        return SepsisMDP(
+            self.next_state_SAS / safe_visits_SA[..., None],
+            self.reward_sum_SA / safe_visits_SA,
+            true_mdp.initial_S,
+            choosable_SA,
+            true_mdp.terminal_S,
+        )
 
 
 class BehaviourPolicy:
@@ -63,8 +68,14 @@ class BehaviourPolicy:
         return np.where(explore, random_actions, self.optimal_actions_S[states])
 
 
-def collect(mdp: SepsisMDP, reward_SAS: np.ndarray, behaviour: BehaviourPolicy, counts: TransitionCounts,
-            num_transitions: int, rng: np.random.Generator) -> None:
+def collect(
+    mdp: SepsisMDP,
+    reward_SAS: np.ndarray,
+    behaviour: BehaviourPolicy,
+    counts: TransitionCounts,
+    num_transitions: int,
+    rng: np.random.Generator,
+) -> None:
     """Step PATIENTS_IN_PARALLEL patients through the true MDP until ``num_transitions`` are counted."""
     cumulative_SAS = mdp.transitions_SAS.cumsum(axis=-1)
     num_states = len(mdp.initial_S)
@@ -81,8 +92,13 @@ def collect(mdp: SepsisMDP, reward_SAS: np.ndarray, behaviour: BehaviourPolicy, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epsilons", type=float, nargs="+", default=[0.02, 0.3, 1.0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 600_000, 2_000_000],
-                        help="cumulative numbers of transitions at which to solve the empirical MDP")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[200_000, 600_000, 2_000_000],
+        help="cumulative numbers of transitions at which to solve the empirical MDP",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     env = prepare_task(load_task(TASK_FILE)).context.probe_env
@@ -99,8 +115,11 @@ def main() -> None:
             collect(mdp, reward_SAS, behaviour, counts, size - collected, rng)
             collected = size
             _, greedy_actions_S = counts.empirical_mdp(mdp).optimal(admissible_only=True)
-            print(f"epsilon {epsilon:<5} transitions {size:>9,}  greedy policy of the empirical MDP: "
-                  f"exact return {mdp.deterministic_policy_value(greedy_actions_S):.4f}", flush=True)
+            print(
+                f"epsilon {epsilon:<5} transitions {size:>9,}  greedy policy of the empirical MDP: "
+                f"exact return {mdp.deterministic_policy_value(greedy_actions_S):.4f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -45,12 +45,17 @@ def main() -> None:
     print(f"optimal expected return (admissible actions only): {optimum:.4f}")
     best_two_SA = -np.sort(-np.where(mdp.admissible_SA, q_star_SA, -1.0), axis=1)[:, :2]
     gaps = (best_two_SA[:, 0] - best_two_SA[:, 1])[~mdp.terminal_S]
-    print(f"gap between the best and second-best action: median {np.median(gaps):.4f}, under 0.01 in {np.mean(gaps < 0.01):.0%} of states")
+    print(
+        f"gap between the best and second-best action: median {np.median(gaps):.4f}, under 0.01 in "
+        f"{np.mean(gaps < 0.01):.0%} of states"
+    )
 
     rng = np.random.default_rng(0)
     for sigma in (0.002, 0.005, 0.01, 0.02):
-        noisy = [mdp.deterministic_policy_value(np.argmax(q_star_SA + rng.normal(0.0, sigma, q_star_SA.shape), axis=1))
-                 for _ in range(3)]
+        noisy = [
+            mdp.deterministic_policy_value(np.argmax(q_star_SA + rng.normal(0.0, sigma, q_star_SA.shape), axis=1))
+            for _ in range(3)
+        ]
         print(f"greedy on optimal Q + N(0, {sigma}) noise: {np.mean(noisy):.4f} (3 draws)")
 
     states = np.arange(len(mdp.initial_S))
@@ -74,8 +79,10 @@ def main() -> None:
             with torch.no_grad():
                 q_all = network(observations).q_values_BA.masked_fill(~admissible_SA, float("-inf"))
             greedy_value = mdp.deterministic_policy_value(q_all.argmax(dim=1).numpy())
-            print(f"{args.torso} step {step}: mse {loss.item():.5f}, greedy policy's exact return {greedy_value:.4f} "
-                  f"({time.perf_counter() - started:.0f} s)")
+            print(
+                f"{args.torso} step {step}: mse {loss.item():.5f}, greedy policy's exact return {greedy_value:.4f} "
+                f"({time.perf_counter() - started:.0f} s)"
+            )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from attnq_sepsis.value_iteration import SepsisMDP
 
 
 def describe_errors(name: str, errors: np.ndarray) -> str:
-    return f"{name}: bias {errors.mean():+.4f}, rms {np.sqrt((errors ** 2).mean()):.4f}"
+    return f"{name}: bias {errors.mean():+.4f}, rms {np.sqrt((errors**2).mean()):.4f}"
 
 
 def value_of_greedy_policy(q_values_SA: np.ndarray, greedy_actions_S: np.ndarray, mdp: SepsisMDP) -> float:
@@ -47,19 +47,26 @@ def describe_gap(greedy_actions_S: np.ndarray, q_star_SA: np.ndarray, mdp: Sepsi
     if gap < 1e-9:
         return "the greedy policy is optimal: no gap to split"
     costliest_100 = np.sort(share_S)[::-1][:100].sum() / gap
-    return (f"gap to the optimum {gap:.4f}, from {np.count_nonzero(loss_S > 1e-9)} states' choices; the 100 costliest "
-            f"carry {costliest_100:.0%}; choices losing under 0.01 {share_S[loss_S < 0.01].sum() / gap:.0%}, "
-            f"0.01-0.03 {share_S[(loss_S >= 0.01) & (loss_S < 0.03)].sum() / gap:.0%}, "
-            f"0.03 or more {share_S[loss_S >= 0.03].sum() / gap:.0%}")
+    return (
+        f"gap to the optimum {gap:.4f}, from {np.count_nonzero(loss_S > 1e-9)} states' choices; the 100 costliest "
+        f"carry {costliest_100:.0%}; choices losing under 0.01 {share_S[loss_S < 0.01].sum() / gap:.0%}, "
+        f"0.01-0.03 {share_S[(loss_S >= 0.01) & (loss_S < 0.03)].sum() / gap:.0%}, "
+        f"0.03 or more {share_S[loss_S >= 0.03].sum() / gap:.0%}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", type=Path)
-    parser.add_argument("--network", choices=["exported", "online", "target"], default="exported",
-                        help="which of the checkpoint's networks to score (default: the one `attnq evaluate` restores)")
-    parser.add_argument("--target-network", action="store_const", const="target", dest="network",
-                        help="same as --network target")
+    parser.add_argument(
+        "--network",
+        choices=["exported", "online", "target"],
+        default="exported",
+        help="which of the checkpoint's networks to score (default: the one `attnq evaluate` restores)",
+    )
+    parser.add_argument(
+        "--target-network", action="store_const", const="target", dest="network", help="same as --network target"
+    )
     args = parser.parse_args()
     mdp = q_star_SA = observations = None
     for checkpoint in args.checkpoints:
@@ -75,11 +82,16 @@ def main() -> None:
         q_pi_SA = mdp.policy_q_values(mdp.deterministic_policy(greedy_actions_S))
         scored_SA = mdp.admissible_SA & ~mdp.terminal_S[:, None]
         print(checkpoint)
-        print(f"  greedy policy's exact return {value_of_greedy_policy(q_pi_SA, greedy_actions_S, mdp):.4f}; "
-              f"the network's estimate of it {value_of_greedy_policy(q_values_SA, greedy_actions_S, mdp):.4f}")
-        print(f"  Q-values vs {describe_errors('Q*', (q_values_SA - q_star_SA)[scored_SA])}; "
-              f"vs {describe_errors('Q^pi', (q_values_SA - q_pi_SA)[scored_SA])}")
+        print(
+            f"  greedy policy's exact return {value_of_greedy_policy(q_pi_SA, greedy_actions_S, mdp):.4f}; "
+            f"the network's estimate of it {value_of_greedy_policy(q_values_SA, greedy_actions_S, mdp):.4f}"
+        )
+        print(
+            f"  Q-values vs {describe_errors('Q*', (q_values_SA - q_star_SA)[scored_SA])}; "
+            f"vs {describe_errors('Q^pi', (q_values_SA - q_pi_SA)[scored_SA])}"
+        )
         print(f"  {describe_gap(greedy_actions_S, q_star_SA, mdp)}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -36,7 +36,9 @@ def let_the_last_block_compute_every_token() -> None:
     query_only_forward = PreLNBlock.forward
 
     def forward(self, x_BTD, padding_BT, return_attention, only_token=None):
-        return query_only_forward(self, x_BTD, padding_BT, return_attention, None if LastBlock.every_token else only_token)
+        return query_only_forward(
+            self, x_BTD, padding_BT, return_attention, None if LastBlock.every_token else only_token
+        )
 
     PreLNBlock.forward = forward
 
@@ -87,8 +89,10 @@ def main() -> None:
             seconds[version] += updates(version, per_block)
     for (name, every_token), total in seconds.items():
         last_block = "every token" if every_token else "query token alone"
-        print(f"{name}, last block {last_block}: {1000 * total / (per_block * args.blocks):.1f} ms per update "
-              f"(batch {task.replay.batch_size}, {args.threads} thread(s))")
+        print(
+            f"{name}, last block {last_block}: {1000 * total / (per_block * args.blocks):.1f} ms per update "
+            f"(batch {task.replay.batch_size}, {args.threads} thread(s))"
+        )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,11 @@ class TrainedAgent:
         """Greedy policy (the :class:`~attnq.domain.Policy` protocol)."""
         observations_BX = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.device)
         q_values = self.q_network(observations_BX).q_values_BA
-        return greedy_slate(q_values, self.q_network.encoder.action_mask(observations_BX), self.runtime.slate_size).cpu().numpy()
+        return (
+            greedy_slate(q_values, self.q_network.encoder.action_mask(observations_BX), self.runtime.slate_size)
+            .cpu()
+            .numpy()
+        )
 
     @property
     def device(self) -> torch.device:
@@ -50,7 +54,9 @@ class TrainedAgent:
         Returns ``(weights_T, has_cls)``; with a [CLS] query the first weight is the CLS token's own.
         """
         if self.task.model.torso != "transformer":
-            raise CheckpointError(f"{self.checkpoint} uses model.torso={self.task.model.torso!r}, which has no attention to explain")
+            raise CheckpointError(
+                f"{self.checkpoint} uses model.torso={self.task.model.torso!r}, which has no attention to explain"
+            )
         observations_BX = torch.as_tensor(np.asarray(observation, dtype=np.float32)[None], device=self.device)
         output = self.q_network(observations_BX, return_attention=True)
         if self.task.model.head == "per_token" and action is not None:
@@ -61,8 +67,13 @@ class TrainedAgent:
         return weights_HT.mean(dim=0).cpu().numpy(), output.has_cls
 
 
-def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: str | torch.device | None = None,
-               network: str = "exported", runtime: TaskRuntime | None = None) -> TrainedAgent:
+def load_agent(
+    run_or_checkpoint: str,
+    host: PluginHost | None = None,
+    device: str | torch.device | None = None,
+    network: str = "exported",
+    runtime: TaskRuntime | None = None,
+) -> TrainedAgent:
     """Restore the greedy agent of a run folder or checkpoint, on CUDA when present unless told.
 
     A run that averaged its weights (``learner.weight_average_decay``) is restored with the averaged
@@ -72,7 +83,13 @@ def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: s
     """
     if device in ("gpu", "cuda") and not torch.cuda.is_available():
         raise CheckpointError("--device gpu, but torch sees no CUDA GPU on this machine; fix: use --device cpu or auto")
-    device = "cuda" if device == "gpu" else device if device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = (
+        "cuda"
+        if device == "gpu"
+        else device
+        if device not in (None, "auto")
+        else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
     location = resolve_run(run_or_checkpoint)
     checkpoint = load_checkpoint_file(location.checkpoint)
     task = task_from_checkpoint(checkpoint, location.checkpoint)
@@ -83,12 +100,21 @@ def load_agent(run_or_checkpoint: str, host: PluginHost | None = None, device: s
         averaged = any(k.startswith(NETWORK_PREFIXES["averaged"]) for k in weights)
         network = "averaged" if averaged else "online"
     prefix = NETWORK_PREFIXES[network]
-    state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
     try:
         q_network.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"{location.checkpoint}: weights do not fit the network its task describes ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{location.checkpoint}: weights do not fit the network its task describes ({str(exc).splitlines()[0]})"
+        ) from None
     q_network.to(device).eval()
     counters = checkpoint.get("attnq", {})
-    return TrainedAgent(task, runtime, q_network, location.run_dir, location.checkpoint,
-                        int(counters.get("env_steps", 0)), float(counters.get("wall_seconds", float("nan"))))
+    return TrainedAgent(
+        task,
+        runtime,
+        q_network,
+        location.run_dir,
+        location.checkpoint,
+        int(counters.get("env_steps", 0)),
+        float(counters.get("wall_seconds", float("nan"))),
+    )

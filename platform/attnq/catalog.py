@@ -44,7 +44,9 @@ def find_task(name_or_path: str, host: PluginHost | None) -> Path:
             if candidate.is_file():
                 return candidate
     known = ", ".join(sorted(available_tasks(host))) or "none"
-    raise TaskFileError(f"unknown task {name_or_path!r}; known tasks: {known}. Give a task name or a path to a .yaml file")
+    raise TaskFileError(
+        f"unknown task {name_or_path!r}; known tasks: {known}. Give a task name or a path to a .yaml file"
+    )
 
 
 def available_tasks(host: PluginHost | None) -> dict[str, tuple[str, Path]]:

@@ -96,20 +96,30 @@ def load_checkpoint_file(path: Path, map_location: Any = "cpu") -> dict[str, Any
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{path} is empty (a write that never finished); fix: use the run's other checkpoint, "
-                              "or train the run again")
+        raise CheckpointError(
+            f"{path} is empty (a write that never finished); fix: use the run's other checkpoint, "
+            "or train the run again"
+        )
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         first_line = (str(exc).splitlines() or [""])[0][:200]
-        raise CheckpointError(f"{path} is not a readable attnq checkpoint ({type(exc).__name__}: {first_line}); "
-                              "fix: point to a run folder or a .ckpt written by `attnq train`") from None
-    if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "task" not in checkpoint.get("hyper_parameters", {}):
+        raise CheckpointError(
+            f"{path} is not a readable attnq checkpoint ({type(exc).__name__}: {first_line}); "
+            "fix: point to a run folder or a .ckpt written by `attnq train`"
+        ) from None
+    if (
+        not isinstance(checkpoint, dict)
+        or "hyper_parameters" not in checkpoint
+        or "task" not in checkpoint.get("hyper_parameters", {})
+    ):
         raise CheckpointError(f"{path} is a torch file but not an attnq checkpoint (no task in it)")
     saved = checkpoint.get(CHECKSUM_KEY)  # absent in checkpoints written before checksums
     if saved is not None and saved != tensor_digest(checkpoint):
-        raise CheckpointError(f"{path} is corrupt: its tensors do not match the checksum written with them (damaged on "
-                              "disk or in a copy); fix: copy it again, use the run's other checkpoint, or train the run again")
+        raise CheckpointError(
+            f"{path} is corrupt: its tensors do not match the checksum written with them (damaged on "
+            "disk or in a copy); fix: copy it again, use the run's other checkpoint, or train the run again"
+        )
     return checkpoint
 
 
@@ -125,7 +135,9 @@ def resolve_run(path_text: str) -> RunLocation:
     if path.is_dir():
         checkpoint = path / CHECKPOINT_DIR / LAST_CHECKPOINT
         if not checkpoint.is_file():
-            raise CheckpointError(f"{path} has no {CHECKPOINT_DIR}/{LAST_CHECKPOINT}; is it a run folder written by `attnq train`?")
+            raise CheckpointError(
+                f"{path} has no {CHECKPOINT_DIR}/{LAST_CHECKPOINT}; is it a run folder written by `attnq train`?"
+            )
         return RunLocation(path, checkpoint)
     if path.is_file():
         run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent

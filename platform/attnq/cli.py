@@ -53,9 +53,15 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     report = {"loaded": [], "failed": []}
     for domain in host.registry:
         names = sorted(n for n, (d, _) in tasks.items() if d == domain.name)
-        report["loaded"].append({"domain": domain.name, "plugin": host.registry.owner(domain.name),
-                                 "description": domain.description, "tasks": names,
-                                 "baselines": ["random", *domain.baselines]})
+        report["loaded"].append(
+            {
+                "domain": domain.name,
+                "plugin": host.registry.owner(domain.name),
+                "description": domain.description,
+                "tasks": names,
+                "baselines": ["random", *domain.baselines],
+            }
+        )
     for failure in host.failures:
         report["failed"].append({"plugin": failure.name, "error": failure.error, "fix": failure.install_hint})
     if args.json:
@@ -67,7 +73,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for item in report["failed"]:
         print(f"{item['plugin']:<14} NOT LOADED  {item['error']}\n{'':<14} fix: {item['fix']}")
     if not report["loaded"] and not report["failed"]:
-        print("no attnq plugins found; install one, e.g. pip install \"attnq[highway]\"")
+        print('no attnq plugins found; install one, e.g. pip install "attnq[highway]"')
     return 0
 
 
@@ -87,8 +93,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if task.eval.keep_best and best.is_file():
         print(f"best:       {best} (best mean return on the validation episodes during training)")
     evaluations = f", {result.evaluation_seconds:.0f} s of it in evaluations" if result.evaluation_seconds else ""
-    print(f"trained {result.env_steps} env steps, {result.episodes} episodes in {result.wall_seconds:.0f} s{evaluations} "
-          f"({result.env_steps_per_second:.1f} env steps/s of training)")
+    print(
+        f"trained {result.env_steps} env steps, {result.episodes} episodes in {result.wall_seconds:.0f} s{evaluations} "
+        f"({result.env_steps_per_second:.1f} env steps/s of training)"
+    )
     return 0
 
 
@@ -104,8 +112,10 @@ def _resumed_task(args: argparse.Namespace, host):
     stored = validate_task(read_run_config(run_dir), str(run_dir / CONFIG_FILE))
     named = read_task_file(find_task(args.task, host))
     if isinstance(named, dict) and named.get("name") != stored.name:
-        raise CheckpointError(f"{run_dir} is a run of task {stored.name!r}, not {named.get('name')!r}; "
-                              f"fix: attnq train {stored.name} --resume {run_dir}")
+        raise CheckpointError(
+            f"{run_dir} is a run of task {stored.name!r}, not {named.get('name')!r}; "
+            f"fix: attnq train {stored.name} --resume {run_dir}"
+        )
     return validate_task(apply_overrides(stored.to_dict(), args.set or []), f"{run_dir / CONFIG_FILE} with --set")
 
 
@@ -124,15 +134,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).is_dir():
         from attnq.errors import AttnqError
 
-        raise AttnqError(f"--out {args.out} is a folder; fix: give a file name for the JSON, e.g. {Path(args.out) / 'evaluation.json'}")
+        raise AttnqError(
+            f"--out {args.out} is a folder; fix: give a file name for the JSON, e.g. "
+            f"{Path(args.out) / 'evaluation.json'}"
+        )
     agent = load_agent(args.run, device=args.device)
     episodes = args.episodes or agent.task.eval.episodes
     seed = agent.task.eval.seed if args.seed is None else args.seed
     policy = agent if args.baseline is None else agent.runtime.baseline(args.baseline, seed)
     result = evaluate_policy(agent.runtime, policy, episodes, seed)
     label = f"{agent.task.name} {'agent' if args.baseline is None else 'baseline ' + args.baseline}"
-    _print_metrics_table(f"{label}: {episodes} episodes, seeds {seed}..{seed + episodes - 1}", result.means(), result.stds())
-    payload = {"task": agent.task.name, "checkpoint": str(agent.checkpoint), "policy": args.baseline or "agent", **result.to_dict()}
+    _print_metrics_table(
+        f"{label}: {episodes} episodes, seeds {seed}..{seed + episodes - 1}", result.means(), result.stds()
+    )
+    payload = {
+        "task": agent.task.name,
+        "checkpoint": str(agent.checkpoint),
+        "policy": args.baseline or "agent",
+        **result.to_dict(),
+    }
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(payload, indent=1))
     print(json.dumps({k: payload[k] for k in ("task", "policy", "episodes", "mean", "std")}))
@@ -169,14 +189,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     host = load_plugins()
     task = _task_and_overrides(args, host)
-    plan = ReportPlan(name=f"bench-{task.name}", seeds=tuple(args.seeds), torsos=tuple(args.torsos),
-                      tasks=(ReportTask(task=str(find_task(args.task, host)), overrides=tuple(args.set or ())),))
+    plan = ReportPlan(
+        name=f"bench-{task.name}",
+        seeds=tuple(args.seeds),
+        torsos=tuple(args.torsos),
+        tasks=(ReportTask(task=str(find_task(args.task, host)), overrides=tuple(args.set or ())),),
+    )
     runs_dir = Path(args.runs_dir)
     command = "attnq " + " ".join(sys.argv[1:])
-    [record] = run_plan(plan, runs_dir, _executor(args, host), host, measure_speed=True, baselines=not args.no_baselines,
-                        progress_interval=args.progress_every)
+    [record] = run_plan(
+        plan,
+        runs_dir,
+        _executor(args, host),
+        host,
+        measure_speed=True,
+        baselines=not args.no_baselines,
+        progress_interval=args.progress_every,
+    )
     summary = summarise(record)
-    print(f"\n{command}\n{task.name}: {task.trainer.max_env_steps} env steps per run, evaluation over {task.eval.episodes} episodes\n")
+    print(
+        f"\n{command}\n{task.name}: {task.trainer.max_env_steps} env steps per run, evaluation over "
+        f"{task.eval.episodes} episodes\n"
+    )
     print(results_table(summary, per_seed=True))
     out = Path(args.out or runs_dir / f"bench-{task.name}.json")
     atomic_write_text(out, json.dumps({"command": command, "versions": library_versions(), **summary}, indent=1))
@@ -206,7 +240,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.from_runs:
         records = load_records(runs_dir)
         trained_by = read_training_command(runs_dir)
-        command = f"{trained_by}\n# figures and tables redrawn from the saved runs with:\n{command}" if trained_by else command
+        command = (
+            f"{trained_by}\n# figures and tables redrawn from the saved runs with:\n{command}"
+            if trained_by
+            else command
+        )
     else:
         if not plan.tasks:
             raise AttnqError(f"no task to report on: profile {args.profile!r} has none of {args.tasks}")
@@ -241,30 +279,66 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise AttnqError(f"--runs-dir {out_dir} is a file; fix: give a folder")
     executor = RayExecutor(args.ray_address, args.num_cpus, args.cpus_per_run, args.gpus_per_run)
     command = "attnq " + " ".join(sys.argv[1:])
-    print(f"[tune] {task.name}: {args.samples} trials of {task.trainer.max_env_steps:,} env steps over "
-          f"{', '.join(p.path for p in params)}; validation every {task.eval.every_env_steps:,} env steps", flush=True)
+    print(
+        f"[tune] {task.name}: {args.samples} trials of {task.trainer.max_env_steps:,} env steps over "
+        f"{', '.join(p.path for p in params)}; validation every {task.eval.every_env_steps:,} env steps",
+        flush=True,
+    )
     result = search(task, params, args.samples, out_dir, executor, args.grace_env_steps, args.seed)
     atomic_write_text(out_dir / "trials.json", json.dumps(result, indent=1))
     best = best_trial(result)
     tuned_path = out_dir / f"{task.name}-tuned.yaml"
-    tuned = write_best_task(task.model_copy(update={"name": f"{task.name}-tuned"}), best["point"], tuned_path,
-                            f"best of {args.samples} trials (validation return {best['validation_return']:.4f}): {command}")
-    print(f"[tune] best point {best['point']} (trial {best['trial']}); confirming on seeds {args.confirm_seeds} "
-          "beside the task's own settings", flush=True)
-    plan = ReportPlan(name=f"tune-{task.name}", seeds=tuple(args.confirm_seeds), torsos=(task.model.torso,), tasks=(
-        ReportTask(task=str(_task_path(args, host)), overrides=tuple(args.set or ())), ReportTask(task=str(tuned_path))))
-    records = run_plan(plan, out_dir / "confirm", executor, host, baselines=False, progress_interval=args.progress_every)
+    tuned = write_best_task(
+        task.model_copy(update={"name": f"{task.name}-tuned"}),
+        best["point"],
+        tuned_path,
+        f"best of {args.samples} trials (validation return {best['validation_return']:.4f}): {command}",
+    )
+    print(
+        f"[tune] best point {best['point']} (trial {best['trial']}); confirming on seeds {args.confirm_seeds} "
+        "beside the task's own settings",
+        flush=True,
+    )
+    plan = ReportPlan(
+        name=f"tune-{task.name}",
+        seeds=tuple(args.confirm_seeds),
+        torsos=(task.model.torso,),
+        tasks=(
+            ReportTask(task=str(_task_path(args, host)), overrides=tuple(args.set or ())),
+            ReportTask(task=str(tuned_path)),
+        ),
+    )
+    records = run_plan(
+        plan, out_dir / "confirm", executor, host, baselines=False, progress_interval=args.progress_every
+    )
     tables = [f"### {record.task.name}\n\n{results_table(summarise(record))}" for record in records]
-    page = "\n".join([f"# attnq tune: {task.name}", "", "```", command, "```", "",
-                       f"ASHA over {args.samples} trials of {task.trainer.max_env_steps:,} env steps (grace "
-                       f"{result['grace_env_steps']:,}), ranked on the validation return.", "", trials_table(result), "",
-                       f"## Best point, trained again on seeds {list(args.confirm_seeds)} beside the task as it was", "",
-                       f"Task file: `{tuned_path.name}` ({best['point']}). Final evaluation on the task's fixed episodes.", "",
-                       *tables, ""])
+    page = "\n".join(
+        [
+            f"# attnq tune: {task.name}",
+            "",
+            "```",
+            command,
+            "```",
+            "",
+            f"ASHA over {args.samples} trials of {task.trainer.max_env_steps:,} env steps (grace "
+            f"{result['grace_env_steps']:,}), ranked on the validation return.",
+            "",
+            trials_table(result),
+            "",
+            f"## Best point, trained again on seeds {list(args.confirm_seeds)} beside the task as it was",
+            "",
+            f"Task file: `{tuned_path.name}` ({best['point']}). Final evaluation on the task's fixed episodes.",
+            "",
+            *tables,
+            "",
+        ]
+    )
     atomic_write_text(out_dir / "README.md", page)
     print("\n".join(tables))
-    print(f"\ntrials: {out_dir / 'README.md'}\nbest task file: {tuned_path} (name {tuned.name!r}; "
-          f"`attnq train {tuned_path}` trains it)")
+    print(
+        f"\ntrials: {out_dir / 'README.md'}\nbest task file: {tuned_path} (name {tuned.name!r}; "
+        f"`attnq train {tuned_path}` trains it)"
+    )
     return 0
 
 
@@ -284,14 +358,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     def task_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("task", help="task name (see `attnq plugins`) or path to a task .yaml")
-        p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override task fields, e.g. trainer.max_env_steps=5000 model.layers=1 seed=3")
+        p.add_argument(
+            "--set",
+            nargs="+",
+            metavar="KEY=VALUE",
+            help="override task fields, e.g. trainer.max_env_steps=5000 model.layers=1 seed=3",
+        )
         p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
 
     p = sub.add_parser("train", help="train an agent on a task")
     task_args(p)
-    p.add_argument("--resume", metavar="RUN", help="continue this run folder from its last checkpoint, with the "
-                   "settings it was trained with (--set changes budgets or speed settings)")
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="train here (sets trainer.accelerator; default: the task's)")
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue this run folder from its last checkpoint, with the "
+        "settings it was trained with (--set changes budgets or speed settings)",
+    )
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "gpu"], help="train here (sets trainer.accelerator; default: the task's)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="greedy evaluation of a trained agent on fixed seeds")
@@ -300,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="first episode seed (default: the task's eval.seed)")
     p.add_argument("--baseline", help="evaluate this baseline of the run's domain instead of the agent")
     p.add_argument("--out", help="also write the full result (per episode) as JSON here")
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="evaluate here (default: a GPU when one is visible)")
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "gpu"], help="evaluate here (default: a GPU when one is visible)"
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("explain", help="draw what the attention looked at in one evaluation episode")
@@ -312,17 +399,38 @@ def build_parser() -> argparse.ArgumentParser:
     def executor_args(p: argparse.ArgumentParser, choose: bool = True) -> None:
         g = p.add_argument_group("where runs go (docs/scaling.md)")
         if choose:
-            g.add_argument("--executor", choices=["serial", "ray"], default="serial",
-                           help="serial: one run after another in this process; ray: runs in parallel on Ray (needs attnq[ray])")
-        g.add_argument("--ray-address", metavar="HOST:PORT", help="join this Ray cluster (`ray start --head` prints it); "
-                       "default: start Ray on this machine")
+            g.add_argument(
+                "--executor",
+                choices=["serial", "ray"],
+                default="serial",
+                help="serial: one run after another in this process; ray: runs in parallel on Ray (needs attnq[ray])",
+            )
+        g.add_argument(
+            "--ray-address",
+            metavar="HOST:PORT",
+            help="join this Ray cluster (`ray start --head` prints it); default: start Ray on this machine",
+        )
         g.add_argument("--num-cpus", type=int, metavar="N", help="cores a Ray started here may use (default: all)")
-        g.add_argument("--cpus-per-run", type=float, metavar="N", help="CPUs each run asks Ray for (default: its torch "
-                       "threads plus its env worker processes, at most a node's cores)")
-        g.add_argument("--gpus-per-run", type=float, metavar="F", help="GPUs each run asks Ray for; a fraction shares one "
-                       "(default: 0.25 where the cluster has GPUs, else 0)")
-        g.add_argument("--progress-every", type=float, default=30.0, metavar="S",
-                       help="seconds between progress lines (default: 30; 0: only when a run finishes)")
+        g.add_argument(
+            "--cpus-per-run",
+            type=float,
+            metavar="N",
+            help="CPUs each run asks Ray for (default: its torch "
+            "threads plus its env worker processes, at most a node's cores)",
+        )
+        g.add_argument(
+            "--gpus-per-run",
+            type=float,
+            metavar="F",
+            help="GPUs each run asks Ray for; a fraction shares one (default: 0.25 where the cluster has GPUs, else 0)",
+        )
+        g.add_argument(
+            "--progress-every",
+            type=float,
+            default=30.0,
+            metavar="S",
+            help="seconds between progress lines (default: 30; 0: only when a run finishes)",
+        )
 
     p = sub.add_parser("bench", help="train + evaluate one task over seeds and print speed and quality per seed")
     task_args(p)
@@ -337,27 +445,50 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="search a task's settings on Ray Tune (ASHA), confirm the best point on seeds")
     task_args(p)
     p.set_defaults(runs_dir=None)
-    p.add_argument("--param", action="append", metavar="FIELD=SPEC",
-                   help="a searched field: uniform:LOW:HIGH, loguniform:LOW:HIGH, randint:LOW:HIGH or A,B,C (repeatable)")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="FIELD=SPEC",
+        help="a searched field: uniform:LOW:HIGH, loguniform:LOW:HIGH, randint:LOW:HIGH or A,B,C (repeatable)",
+    )
     p.add_argument("--samples", type=int, default=8, help="trials (default: 8)")
-    p.add_argument("--grace-env-steps", type=int, metavar="N", help="env steps every trial gets before it may be stopped "
-                   "(default: a quarter of the budget)")
-    p.add_argument("--confirm-seeds", type=int, nargs="+", default=[1, 2, 3],
-                   help="seeds on which the best point and the task as it is are trained again (default: 1 2 3)")
+    p.add_argument(
+        "--grace-env-steps",
+        type=int,
+        metavar="N",
+        help="env steps every trial gets before it may be stopped (default: a quarter of the budget)",
+    )
+    p.add_argument(
+        "--confirm-seeds",
+        type=int,
+        nargs="+",
+        default=[1, 2, 3],
+        help="seeds on which the best point and the task as it is are trained again (default: 1 2 3)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the search's sampling (default: 0)")
     executor_args(p, choose=False)
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("report", help="train (or collect) runs over tasks x torsos x seeds and write a comparative report")
-    p.add_argument("--profile", choices=["quick", "full"], default="quick",
-                   help="quick: every domain, 2 seeds, small budgets (~15 min on 2 CPU cores); full: task budgets, 3 seeds")
+    p = sub.add_parser(
+        "report", help="train (or collect) runs over tasks x torsos x seeds and write a comparative report"
+    )
+    p.add_argument(
+        "--profile",
+        choices=["quick", "full"],
+        default="quick",
+        help="quick: every domain, 2 seeds, small budgets (~15 min on 2 CPU cores); full: task budgets, 3 seeds",
+    )
     p.add_argument("--name", help="report name (default: the profile's); output goes to docs/reports/NAME")
     p.add_argument("--tasks", nargs="+", help="only these tasks (names or .yaml paths)")
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--torsos", nargs="+", choices=["transformer", "mlp"])
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="overrides applied to every task")
-    p.add_argument("--runs-dir", help="where the report's runs go (default: runs/reports/NAME); finished steps are reused")
-    p.add_argument("--from", dest="from_runs", metavar="RUNS_DIR", help="redraw from saved runs only: no training, no evaluation")
+    p.add_argument(
+        "--runs-dir", help="where the report's runs go (default: runs/reports/NAME); finished steps are reused"
+    )
+    p.add_argument(
+        "--from", dest="from_runs", metavar="RUNS_DIR", help="redraw from saved runs only: no training, no evaluation"
+    )
     p.add_argument("--out", help="report folder (default: docs/reports/NAME)")
     executor_args(p)
     p.set_defaults(func=cmd_report)

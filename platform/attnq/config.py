@@ -43,7 +43,9 @@ class Section(BaseModel):
 
 class EnvConfig(Section):
     id: str = field(LEARNS, description="gymnasium env id, e.g. highway-fast-v0")
-    kwargs: dict[str, Any] = field(LEARNS, default_factory=dict, description="passed to gymnasium.make (highway-env: {config: {...}})")
+    kwargs: dict[str, Any] = field(
+        LEARNS, default_factory=dict, description="passed to gymnasium.make (highway-env: {config: {...}})"
+    )
     num_envs: int = field(LEARNS, 2, ge=1, description="parallel environments stepped as one vector env")
     vectorization: Literal["async", "sync"] = field(LEARNS, "async", description="async = one worker process per env")
 
@@ -55,15 +57,21 @@ class ModelConfig(Section):
     heads: int = field(LEARNS, 4, ge=1)
     feedforward_dim: int = field(LEARNS, 128, ge=1)
     dropout: float = field(LEARNS, 0.0, ge=0.0, lt=1.0)
-    pool: Literal["cls", "query_token"] = field(LEARNS, "query_token", description="cls = learned [CLS]; query_token = the encoder's query token (ego)")
-    head: Literal["dueling", "per_token"] = field(LEARNS, "dueling", description="per_token = one Q-value per action token "
-                                                  "(the MLP torso, which has no token outputs, uses dueling)")
+    pool: Literal["cls", "query_token"] = field(
+        LEARNS, "query_token", description="cls = learned [CLS]; query_token = the encoder's query token (ego)"
+    )
+    head: Literal["dueling", "per_token"] = field(
+        LEARNS,
+        "dueling",
+        description="per_token = one Q-value per action token "
+        "(the MLP torso, which has no token outputs, uses dueling)",
+    )
     mlp_hidden: tuple[int, ...] = field(LEARNS, (256, 256))
     # default: the torso's output width (d_model for the Transformer)
     head_hidden: int | None = field(LEARNS, None, ge=1, description="hidden width of the dueling head's two streams")
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> "ModelConfig":
+    def _heads_divide_width(self) -> ModelConfig:
         if self.torso == "transformer" and self.d_model % self.heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
         return self
@@ -78,10 +86,12 @@ class ReplayConfig(Section):
     n_step: int = field(LEARNS, 1, ge=1)
 
     @model_validator(mode="after")
-    def _batch_fits_the_buffer(self) -> "ReplayConfig":
+    def _batch_fits_the_buffer(self) -> ReplayConfig:
         if self.batch_size > self.capacity:
-            raise ValueError(f"batch_size ({self.batch_size}) is larger than capacity ({self.capacity}): "
-                             "lower batch_size or raise capacity")
+            raise ValueError(
+                f"batch_size ({self.batch_size}) is larger than capacity ({self.capacity}): "
+                "lower batch_size or raise capacity"
+            )
         return self
 
 
@@ -89,20 +99,28 @@ class LearnerConfig(Section):
     gamma: float = field(LEARNS, 0.8, ge=0.0, le=1.0)
     lr: float = field(LEARNS, 5e-4, gt=0.0)
     # smaller steps late in training average out noisy TD targets
-    lr_end: float | None = field(LEARNS, None, gt=0.0, description="anneal lr linearly to this over the run; None = constant")
+    lr_end: float | None = field(
+        LEARNS, None, gt=0.0, description="anneal lr linearly to this over the run; None = constant"
+    )
     double_dqn: bool = field(LEARNS, True)
     # Baird 1999; Bellemare et al. 2016: the target loses alpha * (V(s) - Q(s, a)), so the gap between the
     # best action and the others grows by 1 / (1 - alpha) and noisy estimates rank actions right more often
-    advantage_learning: float = field(LEARNS, 0.0, ge=0.0, lt=1.0,
-                                      description="alpha of advantage learning; 0 = plain DQN; single actions only")
+    advantage_learning: float = field(
+        LEARNS, 0.0, ge=0.0, lt=1.0, description="alpha of advantage learning; 0 = plain DQN; single actions only"
+    )
     huber_delta: float = field(LEARNS, 1.0, gt=0.0)
     max_grad_norm: float = field(LEARNS, 10.0, gt=0.0)
     target_update: Literal["hard", "polyak"] = field(LEARNS, "hard")
     target_update_interval: int = field(LEARNS, 50, ge=1, description="env steps between hard target syncs")
     tau: float = field(LEARNS, 0.005, gt=0.0, le=1.0, description="Polyak rate per update")
     # weight averaging damps the noise of late updates; the online network still acts while training
-    weight_average_decay: float | None = field(LEARNS, None, gt=0.0, lt=1.0, description="evaluate, select and export "
-                                               "a moving average of the weights (this decay per update); None = off")
+    weight_average_decay: float | None = field(
+        LEARNS,
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="evaluate, select and export a moving average of the weights (this decay per update); None = off",
+    )
     learning_starts: int = field(LEARNS, 200, ge=0, description="env steps of random actions before learning")
     vector_steps_per_update: int = field(LEARNS, 1, ge=1, description="vector-env steps collected per gradient update")
 
@@ -110,7 +128,9 @@ class LearnerConfig(Section):
 class ExplorationConfig(Section):
     epsilon_start: float = field(LEARNS, 1.0, ge=0.0, le=1.0)
     epsilon_end: float = field(LEARNS, 0.05, ge=0.0, le=1.0)
-    decay_fraction: float = field(LEARNS, 0.5, gt=0.0, le=1.0, description="fraction of max_env_steps over which epsilon decays")
+    decay_fraction: float = field(
+        LEARNS, 0.5, gt=0.0, le=1.0, description="fraction of max_env_steps over which epsilon decays"
+    )
 
 
 class TrainerConfig(Section):
@@ -118,7 +138,9 @@ class TrainerConfig(Section):
     checkpoint_every_env_steps: int = field(SPEED, 2_000, ge=1)
     log_every_updates: int = field(SPEED, 20, ge=1)
     tensorboard: bool = field(SPEED, False)
-    accelerator: Literal["auto", "cpu", "gpu"] = field(SPEED, "auto", description="auto = a GPU when one is visible, else the CPU")
+    accelerator: Literal["auto", "cpu", "gpu"] = field(
+        SPEED, "auto", description="auto = a GPU when one is visible, else the CPU"
+    )
     progress_bar: bool = field(SPEED, True)
     torch_threads: int = field(SPEED, 1, ge=0, description="0 = torch default; 1 leaves the other cores to env workers")
     # 20-45 s of compiling at the first update, then 27-41 % less time per update for the sepsis network
@@ -132,14 +154,23 @@ class EvalConfig(Section):
     every_env_steps: int = field(LEARNS, 0, ge=0, description="0 = no evaluation during training")
     episodes_during_training: int = field(LEARNS, 5, ge=1)
     # kept apart from `seed`, so that picking the best checkpoint never sees the final episodes
-    seed_during_training: int = field(LEARNS, 1_000_000, ge=0, description="first seed of the evaluations during training")
-    keep_best: bool = field(LEARNS, False, description="keep the best checkpoint of the evaluations during training "
-                            "as checkpoints/best.ckpt (needs every_env_steps > 0)")
-    env_kwargs: dict[str, Any] = field(LEARNS, default_factory=dict, description="merged over env.kwargs for evaluation envs only (a corpus's test part, denser traffic)")
-
+    seed_during_training: int = field(
+        LEARNS, 1_000_000, ge=0, description="first seed of the evaluations during training"
+    )
+    keep_best: bool = field(
+        LEARNS,
+        False,
+        description="keep the best checkpoint of the evaluations during training "
+        "as checkpoints/best.ckpt (needs every_env_steps > 0)",
+    )
+    env_kwargs: dict[str, Any] = field(
+        LEARNS,
+        default_factory=dict,
+        description="merged over env.kwargs for evaluation envs only (a corpus's test part, denser traffic)",
+    )
 
     @model_validator(mode="after")
-    def _best_needs_evaluations(self) -> "EvalConfig":
+    def _best_needs_evaluations(self) -> EvalConfig:
         if self.keep_best and not self.every_env_steps:
             raise ValueError("keep_best needs evaluations during training: set eval.every_env_steps > 0")
         return self
@@ -154,7 +185,9 @@ class Anchor(Section):
 
 
 class TaskConfig(Section):
-    name: str = field(LEARNS, pattern=TASK_NAME_PATTERN, description="names the run folders: letters, digits, '.', '-', '_'")
+    name: str = field(
+        LEARNS, pattern=TASK_NAME_PATTERN, description="names the run folders: letters, digits, '.', '-', '_'"
+    )
     domain: str = field(LEARNS)
     description: str = field(DESCRIBES, "")
     seed: int = field(LEARNS, 0, ge=0, le=MAX_SEED, description="seeds torch, numpy and the envs")
@@ -232,7 +265,9 @@ def _section_model(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseMode
     return model
 
 
-def format_validation_error(source: str, error: ValidationError, root: type[BaseModel] = TaskConfig, prefix: str = "") -> str:
+def format_validation_error(
+    source: str, error: ValidationError, root: type[BaseModel] = TaskConfig, prefix: str = ""
+) -> str:
     """One line per problem: the field's dotted path, what is wrong, what was given, how to fix it."""
     lines = [f"{source}: invalid task configuration"]
     for item in error.errors():
@@ -256,8 +291,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         return path, yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         problem = str(exc).splitlines()[0]
-        raise TaskFileError(f"override {text!r}: the value is not valid YAML ({problem}); fix: quote it, "
-                            f"e.g. {key.strip()}='\"...\"'") from None
+        raise TaskFileError(
+            f"override {text!r}: the value is not valid YAML ({problem}); fix: quote it, e.g. {key.strip()}='\"...\"'"
+        ) from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -286,11 +322,15 @@ def validate_task(data: Any, source: str) -> TaskConfig:
 
 def read_task_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise TaskFileError(f"task file {path} does not exist; give a path to a .yaml file or a task name (`attnq plugins` lists them)")
+        raise TaskFileError(
+            f"task file {path} does not exist; give a path to a .yaml file or a task name (`attnq plugins` lists them)"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise TaskFileError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); fix: save the task file as UTF-8") from None
+        raise TaskFileError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); fix: save the task file as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         raise TaskFileError(f"{path}: not valid YAML: {exc}") from None
     return data

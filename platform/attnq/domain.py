@@ -17,9 +17,10 @@ Shape suffixes used throughout attnq: ``B`` batch, ``T`` tokens, ``D`` model wid
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -81,7 +82,7 @@ class RewardAdapter(Protocol):
         """The reward the learner sees for one step."""
         ...
 
-    def new_episode(self) -> "EpisodeMetrics":
+    def new_episode(self) -> EpisodeMetrics:
         """A fresh accumulator for one episode."""
         ...
 
@@ -145,7 +146,9 @@ class DomainSpec:
     extra: str | None = None
     exact_return: Callable[[DomainContext, Policy], float] | None = None
     action_names: Callable[[DomainContext], Sequence[str]] | None = None
-    make_vector_env: Callable[[str, Mapping[str, Any], BaseModel, int, gym.vector.AutoresetMode], gym.vector.VectorEnv] | None = None
+    make_vector_env: (
+        Callable[[str, Mapping[str, Any], BaseModel, int, gym.vector.AutoresetMode], gym.vector.VectorEnv] | None
+    ) = None
 
 
 class SumRewardAdapter:
@@ -156,7 +159,7 @@ class SumRewardAdapter:
     def training_reward(self, env_reward: float, info: Mapping[str, Any]) -> float:
         return float(env_reward)
 
-    def new_episode(self) -> "ReturnAndLength":
+    def new_episode(self) -> ReturnAndLength:
         return ReturnAndLength()
 
 

@@ -39,8 +39,10 @@ class RunInterrupted(Exception):
 
         self.run_dir, self.signum, self.env_steps, self.max_env_steps = run_dir, signum, env_steps, max_env_steps
         self.signal_name = signal.Signals(signum).name
-        super().__init__(f"{self.signal_name}: stopped {run_dir} at {env_steps:,} of {max_env_steps:,} env steps "
-                         "(checkpoint written)")
+        super().__init__(
+            f"{self.signal_name}: stopped {run_dir} at {env_steps:,} of {max_env_steps:,} env steps "
+            "(checkpoint written)"
+        )
 
     def __reduce__(self):  # rebuilt from its fields when it crosses from a Ray worker to the driver
         return type(self), (self.run_dir, self.signum, self.env_steps, self.max_env_steps)

@@ -29,11 +29,18 @@ class EvaluationResult:
         return {name: float(np.std([e[name] for e in self.episodes])) for name in self.metric_names()}
 
     def to_dict(self) -> dict:
-        return {"episodes": len(self.episodes), "seeds": [self.seeds[0], self.seeds[-1]] if self.seeds else [],
-                "mean": self.means(), "std": self.stds(), "per_episode": self.episodes}
+        return {
+            "episodes": len(self.episodes),
+            "seeds": [self.seeds[0], self.seeds[-1]] if self.seeds else [],
+            "mean": self.means(),
+            "std": self.stds(),
+            "per_episode": self.episodes,
+        }
 
 
-def policy_metrics(runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, exact: bool = True) -> tuple[EvaluationResult, dict[str, float]]:
+def policy_metrics(
+    runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, exact: bool = True
+) -> tuple[EvaluationResult, dict[str, float]]:
     """Evaluate ``policy`` and return its result and metric means; with ``exact`` (a deterministic
     policy on a domain with a known model) the means gain the exact expected return."""
     evaluation = evaluate_policy(runtime, policy, episodes, seed)
@@ -43,7 +50,9 @@ def policy_metrics(runtime: TaskRuntime, policy: Policy, episodes: int, seed: in
     return evaluation, metrics
 
 
-def evaluate_policy(runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, num_envs: int | None = None) -> EvaluationResult:
+def evaluate_policy(
+    runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, num_envs: int | None = None
+) -> EvaluationResult:
     """Run ``episodes`` episodes of ``policy`` on fixed seeds; parallel over the task's workers."""
     num_envs = max(1, min(num_envs or runtime.task.env.num_envs, episodes))
     vector_env = runtime.make_vector_env(num_envs, autoreset="disabled", evaluation=True)

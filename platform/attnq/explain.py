@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from attnq.agent import TrainedAgent
-from attnq.config import TaskConfig
 from attnq.checkpoints import atomic_write_bytes, atomic_write_text
+from attnq.config import TaskConfig
 
 TOP_K = 3
 SCENE_FILE = "attention-scene.png"
@@ -41,7 +41,9 @@ class AttentionStep:
         return [(self.labels[i], self.weights[i]) for i in order]
 
 
-def record_episode(agent: TrainedAgent, seed: int, max_steps: int = 1000) -> tuple[list[AttentionStep], dict[str, float]]:
+def record_episode(
+    agent: TrainedAgent, seed: int, max_steps: int = 1000
+) -> tuple[list[AttentionStep], dict[str, float]]:
     env = agent.runtime.make_env(evaluation=True)
     action_names = agent.runtime.action_names()
     metrics = agent.runtime.reward_adapter().new_episode()
@@ -58,9 +60,16 @@ def record_episode(agent: TrainedAgent, seed: int, max_steps: int = 1000) -> tup
             if has_cls:
                 labels = ["[CLS]", *labels]
                 positions = None if positions is None else [None, *positions]
-            steps.append(AttentionStep(t, slate if len(slate) > 1 else slate[0], " + ".join(action_names[a] for a in slate),
-                                       labels, [float(w) for w in weights],
-                                       None if positions is None else [None if p is None else [float(v) for v in p] for p in positions]))
+            steps.append(
+                AttentionStep(
+                    t,
+                    slate if len(slate) > 1 else slate[0],
+                    " + ".join(action_names[a] for a in slate),
+                    labels,
+                    [float(w) for w in weights],
+                    None if positions is None else [None if p is None else [float(v) for v in p] for p in positions],
+                )
+            )
             observation, reward, terminated, truncated, info = env.step(action)
             metrics.add_step(float(reward), info)
             if terminated or truncated:
@@ -102,11 +111,23 @@ def plot_scene(steps: list[AttentionStep], title: str, path: Path, panels: int =
     chosen = [steps[i] for i in np.unique(np.linspace(0, len(steps) - 1, min(panels, len(steps))).astype(int))]
     fig, axes = plt.subplots(len(chosen), 1, figsize=(10, 1.9 * len(chosen) + 0.6), squeeze=False)
     for ax, step in zip(axes[:, 0], chosen):
-        placed = [(p, w, label) for p, w, label in zip(step.positions or [], step.weights, step.labels) if p is not None]
+        placed = [
+            (p, w, label) for p, w, label in zip(step.positions or [], step.weights, step.labels) if p is not None
+        ]
         xs, ys = [p[0] for p, _, _ in placed], [p[1] for p, _, _ in placed]
         weights = np.array([w for _, w, _ in placed])
-        ax.scatter(xs, ys, c=weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-6),
-                   s=80 + 900 * weights, marker="s", edgecolors="black", linewidths=0.5)
+        ax.scatter(
+            xs,
+            ys,
+            c=weights,
+            cmap="viridis",
+            vmin=0.0,
+            vmax=max(float(weights.max()), 1e-6),
+            s=80 + 900 * weights,
+            marker="s",
+            edgecolors="black",
+            linewidths=0.5,
+        )
         for (x, y), w, label in ((p, w, label) for p, w, label in placed):
             ax.annotate(f"{label.split(':')[0]} {w:.2f}", (x, y), fontsize=6, xytext=(4, 6), textcoords="offset points")
         ax.set_title(f"decision {step.step}: {step.action_name}", fontsize=8, loc="left")
@@ -132,7 +153,11 @@ def png_bytes(fig) -> bytes:
 def attending_token(task: TaskConfig) -> str:
     """Whose attention row is drawn: the pooled query, or for per-token Q-values the token of the
     first action chosen (it is that token's output that scored it)."""
-    return "the first recommended item" if task.model.head == "per_token" and task.model.torso == "transformer" else "the query"
+    return (
+        "the first recommended item"
+        if task.model.head == "per_token" and task.model.torso == "transformer"
+        else "the query"
+    )
 
 
 def explain(agent: TrainedAgent, out_dir: Path, seed: int | None = None) -> tuple[Path, Path, dict[str, float]]:
@@ -140,11 +165,18 @@ def explain(agent: TrainedAgent, out_dir: Path, seed: int | None = None) -> tupl
     steps, summary = record_episode(agent, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / "attention.json", out_dir / "attention.png"
-    payload = {"task": agent.task.name, "checkpoint": str(agent.checkpoint), "seed": seed, "episode": summary,
-               "steps": [s.__dict__ for s in steps]}
+    payload = {
+        "task": agent.task.name,
+        "checkpoint": str(agent.checkpoint),
+        "seed": seed,
+        "episode": summary,
+        "steps": [s.__dict__ for s in steps],
+    }
     atomic_write_text(json_path, json.dumps(payload, indent=1))
     metric_text = ", ".join(f"{k}={v:.2f}" for k, v in summary.items())
     plot_attention(steps, f"{agent.task.name} seed {seed}: {metric_text}", png_path, attending_token(agent.task))
     if steps and steps[0].positions is not None:
-        plot_scene(steps, f"{agent.task.name} seed {seed}: attention of the query token in the scene", out_dir / SCENE_FILE)
+        plot_scene(
+            steps, f"{agent.task.name} seed {seed}: attention of the query token in the scene", out_dir / SCENE_FILE
+        )
     return png_path, json_path, summary

@@ -26,7 +26,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def attnq_register_domains(registry: "DomainRegistry") -> None:
+def attnq_register_domains(registry: DomainRegistry) -> None:
     """Register this plugin's domains by calling ``registry.add(DomainSpec(...))``.
 
     Called once per plugin when attnq loads its plugins (every plugin is called; the return value

@@ -8,9 +8,9 @@ to import is recorded with its error and the install command that fixes it; the 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Iterable
 
 import pluggy
 
@@ -45,7 +45,9 @@ class DomainRegistry:
             return self._domains[name]
         except KeyError:
             known = ", ".join(sorted(self._domains)) or "none"
-            raise PluginError(f"unknown domain {name!r}; loaded domains: {known}. Run `attnq plugins` to see why a plugin is missing") from None
+            raise PluginError(
+                f"unknown domain {name!r}; loaded domains: {known}. Run `attnq plugins` to see why a plugin is missing"
+            ) from None
 
     def owner(self, name: str) -> str:
         return self._owners[name]
@@ -80,8 +82,10 @@ def check_domain_spec(domain: object, plugin: str) -> None:
         return MalformedDomain(f"plugin {plugin!r}: DomainSpec.{field_name} {problem}; fix: {fix}")
 
     if not isinstance(domain, DomainSpec):
-        raise MalformedDomain(f"plugin {plugin!r} registered {domain!r} ({type(domain).__name__}); "
-                              "fix: call registry.add(DomainSpec(...)) with attnq.DomainSpec")
+        raise MalformedDomain(
+            f"plugin {plugin!r} registered {domain!r} ({type(domain).__name__}); "
+            "fix: call registry.add(DomainSpec(...)) with attnq.DomainSpec"
+        )
     if not isinstance(domain.name, str) or not domain.name.strip():
         raise refuse("name", f"is {domain.name!r}", "give the domain a non-empty name")
     for name in _CALLABLE_FIELDS:
@@ -91,12 +95,20 @@ def check_domain_spec(domain: object, plugin: str) -> None:
         value = getattr(domain, name)
         if value is not None and not callable(value):
             raise refuse(name, f"is {value!r}, not a function", "pass a function or leave it out")
-    if not isinstance(domain.baselines, Mapping) or not all(isinstance(k, str) and callable(v) for k, v in domain.baselines.items()):
-        raise refuse("baselines", f"is {domain.baselines!r}", "give a dict of name -> factory(context, seed), or leave it out")
-    if not isinstance(domain.task_dirs, (tuple, list)) or not all(isinstance(d, (str, os.PathLike)) for d in domain.task_dirs):
+    if not isinstance(domain.baselines, Mapping) or not all(
+        isinstance(k, str) and callable(v) for k, v in domain.baselines.items()
+    ):
+        raise refuse(
+            "baselines", f"is {domain.baselines!r}", "give a dict of name -> factory(context, seed), or leave it out"
+        )
+    if not isinstance(domain.task_dirs, (tuple, list)) or not all(
+        isinstance(d, (str, os.PathLike)) for d in domain.task_dirs
+    ):
         raise refuse("task_dirs", f"is {domain.task_dirs!r}", "give a tuple of folders (Path objects), or leave it out")
     if not (isinstance(domain.options_model, type) and issubclass(domain.options_model, BaseModel)):
-        raise refuse("options_model", f"is {domain.options_model!r}", "give a pydantic BaseModel class, or leave it out")
+        raise refuse(
+            "options_model", f"is {domain.options_model!r}", "give a pydantic BaseModel class, or leave it out"
+        )
 
 
 @dataclass(frozen=True)
@@ -151,7 +163,9 @@ def load_plugins(
             try:
                 candidates.append((entry_point.name, entry_point.load()))
             except Exception as exc:  # a broken plugin must not take the others down
-                host.failures.append(PluginFailure(entry_point.name, f"{type(exc).__name__}: {exc}", _install_hint(entry_point)))
+                host.failures.append(
+                    PluginFailure(entry_point.name, f"{type(exc).__name__}: {exc}", _install_hint(entry_point))
+                )
     candidates.extend((n, p) for n, p in extra_plugins if n not in disabled)
     for name, plugin in candidates:
         if pm.has_plugin(name):
@@ -159,7 +173,9 @@ def load_plugins(
         try:
             pm.register(plugin, name=name)
         except Exception as exc:  # pluggy rejects malformed hook implementations here
-            host.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}", "fix the plugin's hook implementations"))
+            host.failures.append(
+                PluginFailure(name, f"{type(exc).__name__}: {exc}", "fix the plugin's hook implementations")
+            )
     _drop_malformed_plugins(pm, host)
     # Called plugin by plugin (not as one hook call) so that one failing plugin is isolated.
     for impl in pm.hook.attnq_register_domains.get_hookimpls():  # in registration order
@@ -175,7 +191,13 @@ def load_plugins(
             raise  # two plugins claiming one domain name: loud, naming both
         except Exception as exc:
             host.registry.remove_plugin(name)
-            host.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}", "the plugin raised while registering; report it to its authors"))
+            host.failures.append(
+                PluginFailure(
+                    name,
+                    f"{type(exc).__name__}: {exc}",
+                    "the plugin raised while registering; report it to its authors",
+                )
+            )
     return host
 
 
@@ -194,6 +216,10 @@ def _drop_malformed_plugins(pm: pluggy.PluginManager, host: PluginHost) -> None:
     for name, plugin in list(pm.list_name_plugin()):
         if plugin is not None and not pm.get_hookcallers(plugin):
             pm.unregister(plugin)
-            host.failures.append(PluginFailure(name, "the plugin implements no attnq hook",
-                                               "decorate its attnq_register_domains function with @attnq.hookimpl"))
-
+            host.failures.append(
+                PluginFailure(
+                    name,
+                    "the plugin implements no attnq hook",
+                    "decorate its attnq_register_domains function with @attnq.hookimpl",
+                )
+            )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -48,12 +49,18 @@ class TaskRuntime:
     def make_env(self, evaluation: bool = False) -> gym.Env:
         return self.env_factory(evaluation)()
 
-    def make_vector_env(self, num_envs: int | None = None, autoreset: str = "same_step", evaluation: bool = False) -> gym.vector.VectorEnv:
+    def make_vector_env(
+        self, num_envs: int | None = None, autoreset: str = "same_step", evaluation: bool = False
+    ) -> gym.vector.VectorEnv:
         """``same_step`` for training (final obs in info); ``disabled`` for fixed-seed evaluation."""
         count = num_envs or self.task.env.num_envs
-        mode = {"same_step": gym.vector.AutoresetMode.SAME_STEP, "disabled": gym.vector.AutoresetMode.DISABLED}[autoreset]
+        mode = {"same_step": gym.vector.AutoresetMode.SAME_STEP, "disabled": gym.vector.AutoresetMode.DISABLED}[
+            autoreset
+        ]
         if self.domain.make_vector_env is not None:
-            kwargs = merge_kwargs(self.task.env.kwargs, self.task.eval.env_kwargs) if evaluation else self.task.env.kwargs
+            kwargs = (
+                merge_kwargs(self.task.env.kwargs, self.task.eval.env_kwargs) if evaluation else self.task.env.kwargs
+            )
             return self.domain.make_vector_env(self.task.env.id, kwargs, self.context.options, count, mode)
         factories = [self.env_factory(evaluation)] * count
         if self.task.env.vectorization == "async" and count > 1:
@@ -80,7 +87,9 @@ class TaskRuntime:
         if name == "random":
             return RandomPolicy(self.num_actions, seed, self.slate_size)
         if name not in self.domain.baselines:
-            raise PluginError(f"domain {self.domain.name!r} has no baseline {name!r}; available: {', '.join(self.baseline_names())}")
+            raise PluginError(
+                f"domain {self.domain.name!r} has no baseline {name!r}; available: {', '.join(self.baseline_names())}"
+            )
         return self.domain.baselines[name](self.context, seed)
 
 
@@ -101,23 +110,33 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
     try:
         options = domain.options_model.model_validate(task.domain_options)
     except ValidationError as exc:
-        raise TaskFileError(format_validation_error(f"task {task.name!r}", exc, domain.options_model, "domain_options.")) from None
+        raise TaskFileError(
+            format_validation_error(f"task {task.name!r}", exc, domain.options_model, "domain_options.")
+        ) from None
     try:
         probe_env = domain.make_env(task.env.id, task.env.kwargs, options)
     except gym.error.Error as exc:
-        raise TaskFileError(f"task {task.name!r}: field 'env.id' = {task.env.id!r} could not be made: {exc}; fix: use an env id the {domain.name!r} domain supports") from None
+        raise TaskFileError(
+            f"task {task.name!r}: field 'env.id' = {task.env.id!r} could not be made: {exc}; fix: use an "
+            f"env id the {domain.name!r} domain supports"
+        ) from None
     num_actions, slate_size = action_space_shape(domain, task.env.id, probe_env.action_space)
     if slate_size > 1 and task.learner.advantage_learning:
         probe_env.close()
-        raise TaskFileError(f"task {task.name!r}: field 'learner.advantage_learning' = {task.learner.advantage_learning} "
-                            f"needs single actions, but {task.env.id!r} acts with slates of {slate_size}; "
-                            "fix: set learner.advantage_learning=0")
+        raise TaskFileError(
+            f"task {task.name!r}: field 'learner.advantage_learning' = {task.learner.advantage_learning} "
+            f"needs single actions, but {task.env.id!r} acts with slates of {slate_size}; "
+            "fix: set learner.advantage_learning=0"
+        )
     if task.eval.env_kwargs:
         try:
             domain.make_env(task.env.id, merge_kwargs(task.env.kwargs, task.eval.env_kwargs), options).close()
         except (gym.error.Error, TypeError, ValueError) as exc:
-            raise TaskFileError(f"task {task.name!r}: field 'eval.env_kwargs' = {task.eval.env_kwargs!r} gives an env that cannot be made "
-                                f"({exc}); fix: use keys the {domain.name!r} environment accepts") from None
+            raise TaskFileError(
+                f"task {task.name!r}: field 'eval.env_kwargs' = {task.eval.env_kwargs!r} gives an env that "
+                "cannot be made "
+                f"({exc}); fix: use keys the {domain.name!r} environment accepts"
+            ) from None
     observation_shape = tuple(probe_env.observation_space.shape or ())
     context = DomainContext(options=options, env_id=task.env.id, env_kwargs=task.env.kwargs, probe_env=probe_env)
     runtime = TaskRuntime(task, domain, context, num_actions, observation_shape, slate_size)
@@ -126,15 +145,18 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
 
 
 def action_space_shape(domain: DomainSpec, env_id: str, space: gym.Space) -> tuple[int, int]:
-    """``(num_actions, slate_size)``: ``Discrete(n)`` is ``(n, 1)``; ``MultiDiscrete([n] * k)`` is a slate ``(n, k)``."""
+    """``(num_actions, slate_size)``: ``Discrete(n)`` is ``(n, 1)``;
+    ``MultiDiscrete([n] * k)`` is a slate ``(n, k)``."""
     if isinstance(space, gym.spaces.Discrete):
         return int(space.n), 1
     if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1 and len(set(space.nvec.tolist())) == 1:
         num_actions, slate_size = int(space.nvec[0]), len(space.nvec)
         if slate_size <= num_actions:
             return num_actions, slate_size
-    raise PluginError(f"domain {domain.name!r} env {env_id!r} has action space {space}; attnq needs Discrete(n) "
-                      "or a slate MultiDiscrete([n] * k) with k <= n")
+    raise PluginError(
+        f"domain {domain.name!r} env {env_id!r} has action space {space}; attnq needs Discrete(n) "
+        "or a slate MultiDiscrete([n] * k) with k <= n"
+    )
 
 
 def _check_encoder_accepts(runtime: TaskRuntime, probe_env: gym.Env) -> None:
@@ -151,7 +173,10 @@ def _check_encoder_accepts(runtime: TaskRuntime, probe_env: gym.Env) -> None:
             "fix: the observation settings in env.kwargs must match what the encoder expects"
         ) from None
     if tokens.embeddings_BTD.shape[1:] != (encoder.num_tokens, runtime.task.model.d_model):
-        raise PluginError(f"{runtime.domain.name!r} encoder returned tokens {tuple(tokens.embeddings_BTD.shape)}, expected [B, {encoder.num_tokens}, {runtime.task.model.d_model}]")
+        raise PluginError(
+            f"{runtime.domain.name!r} encoder returned tokens {tuple(tokens.embeddings_BTD.shape)}, "
+            f"expected [B, {encoder.num_tokens}, {runtime.task.model.d_model}]"
+        )
 
 
 def split_vector_info(infos: Mapping[str, Any], index: int) -> dict[str, Any]:

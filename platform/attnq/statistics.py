@@ -7,8 +7,8 @@ seeds. The bootstrap is seeded, so a report regenerated from the same runs print
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -42,8 +42,13 @@ class Estimate:
         return {"point": self.point, "low": self.low, "high": self.high, "n": self.n}
 
 
-def bootstrap_interval(values: Sequence[float], statistic: Statistic = interquartile_mean, confidence: float = 0.95,
-                       resamples: int = 2000, seed: int = 0) -> Estimate:
+def bootstrap_interval(
+    values: Sequence[float],
+    statistic: Statistic = interquartile_mean,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Estimate:
     """Percentile bootstrap: resample the runs with replacement, take the statistic's quantiles."""
     array = np.asarray(values, dtype=float)
     if array.size == 0:

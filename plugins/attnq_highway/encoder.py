@@ -33,15 +33,23 @@ class KinematicsLayout:
     lane_changes: bool
 
     @classmethod
-    def from_env(cls, env) -> "KinematicsLayout":
+    def from_env(cls, env) -> KinematicsLayout:
         observation_type = env.unwrapped.observation_type
         features = tuple(observation_type.features)
         if not features or features[0] != "presence":
-            raise ValueError(f"the highway encoder needs 'presence' as the first Kinematics feature, got {list(features)}")
+            raise ValueError(
+                f"the highway encoder needs 'presence' as the first Kinematics feature, got {list(features)}"
+            )
         ranges = {k: (float(v[0]), float(v[1])) for k, v in (observation_type.features_range or {}).items()}
         actions = getattr(env.unwrapped.action_type, "actions_indexes", {})
-        return cls(features, ranges, bool(observation_type.normalize), bool(observation_type.absolute),
-                   int(observation_type.vehicles_count), lane_changes="LANE_LEFT" in actions)
+        return cls(
+            features,
+            ranges,
+            bool(observation_type.normalize),
+            bool(observation_type.absolute),
+            int(observation_type.vehicles_count),
+            lane_changes="LANE_LEFT" in actions,
+        )
 
     def relative_positions(self, observation: np.ndarray) -> list[tuple[int, float, float] | None]:
         """Per non-ego slot: (slot, dx, dy) in metres relative to ego, or None when the slot is empty."""
@@ -71,14 +79,21 @@ class KinematicsEncoder(StateEncoder):
         super().__init__(d_model)
         self.layout = layout
         self.num_tokens = layout.vehicles
-        self.vehicle_embedding = nn.Sequential(nn.Linear(len(layout.features) - 1, d_model), nn.ReLU(), nn.Linear(d_model, d_model))
+        self.vehicle_embedding = nn.Sequential(
+            nn.Linear(len(layout.features) - 1, d_model), nn.ReLU(), nn.Linear(d_model, d_model)
+        )
         self.type_embedding = nn.Embedding(2, d_model)  # 0 = ego, 1 = other vehicle
         self.register_buffer("type_ids", torch.tensor([0] + [1] * (layout.vehicles - 1)), persistent=False)
 
     def forward(self, observations_BX: torch.Tensor) -> Tokens:
-        if observations_BX.dim() != 3 or tuple(observations_BX.shape[1:]) != (self.num_tokens, len(self.layout.features)):
-            raise ValueError(f"expected Kinematics observations [B, {self.num_tokens}, {len(self.layout.features)}], "
-                             f"got {list(observations_BX.shape)}")
+        if observations_BX.dim() != 3 or tuple(observations_BX.shape[1:]) != (
+            self.num_tokens,
+            len(self.layout.features),
+        ):
+            raise ValueError(
+                f"expected Kinematics observations [B, {self.num_tokens}, {len(self.layout.features)}], "
+                f"got {list(observations_BX.shape)}"
+            )
         presence_BT = observations_BX[..., 0] > 0.5
         presence_BT[:, 0] = True  # the ego vehicle is always there
         embeddings_BTD = self.vehicle_embedding(observations_BX[..., 1:]) + self.type_embedding(self.type_ids)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 from pydantic import BaseModel
@@ -21,8 +22,10 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: BaseModel) -> 
 
 def make_encoder(context: DomainContext, d_model: int) -> KinematicsEncoder:
     if context.probe_env.unwrapped.config["observation"].get("type") != "Kinematics":
-        raise ValueError(f"the highway encoder reads Kinematics observations; env.kwargs asks for "
-                         f"{context.probe_env.unwrapped.config['observation'].get('type')!r}")
+        raise ValueError(
+            f"the highway encoder reads Kinematics observations; env.kwargs asks for "
+            f"{context.probe_env.unwrapped.config['observation'].get('type')!r}"
+        )
     return KinematicsEncoder(KinematicsLayout.from_env(context.probe_env), d_model)
 
 
@@ -40,13 +43,15 @@ def action_names(context: DomainContext) -> list[str]:
 
 @hookimpl
 def attnq_register_domains(registry) -> None:
-    registry.add(DomainSpec(
-        name="highway",
-        description="Driving with highway-env: one token per observed vehicle, the ego vehicle first",
-        make_env=make_env,
-        make_encoder=make_encoder,
-        make_reward_adapter=make_reward_adapter,
-        baselines={"idle": IdlePolicy, "gap_keeper": GapKeeperPolicy},
-        extra="highway",
-        action_names=action_names,
-    ))
+    registry.add(
+        DomainSpec(
+            name="highway",
+            description="Driving with highway-env: one token per observed vehicle, the ego vehicle first",
+            make_env=make_env,
+            make_encoder=make_encoder,
+            make_reward_adapter=make_reward_adapter,
+            baselines={"idle": IdlePolicy, "gap_keeper": GapKeeperPolicy},
+            extra="highway",
+            action_names=action_names,
+        )
+    )

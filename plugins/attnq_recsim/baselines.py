@@ -43,14 +43,21 @@ class CollabFilteringPolicy:
     """RecSim NG's ``CollabFilteringRecommender`` after the library's own training loop, choosing
     slates as it does inside the library (sampled from its scores by its own slate sampler)."""
 
-    def __init__(self, options: EcosystemOptions, user_steps: int, num_users: int, learning_rate: float, seed: int) -> None:
+    def __init__(
+        self, options: EcosystemOptions, user_steps: int, num_users: int, learning_rate: float, seed: int
+    ) -> None:
         from attnq_recsim.simulation import EcosystemConfig, TrainedCollabFiltering  # imports TensorFlow
 
         self.layout = TokenLayout.of(options)
         self.num_users = num_users
-        config = EcosystemConfig(num_users=num_users, num_topics=options.num_topics, num_docs=options.num_docs,
-                                 slate_size=options.slate_size, history_length=options.history_length,
-                                 corpus_seed=options.corpus_seed)
+        config = EcosystemConfig(
+            num_users=num_users,
+            num_topics=options.num_topics,
+            num_docs=options.num_docs,
+            slate_size=options.slate_size,
+            history_length=options.history_length,
+            corpus_seed=options.corpus_seed,
+        )
         self.recommender = TrainedCollabFiltering(config, user_steps, options.horizon, learning_rate, seed)
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -32,8 +32,13 @@ class Workaround:
     probe: str  # Python source that prints "needed" when the unpatched stack still breaks
 
     def still_needed(self) -> bool:
-        result = subprocess.run([sys.executable, "-c", textwrap.dedent(self.probe)], capture_output=True, text=True,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(self.probe)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            timeout=300,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"probe for {self.name!r} crashed:\n{result.stderr[-2000:]}")
         return result.stdout.strip().endswith("needed")
@@ -95,7 +100,8 @@ def _gym_box_accepts_tensor_shapes() -> None:
 
 WORKAROUNDS: tuple[Workaround, ...] = (
     Workaround(
-        "tf-keras", "TensorFlow Probability 0.25 imports tf_keras (Keras 2); TF 2.16+ ships Keras 3",
+        "tf-keras",
+        "TensorFlow Probability 0.25 imports tf_keras (Keras 2); TF 2.16+ ships Keras 3",
         _use_legacy_keras,
         """
         import sys
@@ -109,16 +115,20 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         """,
     ),
     Workaround(
-        "numpy-Inf", "recsim_ng uses np.Inf, removed in NumPy 2.0", _numpy_inf_alias,
+        "numpy-Inf",
+        "recsim_ng uses np.Inf, removed in NumPy 2.0",
+        _numpy_inf_alias,
         """
         import numpy as np
         import recsim_ng, pathlib
-        uses = any("np.Inf" in p.read_text() for p in pathlib.Path(recsim_ng.__file__).parent.rglob("*.py") if not p.name.endswith("_test.py"))
+        sources = [p for p in pathlib.Path(recsim_ng.__file__).parent.rglob("*.py") if not p.name.endswith("_test.py")]
+        uses = any("np.Inf" in p.read_text() for p in sources)
         print("needed" if uses and "Inf" not in np.__dict__ and not hasattr(np, "Inf") else "not needed")
         """,
     ),
     Workaround(
-        "scipy-dirichlet_multinomial-rvs", "edward2 0.0.2 wraps every scipy.stats rvs; dirichlet_multinomial has none",
+        "scipy-dirichlet_multinomial-rvs",
+        "edward2 0.0.2 wraps every scipy.stats rvs; dirichlet_multinomial has none",
         _dirichlet_multinomial_rvs,
         """
         import scipy.stats
@@ -126,7 +136,8 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         """,
     ),
     Workaround(
-        "gym-box-tensor-shapes", "gym >= 0.26 rejects the TensorFlow scalars recsim_ng passes as Box shapes",
+        "gym-box-tensor-shapes",
+        "gym >= 0.26 rejects the TensorFlow scalars recsim_ng passes as Box shapes",
         _gym_box_accepts_tensor_shapes,
         """
         import os

@@ -20,7 +20,9 @@ CANDIDATE_SEGMENT, HISTORY_SEGMENT = 0, 1
 
 
 class SlateEncoder(StateEncoder):
-    def __init__(self, layout: TokenLayout, doc_is_trashy: np.ndarray, d_model: int, document_identity: bool = True) -> None:
+    def __init__(
+        self, layout: TokenLayout, doc_is_trashy: np.ndarray, d_model: int, document_identity: bool = True
+    ) -> None:
         super().__init__(d_model)
         self.layout = layout
         self.num_tokens = layout.num_rows
@@ -34,8 +36,11 @@ class SlateEncoder(StateEncoder):
     def forward(self, observations_BX: torch.Tensor) -> Tokens:
         layout = self.layout
         if observations_BX.dim() != 3 or tuple(observations_BX.shape[1:]) != (layout.num_rows, layout.num_columns):
-            raise ValueError(f"expected RecSim observations [B, {layout.num_rows}, {layout.num_columns}], got {list(observations_BX.shape)}")
-        numeric_BTC = observations_BX[..., layout.FEATURES:layout.doc_index]
+            raise ValueError(
+                f"expected RecSim observations [B, {layout.num_rows}, {layout.num_columns}], got "
+                f"{list(observations_BX.shape)}"
+            )
+        numeric_BTC = observations_BX[..., layout.FEATURES : layout.doc_index]
         doc_BT = observations_BX[..., layout.doc_index].long().clamp(0, layout.num_docs - 1)
         segment_BT = observations_BX[..., layout.IS_HISTORY].long()
         embeddings_BTD = self.numeric(numeric_BTC) + self.segment(segment_BT)
@@ -53,5 +58,7 @@ class SlateEncoder(StateEncoder):
                 labels.append(f"seen -{age}: (none)")
                 continue
             doc = int(row[layout.doc_index])
-            labels.append(f"seen -{age}: doc {doc} {'T' if self.doc_is_trashy[doc] else 'N'}, {row[layout.consumed_time]:.2f}")
+            labels.append(
+                f"seen -{age}: doc {doc} {'T' if self.doc_is_trashy[doc] else 'N'}, {row[layout.consumed_time]:.2f}"
+            )
         return labels

@@ -27,7 +27,9 @@ NO_DOC = -1
 
 
 class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
-    def __init__(self, options: EcosystemOptions, num_envs: int, autoreset_mode: AutoresetMode = AutoresetMode.SAME_STEP) -> None:
+    def __init__(
+        self, options: EcosystemOptions, num_envs: int, autoreset_mode: AutoresetMode = AutoresetMode.SAME_STEP
+    ) -> None:
         from attnq_recsim.simulation import EcosystemConfig, InterestEvolutionEcosystem  # imports TensorFlow
 
         if autoreset_mode not in (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED):
@@ -35,11 +37,20 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         self.options = options
         self.num_envs = num_envs
         self.layout = TokenLayout.of(options)
-        self.ecosystem = InterestEvolutionEcosystem(EcosystemConfig(
-            num_users=num_envs, num_topics=options.num_topics, num_docs=options.num_docs,
-            slate_size=options.slate_size, history_length=options.history_length, corpus_seed=options.corpus_seed))
+        self.ecosystem = InterestEvolutionEcosystem(
+            EcosystemConfig(
+                num_users=num_envs,
+                num_topics=options.num_topics,
+                num_docs=options.num_docs,
+                slate_size=options.slate_size,
+                history_length=options.history_length,
+                corpus_seed=options.corpus_seed,
+            )
+        )
         self.metadata = {"autoreset_mode": autoreset_mode}
-        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (self.layout.num_rows, self.layout.num_columns), np.float32)
+        self.single_observation_space = gym.spaces.Box(
+            -np.inf, np.inf, (self.layout.num_rows, self.layout.num_columns), np.float32
+        )
         self.single_action_space = gym.spaces.MultiDiscrete([options.num_docs] * options.slate_size)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -101,7 +112,9 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         slates = np.asarray(actions, dtype=np.int64).reshape(self.num_envs, -1)
         k, n = self.options.slate_size, self.options.num_docs
         if slates.shape[1] != k or slates.min() < 0 or slates.max() >= n:
-            raise ValueError(f"{ENV_ID}: each action must be {k} corpus indices in [0, {n}); got shape {np.shape(actions)}")
+            raise ValueError(
+                f"{ENV_ID}: each action must be {k} corpus indices in [0, {n}); got shape {np.shape(actions)}"
+            )
         if k > 1 and (np.sort(slates, axis=1)[:, 1:] == np.sort(slates, axis=1)[:, :-1]).any():
             raise ValueError(f"{ENV_ID}: a slate must not repeat a document")
         return slates
@@ -122,7 +135,7 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
     def _candidate_rows(self) -> np.ndarray:
         layout, rows = self.layout, np.zeros((self.options.num_docs, self.layout.num_columns), dtype=np.float32)
         rows[:, layout.PRESENT] = 1.0
-        rows[:, layout.FEATURES:layout.quality] = self.doc_features
+        rows[:, layout.FEATURES : layout.quality] = self.doc_features
         if self.options.observe_quality:
             rows[:, layout.quality] = self.doc_quality
         rows[:, layout.doc_index] = np.arange(self.options.num_docs)
@@ -137,7 +150,7 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         docs = np.maximum(self.history_docs, 0)
         history[..., layout.PRESENT] = present
         history[..., layout.IS_HISTORY] = 1.0
-        history[..., layout.FEATURES:layout.quality] = self.doc_features[docs] * present[..., None]
+        history[..., layout.FEATURES : layout.quality] = self.doc_features[docs] * present[..., None]
         if self.options.observe_quality:
             history[..., layout.quality] = self.doc_quality[docs] * present
         history[..., layout.consumed_time] = self.history_time
@@ -168,4 +181,10 @@ class SingleUserEnv(gym.Env):
 
     def step(self, action):
         observations, rewards, terminated, truncated, info = self.vector_env.step(np.asarray(action)[None])
-        return observations[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {k: v[0] for k, v in info.items()}
+        return (
+            observations[0],
+            float(rewards[0]),
+            bool(terminated[0]),
+            bool(truncated[0]),
+            {k: v[0] for k, v in info.items()},
+        )

@@ -12,10 +12,16 @@ class CollabFilteringOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_steps: int = Field(100_000, ge=1, description="simulated user-steps of training; set it to trainer.max_env_steps "
-                                                       "so the library's peer gets the agent's budget")
+    user_steps: int = Field(
+        100_000,
+        ge=1,
+        description="simulated user-steps of training; set it to trainer.max_env_steps "
+        "so the library's peer gets the agent's budget",
+    )
     num_users: int = Field(100, ge=1, description="users simulated per training step (the library's global batch)")
-    learning_rate: float = Field(1e-3, gt=0, description="SGD step size (the library's demo uses 1e-4 with 100x the steps)")
+    learning_rate: float = Field(
+        1e-3, gt=0, description="SGD step size (the library's demo uses 1e-4 with 100x the steps)"
+    )
 
 
 class EcosystemOptions(BaseModel):
@@ -29,10 +35,16 @@ class EcosystemOptions(BaseModel):
     history_length: int = Field(15, ge=1, description="consumed documents the agent sees (the recommender's history)")
     horizon: int = Field(100, ge=1, description="slates per user episode")
     corpus_seed: int = Field(0, ge=0, description="seed of the frozen corpus, shared by training and evaluation")
-    observe_quality: bool = Field(False, description="show each document's quality to the agent (RecSim's users see it; "
-                                                     "the recommender normally infers it from consumed time)")
-    document_identity: bool = Field(True, description="give each document a learned identity embedding; without it a "
-                                                       "document is known only by its features (and the history)")
+    observe_quality: bool = Field(
+        False,
+        description="show each document's quality to the agent (RecSim's users see it; "
+        "the recommender normally infers it from consumed time)",
+    )
+    document_identity: bool = Field(
+        True,
+        description="give each document a learned identity embedding; without it a "
+        "document is known only by its features (and the history)",
+    )
     collab_filtering: CollabFilteringOptions = Field(default_factory=CollabFilteringOptions)
 
     @property
@@ -58,7 +70,7 @@ class TokenLayout:
     FEATURES = 2
 
     @classmethod
-    def of(cls, options: EcosystemOptions) -> "TokenLayout":
+    def of(cls, options: EcosystemOptions) -> TokenLayout:
         return cls(options.num_docs, options.num_topics, options.history_length)
 
     @property

@@ -7,7 +7,8 @@ collaborative-filtering baseline is built, so ``import attnq`` never pulls Tenso
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
@@ -27,7 +28,9 @@ def _check(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     if env_id != ENV_ID:
         raise gym.error.Error(f"the recsim domain builds {ENV_ID!r} only")
     if env_kwargs:
-        raise gym.error.Error(f"{ENV_ID} takes no env.kwargs (got {sorted(env_kwargs)}); its settings live in domain_options")
+        raise gym.error.Error(
+            f"{ENV_ID} takes no env.kwargs (got {sorted(env_kwargs)}); its settings live in domain_options"
+        )
 
 
 def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: EcosystemOptions) -> gym.Env:
@@ -35,15 +38,18 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: EcosystemOptio
     return SingleUserEnv(options)
 
 
-def make_vector_env(env_id: str, env_kwargs: Mapping[str, Any], options: EcosystemOptions, num_envs: int,
-                    autoreset_mode: AutoresetMode) -> gym.vector.VectorEnv:
+def make_vector_env(
+    env_id: str, env_kwargs: Mapping[str, Any], options: EcosystemOptions, num_envs: int, autoreset_mode: AutoresetMode
+) -> gym.vector.VectorEnv:
     _check(env_id, env_kwargs)
     return InterestEvolutionVectorEnv(options, num_envs, autoreset_mode)
 
 
 def make_encoder(context: DomainContext, d_model: int) -> SlateEncoder:
     probe = context.probe_env.unwrapped
-    return SlateEncoder(TokenLayout.of(context.options), probe.vector_env.doc_is_trashy, d_model, context.options.document_identity)
+    return SlateEncoder(
+        TokenLayout.of(context.options), probe.vector_env.doc_is_trashy, d_model, context.options.document_identity
+    )
 
 
 def make_reward_adapter(context: DomainContext) -> ConsumedTimeRewardAdapter:
@@ -66,15 +72,17 @@ def action_names(context: DomainContext) -> list[str]:
 
 @hookimpl
 def attnq_register_domains(registry) -> None:
-    registry.add(DomainSpec(
-        name="recsim",
-        description="Recommend slates to RecSim NG interest-evolution users (consumed time as reward)",
-        make_env=make_env,
-        make_vector_env=make_vector_env,
-        make_encoder=make_encoder,
-        make_reward_adapter=make_reward_adapter,
-        baselines={"observed_affinity": observed_affinity, "recsim_collab_filtering": recsim_collab_filtering},
-        options_model=EcosystemOptions,
-        extra="recsim",
-        action_names=action_names,
-    ))
+    registry.add(
+        DomainSpec(
+            name="recsim",
+            description="Recommend slates to RecSim NG interest-evolution users (consumed time as reward)",
+            make_env=make_env,
+            make_vector_env=make_vector_env,
+            make_encoder=make_encoder,
+            make_reward_adapter=make_reward_adapter,
+            baselines={"observed_affinity": observed_affinity, "recsim_collab_filtering": recsim_collab_filtering},
+            options_model=EcosystemOptions,
+            extra="recsim",
+            action_names=action_names,
+        )
+    )

@@ -48,8 +48,13 @@ class EcosystemConfig:
     corpus_seed: int = 0
 
     def as_recsim_config(self) -> dict[str, int]:
-        return {"num_users": self.num_users, "num_topics": self.num_topics, "num_docs": self.num_docs,
-                "slate_size": self.slate_size, "history_length": self.history_length}
+        return {
+            "num_users": self.num_users,
+            "num_topics": self.num_topics,
+            "num_docs": self.num_docs,
+            "slate_size": self.slate_size,
+            "history_length": self.history_length,
+        }
 
 
 def frozen_corpus(config: EcosystemConfig) -> value_lib.Value:
@@ -172,25 +177,37 @@ class TrainedCollabFiltering:
         tf.random.set_seed(seed)
         simulation_variables, trainable = entity_lib.story_with_trainable_variables(
             lambda: recommendation_simulation.recs_story(
-                recsim_config, user_lib.InterestEvolutionUser, lambda c: corpus_lib.StaticCorpus(c, corpus_state),
-                make_recommender, metrics_lib.ConsumedTimeAsRewardMetrics))
+                recsim_config,
+                user_lib.InterestEvolutionUser,
+                lambda c: corpus_lib.StaticCorpus(c, corpus_state),
+                make_recommender,
+                metrics_lib.ConsumedTimeAsRewardMetrics,
+            )
+        )
         self.recommender = recommenders[-1]
         # One training step simulates every user for a whole horizon (the library's demo optimises
         # cumulative_reward the same way, with 1,000 users x 100 steps x 100 training steps).
         self.training_steps = max(1, -(-user_steps // (config.num_users * horizon)))
         self.user_steps = self.training_steps * config.num_users * horizon
         interest_evolution_simulation.run_simulation(
-            num_training_steps=self.training_steps, horizon=horizon, global_batch=config.num_users,
-            learning_rate=learning_rate, simulation_variables=simulation_variables,
-            trainable_variables=trainable["Recommender"], metric_to_optimize="cumulative_reward")
+            num_training_steps=self.training_steps,
+            horizon=horizon,
+            global_batch=config.num_users,
+            learning_rate=learning_rate,
+            simulation_variables=simulation_variables,
+            trainable_variables=trainable["Recommender"],
+            metric_to_optimize="cumulative_reward",
+        )
         tf.random.set_seed(seed)  # its slate sampler draws from TensorFlow's global stream
 
     def slates(self, doc_id_history: np.ndarray, consumed_time_history: np.ndarray) -> np.ndarray:
         """Slates ``[num_users, slate_size]`` of corpus indices for histories of library doc ids
         (corpus index + 1; 0 = nothing) and consumed times, oldest first."""
-        state = value_lib.Value(**{
-            "doc_history.state": tf.constant(doc_id_history, tf.int32),
-            "ctime_history.state": tf.constant(consumed_time_history, tf.float32),
-        })
+        state = value_lib.Value(
+            **{
+                "doc_history.state": tf.constant(doc_id_history, tf.int32),
+                "ctime_history.state": tf.constant(consumed_time_history, tf.float32),
+            }
+        )
         slate = self.recommender.slate_docs(state, value_lib.Value(), self.available_docs)
         return tf.convert_to_tensor(slate.get("doc_ranks")).numpy().astype(np.int64)

@@ -27,7 +27,9 @@ class ClinicalFeatureEncoder(StateEncoder):
 
     def forward(self, observations_BX: torch.Tensor) -> Tokens:
         if observations_BX.dim() != 2 or observations_BX.shape[1] != OBSERVATION_SIZE:
-            raise ValueError(f"expected ICU-Sepsis observations [B, {OBSERVATION_SIZE}], got {list(observations_BX.shape)}")
+            raise ValueError(
+                f"expected ICU-Sepsis observations [B, {OBSERVATION_SIZE}], got {list(observations_BX.shape)}"
+            )
         values_BT1 = observations_BX[:, :NUM_FEATURES].unsqueeze(-1)
         embeddings_BTD = self.feature_bias + values_BT1 * self.feature_weight
         mask_BT = torch.ones(values_BT1.shape[:2], dtype=torch.bool, device=observations_BX.device)

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.wrappers import TimeLimit
-import numpy as np
 from pydantic import BaseModel
 
 from attnq import DomainContext, DomainSpec, hookimpl
 from attnq_sepsis.baselines import ClinicianPolicy, OptimalPolicy
 from attnq_sepsis.encoder import ClinicalFeatureEncoder
-from attnq_sepsis.environment import DOSE_LEVELS, NUM_ACTIONS, ClinicalObservation, import_icu_sepsis, observations_for_states
+from attnq_sepsis.environment import (
+    DOSE_LEVELS,
+    NUM_ACTIONS,
+    ClinicalObservation,
+    import_icu_sepsis,
+    observations_for_states,
+)
 from attnq_sepsis.reward import SurvivalRewardAdapter
 from attnq_sepsis.value_iteration import SepsisMDP
 
@@ -70,14 +77,16 @@ def action_names(context: DomainContext) -> list[str]:
 
 @hookimpl
 def attnq_register_domains(registry) -> None:
-    registry.add(DomainSpec(
-        name="sepsis",
-        description="ICU sepsis treatment (ICU-Sepsis, from MIMIC-III): one token per clinical feature",
-        make_env=make_env,
-        make_encoder=make_encoder,
-        make_reward_adapter=make_reward_adapter,
-        baselines={"clinician": ClinicianPolicy, "optimal": OptimalPolicy},
-        extra="sepsis",
-        exact_return=exact_return,
-        action_names=action_names,
-    ))
+    registry.add(
+        DomainSpec(
+            name="sepsis",
+            description="ICU sepsis treatment (ICU-Sepsis, from MIMIC-III): one token per clinical feature",
+            make_env=make_env,
+            make_encoder=make_encoder,
+            make_reward_adapter=make_reward_adapter,
+            baselines={"clinician": ClinicianPolicy, "optimal": OptimalPolicy},
+            extra="sepsis",
+            exact_return=exact_return,
+            action_names=action_names,
+        )
+    )

@@ -22,7 +22,7 @@ class SepsisMDP:
     terminal_S: np.ndarray
 
     @classmethod
-    def from_env(cls, env) -> "SepsisMDP":
+    def from_env(cls, env) -> SepsisMDP:
         dynamics = env.unwrapped.dynamics
         transitions, rewards = dynamics["tx_mat"], dynamics["r_mat"]
         admissible = np.zeros(transitions.shape[:2], dtype=bool)
@@ -47,12 +47,16 @@ class SepsisMDP:
         q_SA = self.expected_reward_SA + gamma * self.transitions_SAS @ values_S
         return np.where(self.admissible_SA, q_SA, -np.inf) if admissible_only else q_SA
 
-    def optimal(self, gamma: float = 1.0, admissible_only: bool = False, tolerance: float = 1e-10) -> tuple[float, np.ndarray]:
+    def optimal(
+        self, gamma: float = 1.0, admissible_only: bool = False, tolerance: float = 1e-10
+    ) -> tuple[float, np.ndarray]:
         """(expected return from the initial distribution, greedy optimal action per state)."""
         values_S = self._fixed_point(lambda v: self._q_values(v, gamma, admissible_only).max(axis=1), tolerance)
         return float(self.initial_S @ values_S), self._q_values(values_S, gamma, admissible_only).argmax(axis=1)
 
-    def optimal_q_values(self, gamma: float = 1.0, admissible_only: bool = True, tolerance: float = 1e-10) -> np.ndarray:
+    def optimal_q_values(
+        self, gamma: float = 1.0, admissible_only: bool = True, tolerance: float = 1e-10
+    ) -> np.ndarray:
         """Q*(s, a) for every state and action (-inf for inadmissible ones with ``admissible_only``)."""
         values_S = self._fixed_point(lambda v: self._q_values(v, gamma, admissible_only).max(axis=1), tolerance)
         return self._q_values(values_S, gamma, admissible_only)

@@ -10,10 +10,11 @@ Words are separated by whitespace. A bad line is an error naming the file and li
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from attnq.errors import TaskFileError
 
@@ -36,7 +37,7 @@ class Pair:
 def _parse_scan_line(line: str) -> tuple[str, str] | str:
     if not line.startswith("IN:") or " OUT:" not in line:
         return "expected 'IN: <source words> OUT: <target words>'"
-    source, target = line[len("IN:"):].split(" OUT:", 1)
+    source, target = line[len("IN:") :].split(" OUT:", 1)
     return source, target
 
 
@@ -55,7 +56,9 @@ def _detect_format(lines: list[str]) -> Literal["scan", "tsv"]:
 def load_pairs(path: Path, file_format: FileFormat = "auto") -> list[Pair]:
     """Read a parallel corpus file; blank lines are skipped, any other bad line is an error."""
     if not path.is_file():
-        raise CorpusError(f"corpus file {path} does not exist; fix: give the path of a SCAN ('IN: ... OUT: ...') or TSV file")
+        raise CorpusError(
+            f"corpus file {path} does not exist; fix: give the path of a SCAN ('IN: ... OUT: ...') or TSV file"
+        )
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
@@ -73,7 +76,9 @@ def load_pairs(path: Path, file_format: FileFormat = "auto") -> list[Pair]:
         source, target = parsed[0].split(), parsed[1].split()
         if not source or not target:
             side = "source" if not source else "target"
-            raise CorpusError(f"{path}, line {number}: the {side} side is empty; fix: every pair needs words on both sides")
+            raise CorpusError(
+                f"{path}, line {number}: the {side} side is empty; fix: every pair needs words on both sides"
+            )
         if EOS in target:
             raise CorpusError(f"{path}, line {number}: the target contains the reserved word {EOS!r}; fix: rename it")
         pairs.append(Pair(tuple(source), tuple(target)))
@@ -94,7 +99,7 @@ class Vocabulary:
     target_words: tuple[str, ...]
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[Pair]) -> "Vocabulary":
+    def from_pairs(cls, pairs: Iterable[Pair]) -> Vocabulary:
         source: dict[str, None] = {}
         target: dict[str, None] = {}
         for pair in pairs:
@@ -133,7 +138,7 @@ class ParallelCorpus:
     vocabulary: Vocabulary
 
     @classmethod
-    def from_parts(cls, train: Iterable[Pair], test: Iterable[Pair]) -> "ParallelCorpus":
+    def from_parts(cls, train: Iterable[Pair], test: Iterable[Pair]) -> ParallelCorpus:
         train, test = tuple(train), tuple(test)
         return cls(train, test, Vocabulary.from_pairs(train + test))
 

@@ -42,23 +42,36 @@ class SentenceEncoder(StateEncoder):
         if observations_BX.dim() != 2 or observations_BX.shape[1] != expected:
             raise ValueError(f"expected text-as-action observations [B, {expected}], got {list(observations_BX.shape)}")
         ids_BX = observations_BX.long()
-        source_BS, prefix_BL = ids_BX[:, :self.source_length], ids_BX[:, self.source_length:]
+        source_BS, prefix_BL = ids_BX[:, : self.source_length], ids_BX[:, self.source_length :]
         device = observations_BX.device
         source_positions = torch.arange(self.source_length, device=device)
         target_positions = torch.arange(self.output_length, device=device)
-        source_BSD = self.source_word(source_BS) + self.source_position(source_positions) + self.segment.weight[SOURCE_SEGMENT]
-        prefix_BLD = self.target_word(prefix_BL) + self.target_position(target_positions) + self.segment.weight[TARGET_SEGMENT]
+        source_BSD = (
+            self.source_word(source_BS) + self.source_position(source_positions) + self.segment.weight[SOURCE_SEGMENT]
+        )
+        prefix_BLD = (
+            self.target_word(prefix_BL) + self.target_position(target_positions) + self.segment.weight[TARGET_SEGMENT]
+        )
         written_B = (prefix_BL != PAD_ID).sum(dim=1)
-        query_B1D = (self.write_query + self.target_position(written_B) + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
+        query_B1D = (self.write_query + self.target_position(written_B) + self.segment.weight[QUERY_SEGMENT]).unsqueeze(
+            1
+        )
         embeddings_BTD = torch.cat([query_B1D, source_BSD, prefix_BLD], dim=1)
-        mask_BT = torch.cat([written_B.new_ones(len(ids_BX), 1, dtype=torch.bool), source_BS != PAD_ID, prefix_BL != PAD_ID], dim=1)
+        mask_BT = torch.cat(
+            [written_B.new_ones(len(ids_BX), 1, dtype=torch.bool), source_BS != PAD_ID, prefix_BL != PAD_ID], dim=1
+        )
         return Tokens(embeddings_BTD, mask_BT, query_index=0)
 
     def token_labels(self, observation: np.ndarray) -> list[str]:
         ids = np.asarray(observation).astype(np.int64)
-        source, prefix = ids[:self.source_length], ids[self.source_length:]
+        source, prefix = ids[: self.source_length], ids[self.source_length :]
         written = int((prefix != PAD_ID).sum())
         labels = [f"write #{written + 1}"]
-        labels += [f"{k + 1}:{self.vocabulary.source_words[i - 1]}" if i != PAD_ID else "(pad)" for k, i in enumerate(source)]
-        labels += [f"out {k + 1}: {self.vocabulary.target_words[i - 1]}" if i != PAD_ID else "(pad)" for k, i in enumerate(prefix)]
+        labels += [
+            f"{k + 1}:{self.vocabulary.source_words[i - 1]}" if i != PAD_ID else "(pad)" for k, i in enumerate(source)
+        ]
+        labels += [
+            f"out {k + 1}: {self.vocabulary.target_words[i - 1]}" if i != PAD_ID else "(pad)"
+            for k, i in enumerate(prefix)
+        ]
         return labels

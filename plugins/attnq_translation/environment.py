@@ -37,8 +37,10 @@ class SentenceScorer:
     def scores(self, output: list[str], reference: list[str]) -> dict[str, float]:
         hypothesis, references = " ".join(output), [" ".join(reference)]
         # sacrebleu scores 0-100 and can round just past 100 on a perfect match
-        return {"bleu": min(self.bleu.sentence_score(hypothesis, references).score / 100.0, 1.0),
-                "chrf": min(self.chrf.sentence_score(hypothesis, references).score / 100.0, 1.0)}
+        return {
+            "bleu": min(self.bleu.sentence_score(hypothesis, references).score / 100.0, 1.0),
+            "chrf": min(self.chrf.sentence_score(hypothesis, references).score / 100.0, 1.0),
+        }
 
 
 class TextAsActionEnv(gym.Env):
@@ -55,7 +57,9 @@ class TextAsActionEnv(gym.Env):
         self.references = [vocabulary.actions_for(p.target) for p in self.pairs]
         self.action_space = gym.spaces.Discrete(vocabulary.num_actions)
         high = max(len(vocabulary.source_words), len(vocabulary.target_words))
-        self.observation_space = gym.spaces.Box(0.0, float(high), shape=(self.source_length + self.output_length,), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(
+            0.0, float(high), shape=(self.source_length + self.output_length,), dtype=np.float32
+        )
         self.scorer = SentenceScorer()
         self._next_test_pair = 0
         self._pair = 0
@@ -72,7 +76,7 @@ class TextAsActionEnv(gym.Env):
         self._output = []
         self._observation[:] = PAD_ID
         source = self.source_ids[self._pair]
-        self._observation[:len(source)] = source
+        self._observation[: len(source)] = source
         return self._observation.copy(), {"pair_index": self._pair}
 
     def step(self, action):
@@ -98,7 +102,11 @@ class TextAsActionEnv(gym.Env):
         words = self.corpus.vocabulary.target_words
         output_words = [words[a - 1] for a in self._output]
         reference_words = [words[a - 1] for a in reference]
-        aligned = sum(1 for o, r in zip(self._output, reference) if o == r) + float(ended and len(self._output) == len(reference))
-        return {"exact_match": float(ended and self._output == reference),
-                "token_accuracy": aligned / (len(reference) + 1),
-                **self.scorer.scores(output_words, reference_words)}
+        aligned = sum(1 for o, r in zip(self._output, reference) if o == r) + float(
+            ended and len(self._output) == len(reference)
+        )
+        return {
+            "exact_match": float(ended and self._output == reference),
+            "token_accuracy": aligned / (len(reference) + 1),
+            **self.scorer.scores(output_words, reference_words),
+        }

@@ -18,7 +18,8 @@ class TranslationOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     corpus: Literal["scan-simple", "scan-length", "files"] = Field(
-        "scan-simple", description="SCAN generated in code (simple or length split), or your own files")
+        "scan-simple", description="SCAN generated in code (simple or length split), or your own files"
+    )
     split_seed: int = Field(0, ge=0, description="seed of the simple split's random 80/20 cut")
     train_file: Path | None = Field(None, description="corpus: files - training pairs (SCAN 'IN: .. OUT: ..' or TSV)")
     test_file: Path | None = Field(None, description="corpus: files - held-out pairs for evaluation")
@@ -28,7 +29,7 @@ class TranslationOptions(BaseModel):
     sentence_reward_weight: float = Field(1.0, ge=0.0)
 
     @model_validator(mode="after")
-    def _files_given_for_files_corpus(self) -> "TranslationOptions":
+    def _files_given_for_files_corpus(self) -> TranslationOptions:
         if self.corpus == "files" and (self.train_file is None or self.test_file is None):
             raise ValueError("corpus 'files' needs both train_file and test_file")
         if self.corpus != "files" and (self.train_file or self.test_file):
@@ -45,5 +46,6 @@ def build_corpus(options: TranslationOptions) -> ParallelCorpus:
         return ParallelCorpus.from_parts(*scan.simple_split(options.split_seed))
     if options.corpus == "scan-length":
         return ParallelCorpus.from_parts(*scan.length_split())
-    return ParallelCorpus.from_parts(load_pairs(options.train_file, options.file_format),
-                                     load_pairs(options.test_file, options.file_format))
+    return ParallelCorpus.from_parts(
+        load_pairs(options.train_file, options.file_format), load_pairs(options.test_file, options.file_format)
+    )

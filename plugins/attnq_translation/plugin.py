@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 
@@ -46,13 +47,15 @@ def action_names(context: DomainContext) -> list[str]:
 
 @hookimpl
 def attnq_register_domains(registry) -> None:
-    registry.add(DomainSpec(
-        name="translation",
-        description="Text as action (SCAN or your corpus): the agent writes the output word by word",
-        make_env=make_env,
-        make_encoder=make_encoder,
-        make_reward_adapter=make_reward_adapter,
-        options_model=TranslationOptions,
-        extra="translation",
-        action_names=action_names,
-    ))
+    registry.add(
+        DomainSpec(
+            name="translation",
+            description="Text as action (SCAN or your corpus): the agent writes the output word by word",
+            make_env=make_env,
+            make_encoder=make_encoder,
+            make_reward_adapter=make_reward_adapter,
+            options_model=TranslationOptions,
+            extra="translation",
+            action_names=action_names,
+        )
+    )

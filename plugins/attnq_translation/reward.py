@@ -6,7 +6,8 @@ to use and which sentence score (exact match, BLEU, chrF) to add at the end of e
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from attnq.domain import ReturnAndLength
 from attnq_translation.options import TranslationOptions

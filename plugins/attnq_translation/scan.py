@@ -76,10 +76,10 @@ def interpret(command: str) -> list[str]:
     words = command.split()
     if "and" in words:
         cut = words.index("and")
-        return _interpret_sentence(words[:cut]) + _interpret_sentence(words[cut + 1:])
+        return _interpret_sentence(words[:cut]) + _interpret_sentence(words[cut + 1 :])
     if "after" in words:
         cut = words.index("after")
-        return _interpret_sentence(words[cut + 1:]) + _interpret_sentence(words[:cut])
+        return _interpret_sentence(words[cut + 1 :]) + _interpret_sentence(words[:cut])
     return _interpret_sentence(words)
 
 

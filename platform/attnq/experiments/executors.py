@@ -20,8 +20,9 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from attnq.errors import AttnqError, RunInterrupted
 from attnq.experiments.jobs import WHERE_ENV_VAR, Job, Outcome, RunJob
@@ -29,7 +30,7 @@ from attnq.experiments.progress import ProgressView
 from attnq.registry import PluginHost
 
 EXECUTORS = ("serial", "ray")
-RAY_EXTRA_HINT = "pip install \"attnq[ray]\" (or: pip install \"ray[tune]==2.60.0\")"
+RAY_EXTRA_HINT = 'pip install "attnq[ray]" (or: pip install "ray[tune]==2.60.0")'
 CANCEL_GRACE_SECONDS = 60.0  # how long cancelled runs get to write their checkpoints
 
 
@@ -76,14 +77,18 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise AttnqError(f"--ray-address {address!r} is not HOST:PORT; fix: give the address `ray start --head` printed, "
-                         "e.g. 10.0.0.5:6379")
+        raise AttnqError(
+            f"--ray-address {address!r} is not HOST:PORT; fix: give the address `ray start --head` printed, "
+            "e.g. 10.0.0.5:6379"
+        )
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise AttnqError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); fix: start one "
-                         "with `ray start --head` on that machine, check the address and firewall, or leave --ray-address "
-                         "out to use this machine alone") from None
+        raise AttnqError(
+            f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); fix: start one "
+            "with `ray start --head` on that machine, check the address and firewall, or leave --ray-address "
+            "out to use this machine alone"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -134,8 +139,14 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None, cpus_per_run: float | None = None,
-                 gpus_per_run: float | None = None, max_retries: int = 3) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        cpus_per_run: float | None = None,
+        gpus_per_run: float | None = None,
+        max_retries: int = 3,
+    ) -> None:
         self.address, self.num_cpus = address, num_cpus
         self.cpus_per_run, self.gpus_per_run, self.max_retries = cpus_per_run, gpus_per_run, max_retries
         if cpus_per_run is not None and cpus_per_run <= 0:
@@ -159,13 +170,20 @@ class RayExecutor:
             try:
                 ray.init(address=self.address, logging_level="WARNING", log_to_driver=False)
             except (ConnectionError, RuntimeError) as exc:
-                raise AttnqError(f"--ray-address {self.address}: could not join the Ray cluster ({str(exc).splitlines()[0]}); "
-                                 "fix: check that `ray status` works on that machine and that both run the same Ray "
-                                 "and Python versions") from None
+                raise AttnqError(
+                    f"--ray-address {self.address}: could not join the Ray cluster ({str(exc).splitlines()[0]}); "
+                    "fix: check that `ray status` works on that machine and that both run the same Ray "
+                    "and Python versions"
+                ) from None
         else:
             # A small object store: jobs exchange only small records; the memory belongs to the runs.
-            ray.init(num_cpus=self.num_cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
-                     object_store_memory=256 * 1024 * 1024)
+            ray.init(
+                num_cpus=self.num_cpus,
+                include_dashboard=False,
+                logging_level="WARNING",
+                log_to_driver=False,
+                object_store_memory=256 * 1024 * 1024,
+            )
 
     def placements(self, ray: Any, jobs: list[Job]) -> list[Placement]:
         """Each job's request, checked against the nodes: one no node can satisfy is refused here."""
@@ -179,9 +197,11 @@ class RayExecutor:
             if wants_gpu(job):
                 gpus = self.gpus_per_run if self.gpus_per_run is not None else (0.25 if most_gpus > 0 else 0.0)
             if cpus > most_cpus or gpus > most_gpus:
-                raise AttnqError(f"{job.label} asks for {cpus:g} CPUs and {gpus:g} GPUs, but the largest Ray node has "
-                                 f"{most_cpus:g} CPUs and {most_gpus:g} GPUs; fix: lower --cpus-per-run / --gpus-per-run "
-                                 "or add a node that has them")
+                raise AttnqError(
+                    f"{job.label} asks for {cpus:g} CPUs and {gpus:g} GPUs, but the largest Ray node has "
+                    f"{most_cpus:g} CPUs and {most_gpus:g} GPUs; fix: lower --cpus-per-run / --gpus-per-run "
+                    "or add a node that has them"
+                )
             placements.append(Placement(cpus, gpus))
         return placements
 
@@ -200,8 +220,13 @@ class RayExecutor:
         remote = ray.remote(_execute_on_worker)
         pending: dict[Any, Job] = {}
         for job, placement in zip(jobs, placements):
-            ref = remote.options(num_cpus=placement.num_cpus, num_gpus=placement.num_gpus, max_retries=self.max_retries,
-                                 retry_exceptions=False, name=job.label).remote(job, placement.device)
+            ref = remote.options(
+                num_cpus=placement.num_cpus,
+                num_gpus=placement.num_gpus,
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+                name=job.label,
+            ).remote(job, placement.device)
             pending[ref] = job
         outcomes: dict[str, Outcome] = {}
         try:
@@ -227,9 +252,11 @@ class RayExecutor:
                 raise cause from None
             raise RuntimeError(f"{job.label} failed on a Ray worker:\n{exc}") from None
         except ray.exceptions.WorkerCrashedError as exc:
-            raise AttnqError(f"{job.label}: its Ray worker died on every try ({exc}); its run folder keeps the last "
-                             "checkpoint; fix: see the worker logs under /tmp/ray/session_latest/logs, then run the "
-                             "same command again to resume") from None
+            raise AttnqError(
+                f"{job.label}: its Ray worker died on every try ({exc}); its run folder keeps the last "
+                "checkpoint; fix: see the worker logs under /tmp/ray/session_latest/logs, then run the "
+                "same command again to resume"
+            ) from None
 
     @staticmethod
     def _cancel(ray: Any, refs: list[Any]) -> None:
@@ -257,8 +284,14 @@ def _execute_on_worker(job: Job, device: str) -> Outcome:
     return job.execute(None, say=quiet, device=device)
 
 
-def make_executor(name: str, host: PluginHost | None = None, ray_address: str | None = None, num_cpus: int | None = None,
-                  cpus_per_run: float | None = None, gpus_per_run: float | None = None) -> Executor:
+def make_executor(
+    name: str,
+    host: PluginHost | None = None,
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
+    cpus_per_run: float | None = None,
+    gpus_per_run: float | None = None,
+) -> Executor:
     if name == "serial":
         if ray_address or cpus_per_run is not None or gpus_per_run is not None:
             raise AttnqError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")

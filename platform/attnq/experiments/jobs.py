@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -143,8 +144,15 @@ def episode_interval(evaluation: EvaluationResult) -> list[float]:
     return [estimate.low, estimate.high]
 
 
-def ensure_evaluated(run_dir: Path, task: TaskConfig, runtime: TaskRuntime | None, say: Say, steps: int | None = None,
-                     device: str | None = None, rates: dict[str, float] | None = None) -> dict:
+def ensure_evaluated(
+    run_dir: Path,
+    task: TaskConfig,
+    runtime: TaskRuntime | None,
+    say: Say,
+    steps: int | None = None,
+    device: str | None = None,
+    rates: dict[str, float] | None = None,
+) -> dict:
     """Evaluate the run's checkpoint (see :func:`evaluated_checkpoint`) on the task's fixed seeds,
     unless that was done already for a run trained this far; ``rates`` adds speed figures."""
     path = run_dir / EVALUATION_FILE
@@ -154,7 +162,11 @@ def ensure_evaluated(run_dir: Path, task: TaskConfig, runtime: TaskRuntime | Non
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
         same_episodes = (saved.get("episodes"), saved.get("eval_seed")) == (task.eval.episodes, task.eval.seed)
-        if same_episodes and saved.get("trained_env_steps", saved.get("env_steps")) == steps and saved.get("checkpoint", "last") == which:
+        if (
+            same_episodes
+            and saved.get("trained_env_steps", saved.get("env_steps")) == steps
+            and saved.get("checkpoint", "last") == which
+        ):
             if rates:
                 saved.update(rates)
                 atomic_write_text(path, json.dumps(saved, indent=1))
@@ -164,10 +176,19 @@ def ensure_evaluated(run_dir: Path, task: TaskConfig, runtime: TaskRuntime | Non
     # the task's episodes, which may differ from those the run was trained with (an `evaluates` field)
     evaluation, metrics = policy_metrics(agent.runtime, agent, task.eval.episodes, task.eval.seed)
     state = read_state(run_dir)
-    saved = {"checkpoint": which, "trained_env_steps": steps, "env_steps": agent.env_steps, "wall_seconds": agent.wall_seconds,
-             "train_env_steps_per_second": state.env_steps_per_second if state else None,
-             "episodes": len(evaluation.episodes), "eval_seed": task.eval.seed,
-             "mean": metrics, "std": evaluation.stds(), "return_interval": episode_interval(evaluation), **(rates or {})}
+    saved = {
+        "checkpoint": which,
+        "trained_env_steps": steps,
+        "env_steps": agent.env_steps,
+        "wall_seconds": agent.wall_seconds,
+        "train_env_steps_per_second": state.env_steps_per_second if state else None,
+        "episodes": len(evaluation.episodes),
+        "eval_seed": task.eval.seed,
+        "mean": metrics,
+        "std": evaluation.stds(),
+        "return_interval": episode_interval(evaluation),
+        **(rates or {}),
+    }
     atomic_write_text(path, json.dumps(saved, indent=1))
     return saved
 

@@ -12,9 +12,16 @@ from attnq.experiments.records import TaskRecord, load_records
 from attnq.registry import PluginHost
 
 
-def run_plan(plan: ReportPlan, runs_dir: Path, executor: Executor | None = None, host: PluginHost | None = None,
-             measure_speed: bool = False, baselines: bool = True, progress_interval: float = 30.0,
-             stream: TextIO | None = None) -> list[TaskRecord]:
+def run_plan(
+    plan: ReportPlan,
+    runs_dir: Path,
+    executor: Executor | None = None,
+    host: PluginHost | None = None,
+    measure_speed: bool = False,
+    baselines: bool = True,
+    progress_interval: float = 30.0,
+    stream: TextIO | None = None,
+) -> list[TaskRecord]:
     """Train, evaluate and baseline everything the plan names (skipping what is on disk), then read it back.
 
     :param measure_speed: also time each task's vector env under random actions (``attnq bench``)

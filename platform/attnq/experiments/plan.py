@@ -39,42 +39,74 @@ class ReportPlan(BaseModel):
     torsos: tuple[str, ...] = ("transformer", "mlp")
     seeds: tuple[int, ...] = (0, 1, 2)
 
-    def with_choices(self, tasks: list[str] | None, seeds: list[int] | None, torsos: list[str] | None,
-                     overrides: list[str] | None) -> "ReportPlan":
+    def with_choices(
+        self, tasks: list[str] | None, seeds: list[int] | None, torsos: list[str] | None, overrides: list[str] | None
+    ) -> ReportPlan:
         """The plan narrowed to the given tasks/seeds/torsos, with extra overrides on every task."""
         chosen = [t for t in self.tasks if not tasks or t.task in tasks]
         chosen += [ReportTask(task=t) for t in (tasks or []) if t not in {c.task for c in chosen}]
         extra = tuple(overrides or ())
-        return ReportPlan(name=self.name, tasks=tuple(ReportTask(task=t.task, overrides=t.overrides + extra) for t in chosen),
-                          torsos=tuple(torsos or self.torsos), seeds=tuple(seeds if seeds is not None else self.seeds))
+        return ReportPlan(
+            name=self.name,
+            tasks=tuple(ReportTask(task=t.task, overrides=t.overrides + extra) for t in chosen),
+            torsos=tuple(torsos or self.torsos),
+            seeds=tuple(seeds if seeds is not None else self.seeds),
+        )
 
 
 _QUIET = ("trainer.progress_bar=false",)
 
 PROFILES: dict[str, ReportPlan] = {
-    "quick": ReportPlan(name="quick", seeds=(0, 1), tasks=(
-        ReportTask(task="highway-fast", overrides=_QUIET + ("trainer.max_env_steps=4000", "eval.episodes=20")),
-        ReportTask(task="sepsis", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
-                                                       "trainer.checkpoint_every_env_steps=20000", "eval.episodes=2000",
-                                                       # the task's 16 envs per update would double this run's updates
-                                                       "env.num_envs=32",
-                                                       # ~1,200 updates do not repay compiling, and the main job
-                                                       # should not need a C++ compiler
-                                                       "trainer.compile=false")),
-        ReportTask(task="scan-simple", overrides=_QUIET + ("trainer.max_env_steps=40000", "learner.learning_starts=2000",
-                                                            "exploration.decay_fraction=0.2",
-                                                            "trainer.checkpoint_every_env_steps=20000", "eval.episodes=1000")),
-        ReportTask(task="recsim-interest", overrides=_QUIET + ("trainer.max_env_steps=8000", "eval.episodes=64",
-                                                                "domain_options.collab_filtering.user_steps=8000")),
-    )),
-    "full": ReportPlan(name="full", seeds=(0, 1, 2), tasks=(
-        ReportTask(task="highway-fast", overrides=_QUIET),
-        ReportTask(task="intersection", overrides=_QUIET),
-        ReportTask(task="sepsis", overrides=_QUIET),
-        ReportTask(task="scan-simple", overrides=_QUIET),
-        ReportTask(task="scan-length", overrides=_QUIET),
-        ReportTask(task="recsim-interest", overrides=_QUIET),
-    )),
+    "quick": ReportPlan(
+        name="quick",
+        seeds=(0, 1),
+        tasks=(
+            ReportTask(task="highway-fast", overrides=_QUIET + ("trainer.max_env_steps=4000", "eval.episodes=20")),
+            ReportTask(
+                task="sepsis",
+                overrides=_QUIET
+                + (
+                    "trainer.max_env_steps=40000",
+                    "learner.learning_starts=2000",
+                    "trainer.checkpoint_every_env_steps=20000",
+                    "eval.episodes=2000",
+                    # the task's 16 envs per update would double this run's updates
+                    "env.num_envs=32",
+                    # ~1,200 updates do not repay compiling, and the main job
+                    # should not need a C++ compiler
+                    "trainer.compile=false",
+                ),
+            ),
+            ReportTask(
+                task="scan-simple",
+                overrides=_QUIET
+                + (
+                    "trainer.max_env_steps=40000",
+                    "learner.learning_starts=2000",
+                    "exploration.decay_fraction=0.2",
+                    "trainer.checkpoint_every_env_steps=20000",
+                    "eval.episodes=1000",
+                ),
+            ),
+            ReportTask(
+                task="recsim-interest",
+                overrides=_QUIET
+                + ("trainer.max_env_steps=8000", "eval.episodes=64", "domain_options.collab_filtering.user_steps=8000"),
+            ),
+        ),
+    ),
+    "full": ReportPlan(
+        name="full",
+        seeds=(0, 1, 2),
+        tasks=(
+            ReportTask(task="highway-fast", overrides=_QUIET),
+            ReportTask(task="intersection", overrides=_QUIET),
+            ReportTask(task="sepsis", overrides=_QUIET),
+            ReportTask(task="scan-simple", overrides=_QUIET),
+            ReportTask(task="scan-length", overrides=_QUIET),
+            ReportTask(task="recsim-interest", overrides=_QUIET),
+        ),
+    ),
 }
 
 
@@ -94,8 +126,10 @@ def check_reusable(run_dir: Path, task: TaskConfig) -> None:
     found = refusal(stored, task)
     if found is not None:
         path, was, now = found
-        raise AttnqError(f"{run_dir} was trained with {path} = {was!r}, but the task now asks for {now!r}; "
-                         f"fix: delete {run_dir} to train it again with the current task, or pass another --runs-dir")
+        raise AttnqError(
+            f"{run_dir} was trained with {path} = {was!r}, but the task now asks for {now!r}; "
+            f"fix: delete {run_dir} to train it again with the current task, or pass another --runs-dir"
+        )
 
 
 def resolve_tasks(plan: ReportPlan, host: PluginHost | None) -> list[TaskConfig]:
@@ -108,8 +142,13 @@ def resolve_tasks(plan: ReportPlan, host: PluginHost | None) -> list[TaskConfig]
     return tasks
 
 
-def plan_jobs(plan: ReportPlan, runs_dir: Path, host: PluginHost | None = None, measure_speed: bool = False,
-              baselines: bool = True) -> list[Job]:
+def plan_jobs(
+    plan: ReportPlan,
+    runs_dir: Path,
+    host: PluginHost | None = None,
+    measure_speed: bool = False,
+    baselines: bool = True,
+) -> list[Job]:
     """Every run of the plan (task x torso x seed), then each task's baselines, as jobs."""
     if runs_dir.exists() and not runs_dir.is_dir():
         raise AttnqError(f"runs folder {runs_dir} is a file; fix: pass a folder to --runs-dir")
@@ -118,7 +157,9 @@ def plan_jobs(plan: ReportPlan, runs_dir: Path, host: PluginHost | None = None, 
     for base in tasks:
         for torso in plan.torsos:
             for seed in plan.seeds:
-                task = validate_task(apply_overrides(base.to_dict(), [f"seed={seed}", f"model.torso={torso}"]), base.name)
+                task = validate_task(
+                    apply_overrides(base.to_dict(), [f"seed={seed}", f"model.torso={torso}"]), base.name
+                )
                 run_dir = run_folder(runs_dir, task)
                 check_reusable(run_dir, task)
                 jobs.append(RunJob(task.to_dict(), str(run_dir), measure_speed))

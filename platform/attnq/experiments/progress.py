@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from attnq.experiments.jobs import Job, Outcome, RunJob
 from attnq.experiments.state import RunState, read_state
@@ -27,8 +28,14 @@ class ProgressView:
     :param interval: seconds between periodic lines (0: only when a job finishes)
     """
 
-    def __init__(self, jobs: list[Job], title: str, interval: float = 30.0, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        jobs: list[Job],
+        title: str,
+        interval: float = 30.0,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.jobs, self.title, self.interval = jobs, title, interval
         self.stream = stream or sys.stderr
         self.clock = clock
@@ -50,15 +57,22 @@ class ProgressView:
 
     # ----- the summary line -------------------------------------------------------------------
     def _states(self) -> dict[str, RunState | None]:
-        return {job.label: read_state(Path(job.run_dir)) for job in self.jobs
-                if isinstance(job, RunJob) and job.label not in self.done}
+        return {
+            job.label: read_state(Path(job.run_dir))
+            for job in self.jobs
+            if isinstance(job, RunJob) and job.label not in self.done
+        }
 
     def line(self) -> str:
         states = self._states()
         runs = [job for job in self.jobs if isinstance(job, RunJob)]
         others = [job for job in self.jobs if not isinstance(job, RunJob)]
         # a run is going when its state file was written during this command and its job is not done
-        going = {label: state for label, state in states.items() if state is not None and state.updated >= self.started_at - 1}
+        going = {
+            label: state
+            for label, state in states.items()
+            if state is not None and state.updated >= self.started_at - 1
+        }
         done_runs = sum(job.label in self.done for job in runs)
         queued = len(runs) - done_runs - len(going)
         line = f"[{self.title}] runs: {done_runs}/{len(runs)} done, {len(going)} running, {queued} queued"
@@ -96,9 +110,12 @@ class ProgressView:
         return _minutes(seconds / parallel) if seconds else None
 
     # ----- periodic printing ------------------------------------------------------------------
-    def __enter__(self) -> "ProgressView":
-        self.say(f"[{self.title}] {len(self.jobs)} jobs: "
-                 f"{sum(isinstance(j, RunJob) for j in self.jobs)} runs, {sum(not isinstance(j, RunJob) for j in self.jobs)} baseline sets")
+    def __enter__(self) -> ProgressView:
+        self.say(
+            f"[{self.title}] {len(self.jobs)} jobs: "
+            f"{sum(isinstance(j, RunJob) for j in self.jobs)} runs, "
+            f"{sum(not isinstance(j, RunJob) for j in self.jobs)} baseline sets"
+        )
         if self.interval > 0:
             self._thread = threading.Thread(target=self._loop, name="attnq-progress", daemon=True)
             self._thread.start()

@@ -65,24 +65,41 @@ def read_training_command(runs_dir: Path) -> str | None:
 def load_records(runs_dir: Path, tasks: set[str] | None = None) -> list[TaskRecord]:
     """Read a runs folder back: evaluated runs and baselines, grouped by task (only ``tasks`` if given)."""
     if not runs_dir.is_dir():
-        raise AttnqError(f"runs folder {runs_dir} does not exist; fix: pass the --runs-dir an earlier `attnq report` used")
+        raise AttnqError(
+            f"runs folder {runs_dir} does not exist; fix: pass the --runs-dir an earlier `attnq report` used"
+        )
     records: dict[str, TaskRecord] = {}
     for evaluation_path in sorted(runs_dir.glob(f"*/*/{EVALUATION_FILE}")):
         run_dir = evaluation_path.parent
-        task = validate_task(yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8")), str(run_dir / CONFIG_FILE))
+        task = validate_task(
+            yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8")), str(run_dir / CONFIG_FILE)
+        )
         if tasks is not None and task.name not in tasks:
             continue
         saved = json.loads(evaluation_path.read_text(encoding="utf-8"))
         record = records.setdefault(task.name, TaskRecord(task))
-        record.runs.append(RunRecord(task.model.torso, task.seed, run_dir, int(saved["env_steps"]),
-                                     float(saved["wall_seconds"]), saved["mean"], saved.get("return_interval"),
-                                     saved.get("train_env_steps_per_second"), saved.get("random_env_steps_per_second")))
+        record.runs.append(
+            RunRecord(
+                task.model.torso,
+                task.seed,
+                run_dir,
+                int(saved["env_steps"]),
+                float(saved["wall_seconds"]),
+                saved["mean"],
+                saved.get("return_interval"),
+                saved.get("train_env_steps_per_second"),
+                saved.get("random_env_steps_per_second"),
+            )
+        )
     for name, record in records.items():
         baselines = runs_dir / name / BASELINES_FILE
         if baselines.is_file():
             record.baselines = json.loads(baselines.read_text(encoding="utf-8"))["policies"]
     if not records:
-        raise AttnqError(f"{runs_dir} holds no evaluated runs ({'*/*/' + EVALUATION_FILE}); fix: run `attnq report` to train them first")
+        raise AttnqError(
+            f"{runs_dir} holds no evaluated runs ({'*/*/' + EVALUATION_FILE}); fix: run `attnq report` to "
+            "train them first"
+        )
     return [records[name] for name in sorted(records)]
 
 
@@ -96,7 +113,11 @@ def learning_curve(run_dir: Path, metric: str = "return") -> dict[str, list[floa
     for path in run_dir.glob(METRICS_GLOB):
         with path.open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                value, steps, wall = row.get(f"rollout/{metric}"), row.get("train/env_steps"), row.get("train/wall_seconds")
+                value, steps, wall = (
+                    row.get(f"rollout/{metric}"),
+                    row.get("train/env_steps"),
+                    row.get("train/wall_seconds"),
+                )
                 if value and steps and wall:
                     points.append((float(steps), float(wall), float(value)))
     points.sort()

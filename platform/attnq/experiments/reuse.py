@@ -29,8 +29,10 @@ def task_differences(stored: dict[str, Any], requested: dict[str, Any], prefix: 
             differences += task_differences(a, b, path + ".")
         elif a != b:
             differences.append((path, a, b))
-    return sorted(differences, key=lambda d: (d[0] not in IDENTITY_ORDER, IDENTITY_ORDER.index(d[0])
-                                              if d[0] in IDENTITY_ORDER else 0, d[0]))
+    return sorted(
+        differences,
+        key=lambda d: (d[0] not in IDENTITY_ORDER, IDENTITY_ORDER.index(d[0]) if d[0] in IDENTITY_ORDER else 0, d[0]),
+    )
 
 
 def learning_values(task: TaskConfig) -> dict[str, Any]:
@@ -70,7 +72,9 @@ def _role(path: str) -> Role:
         return LEARNS  # a field the current schema lacks changed what was stored: treat it as learned
 
 
-def refusal(stored: TaskConfig, requested: TaskConfig, allow_smaller_budget: bool = False) -> tuple[str, Any, Any] | None:
+def refusal(
+    stored: TaskConfig, requested: TaskConfig, allow_smaller_budget: bool = False
+) -> tuple[str, Any, Any] | None:
     """The first difference that forbids using a run trained as ``stored`` for ``requested``:
     any ``learns`` field, or (unless allowed) a budget smaller than the one already trained."""
     for path, was, now in task_differences(stored.to_dict(), requested.to_dict()):
@@ -85,5 +89,7 @@ def check_resumable(stored: TaskConfig, requested: TaskConfig, source: Path) -> 
     found = refusal(stored, requested, allow_smaller_budget=True)
     if found is not None:
         path, was, now = found
-        raise CheckpointError(f"{source} was trained with {path} = {was!r}, but the task asks for {now!r}; "
-                              "fix: resume with the run's own task file and --set values, or start a new run")
+        raise CheckpointError(
+            f"{source} was trained with {path} = {was!r}, but the task asks for {now!r}; "
+            "fix: resume with the run's own task file and --set values, or start a new run"
+        )

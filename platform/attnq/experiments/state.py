@@ -66,9 +66,16 @@ def read_state(run_dir: Path) -> RunState | None:
     from attnq.experiments.reuse import learning_hash
 
     task = validate_task(saved["hyper_parameters"]["task"], str(checkpoint))
-    state = RunState(status="finished" if steps >= budget else "interrupted", env_steps=steps, live_env_steps=steps,
-                     max_env_steps=budget, wall_seconds=float(counters.get("wall_seconds", 0.0)),
-                     learning_hash=learning_hash(task), where="", pid=0)
+    state = RunState(
+        status="finished" if steps >= budget else "interrupted",
+        env_steps=steps,
+        live_env_steps=steps,
+        max_env_steps=budget,
+        wall_seconds=float(counters.get("wall_seconds", 0.0)),
+        learning_hash=learning_hash(task),
+        where="",
+        pid=0,
+    )
     state.write(run_dir)
     return state
 

@@ -55,30 +55,42 @@ class Param:
 def parse_param(text: str, task: TaskConfig) -> Param:
     """``learner.lr=loguniform:1e-4:1e-3`` -> Param; checked against the task's fields and bounds."""
     if "=" not in text:
-        raise TaskFileError(f"--param {text!r} must look like FIELD=SPEC, e.g. learner.lr=loguniform:1e-4:1e-3 or model.layers=1,2")
+        raise TaskFileError(
+            f"--param {text!r} must look like FIELD=SPEC, e.g. learner.lr=loguniform:1e-4:1e-3 or model.layers=1,2"
+        )
     path, spec = (part.strip() for part in text.split("=", 1))
     try:
         role = role_of(path)
     except KeyError:
-        raise TaskFileError(f"--param {text!r}: {path!r} is not a task field; fix: use a dotted field of the task file, "
-                            "e.g. learner.lr, model.layers, replay.batch_size") from None
+        raise TaskFileError(
+            f"--param {text!r}: {path!r} is not a task field; fix: use a dotted field of the task file, "
+            "e.g. learner.lr, model.layers, replay.batch_size"
+        ) from None
     if role == DESCRIBES:
-        raise TaskFileError(f"--param {text!r}: {path} only describes the task; fix: search a field that changes learning")
+        raise TaskFileError(
+            f"--param {text!r}: {path} only describes the task; fix: search a field that changes learning"
+        )
     kind, _, rest = spec.partition(":")
     if kind in DISTRIBUTIONS:
         bounds = rest.split(":")
         try:
-            low, high = (float(b) if kind != "randint" else int(b) for b in bounds) if len(bounds) == 2 else (None, None)
+            low, high = (
+                (float(b) if kind != "randint" else int(b) for b in bounds) if len(bounds) == 2 else (None, None)
+            )
         except ValueError:
             low = high = None
         if low is None or not low < high or (kind == "loguniform" and low <= 0):
-            raise TaskFileError(f"--param {text!r}: {kind} needs LOW:HIGH with LOW < HIGH"
-                                f"{' and LOW > 0' if kind == 'loguniform' else ''}; fix: e.g. {path}={kind}:"
-                                f"{'1e-4:1e-3' if kind != 'randint' else '1:4'}")
+            raise TaskFileError(
+                f"--param {text!r}: {kind} needs LOW:HIGH with LOW < HIGH"
+                f"{' and LOW > 0' if kind == 'loguniform' else ''}; fix: e.g. {path}={kind}:"
+                f"{'1e-4:1e-3' if kind != 'randint' else '1:4'}"
+            )
         param = Param(path, kind, (low, high))
     elif ":" in spec:
-        raise TaskFileError(f"--param {text!r}: unknown distribution {kind!r}; fix: use one of {', '.join(DISTRIBUTIONS)}, "
-                            "or a comma-separated choice A,B,C")
+        raise TaskFileError(
+            f"--param {text!r}: unknown distribution {kind!r}; fix: use one of {', '.join(DISTRIBUTIONS)}, "
+            "or a comma-separated choice A,B,C"
+        )
     else:
         values = tuple(yaml.safe_load(v) for v in spec.split(",") if v.strip())
         if not values:
@@ -96,13 +108,17 @@ def overridden(task: TaskConfig, point: dict[str, Any]) -> TaskConfig:
 
 def check_sweepable(task: TaskConfig, params: list[Param], samples: int) -> None:
     if not params:
-        raise AttnqError("attnq tune needs at least one --param FIELD=SPEC; fix: e.g. --param learner.lr=loguniform:1e-4:1e-3")
+        raise AttnqError(
+            "attnq tune needs at least one --param FIELD=SPEC; fix: e.g. --param learner.lr=loguniform:1e-4:1e-3"
+        )
     if samples < 1:
         raise AttnqError(f"--samples must be at least 1 (got {samples})")
     if not task.eval.every_env_steps or task.eval.every_env_steps >= task.trainer.max_env_steps:
-        raise TaskFileError(f"task {task.name!r}: trials are compared on the validation return measured every "
-                            f"eval.every_env_steps (now {task.eval.every_env_steps}) within trainer.max_env_steps "
-                            f"({task.trainer.max_env_steps}); fix: --set eval.every_env_steps=N with N below the budget")
+        raise TaskFileError(
+            f"task {task.name!r}: trials are compared on the validation return measured every "
+            f"eval.every_env_steps (now {task.eval.every_env_steps}) within trainer.max_env_steps "
+            f"({task.trainer.max_env_steps}); fix: --set eval.every_env_steps=N with N below the budget"
+        )
 
 
 def _trial(config: dict[str, Any], task: dict[str, Any], trials_dir: str) -> None:
@@ -122,8 +138,15 @@ def _trial(config: dict[str, Any], task: dict[str, Any], trials_dir: str) -> Non
     train(point, run_dir=run_dir, host=worker_host(), on_evaluation=report)
 
 
-def search(task: TaskConfig, params: list[Param], samples: int, out_dir: Path, executor: RayExecutor,
-           grace_env_steps: int | None = None, seed: int = 0) -> dict[str, Any]:
+def search(
+    task: TaskConfig,
+    params: list[Param],
+    samples: int,
+    out_dir: Path,
+    executor: RayExecutor,
+    grace_env_steps: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Run the trials on Ray Tune with ASHA; returns every trial's point, progress and status."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -133,25 +156,44 @@ def search(task: TaskConfig, params: list[Param], samples: int, out_dir: Path, e
     budget, every = task.trainer.max_env_steps, task.eval.every_env_steps
     grace = grace_env_steps or max(every, (budget // 4) // every * every)
     scheduler = ASHAScheduler(time_attr="env_steps", max_t=budget, grace_period=grace, reduction_factor=2)
-    trainable = tune.with_resources(tune.with_parameters(_trial, task=task.to_dict(), trials_dir=str(out_dir / "trials")),
-                                    {"cpu": placement.num_cpus, "gpu": placement.num_gpus})
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial, task=task.to_dict(), trials_dir=str(out_dir / "trials")),
+        {"cpu": placement.num_cpus, "gpu": placement.num_gpus},
+    )
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    tuner = tune.Tuner(trainable, param_space={p.path: p.sample_space(tune) for p in params},
-                       tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler, num_samples=samples,
-                                                   search_alg=BasicVariantGenerator(random_state=seed)),
-                       run_config=tune.RunConfig(name="tune", storage_path=str(out_dir.resolve()), verbose=0,
-                                                 callbacks=[progress_callback(samples, budget)]))
+    tuner = tune.Tuner(
+        trainable,
+        param_space={p.path: p.sample_space(tune) for p in params},
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode="max",
+            scheduler=scheduler,
+            num_samples=samples,
+            search_alg=BasicVariantGenerator(random_state=seed),
+        ),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(out_dir.resolve()), verbose=0, callbacks=[progress_callback(samples, budget)]
+        ),
+    )
     grid = tuner.fit()
     trials = []
     for result in grid:
         history = result.metrics_dataframe
         reached = int(result.metrics.get("env_steps", 0)) if result.metrics else 0
-        trials.append({"trial": str((result.metrics or {}).get("trial_id", Path(result.path).name)),
-                       "point": {p.path: result.config[p.path] for p in params},
-                       "validation_return": float(result.metrics.get(METRIC, math.nan)) if result.metrics else math.nan,
-                       "best_validation_return": float(history[METRIC].max()) if history is not None and METRIC in history else math.nan,
-                       "env_steps": reached, "stopped_early": reached < budget, "error": str(result.error) if result.error else None})
+        trials.append(
+            {
+                "trial": str((result.metrics or {}).get("trial_id", Path(result.path).name)),
+                "point": {p.path: result.config[p.path] for p in params},
+                "validation_return": float(result.metrics.get(METRIC, math.nan)) if result.metrics else math.nan,
+                "best_validation_return": float(history[METRIC].max())
+                if history is not None and METRIC in history
+                else math.nan,
+                "env_steps": reached,
+                "stopped_early": reached < budget,
+                "error": str(result.error) if result.error else None,
+            }
+        )
     return {"task": task.name, "budget": budget, "grace_env_steps": grace, "samples": samples, "trials": trials}
 
 
@@ -180,8 +222,12 @@ def progress_callback(samples: int, budget: int) -> Any:
             last = trial.last_result or {}
             steps, value = int(last.get("env_steps", 0)), last.get(METRIC)
             shown = "-" if value is None else f"{value:.4f}"
-            print(f"[tune] trial {trial.trial_id} {'stopped early' if steps < budget else 'finished'} at {steps:,} env steps, "
-                  f"validation return {shown} ({self.finished}/{samples})", flush=True)
+            print(
+                f"[tune] trial {trial.trial_id} {'stopped early' if steps < budget else 'finished'} at "
+                f"{steps:,} env steps, "
+                f"validation return {shown} ({self.finished}/{samples})",
+                flush=True,
+            )
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self.finished += 1
@@ -193,9 +239,15 @@ def progress_callback(samples: int, budget: int) -> Any:
 
 def best_trial(result: dict[str, Any]) -> dict[str, Any]:
     """The trial with the highest last validation return among those that reached the budget."""
-    complete = [t for t in result["trials"] if not t["stopped_early"] and not t["error"] and math.isfinite(t["validation_return"])]
+    complete = [
+        t
+        for t in result["trials"]
+        if not t["stopped_early"] and not t["error"] and math.isfinite(t["validation_return"])
+    ]
     if not complete:
-        raise AttnqError("no trial reached the budget; fix: more --samples, a larger budget, or a smaller --grace-env-steps")
+        raise AttnqError(
+            "no trial reached the budget; fix: more --samples, a larger budget, or a smaller --grace-env-steps"
+        )
     return max(complete, key=lambda t: t["validation_return"])
 
 
@@ -210,9 +262,24 @@ def trials_table(result: dict[str, Any]) -> str:
     paths = list(result["trials"][0]["point"]) if result["trials"] else []
     header = ["trial", *paths, "env steps", "last validation return", "best validation return", "status"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for t in sorted(result["trials"], key=lambda t: (-t["env_steps"], -(t["validation_return"] if math.isfinite(t["validation_return"]) else -1e18))):
+    for t in sorted(
+        result["trials"],
+        key=lambda t: (-t["env_steps"], -(t["validation_return"] if math.isfinite(t["validation_return"]) else -1e18)),
+    ):
         values = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in t["point"].values()]
         status = "error" if t["error"] else "stopped early" if t["stopped_early"] else "finished"
-        lines.append("| " + " | ".join([t["trial"], *values, f"{t['env_steps']:,}", f"{t['validation_return']:.4f}",
-                                         f"{t['best_validation_return']:.4f}", status]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    t["trial"],
+                    *values,
+                    f"{t['env_steps']:,}",
+                    f"{t['validation_return']:.4f}",
+                    f"{t['best_validation_return']:.4f}",
+                    status,
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)

@@ -14,7 +14,7 @@ class LinearEpsilon:
         self.start, self.end, self.decay_steps = start, end, max(decay_steps, 1)
 
     @classmethod
-    def from_config(cls, config: ExplorationConfig, max_env_steps: int) -> "LinearEpsilon":
+    def from_config(cls, config: ExplorationConfig, max_env_steps: int) -> LinearEpsilon:
         return cls(config.epsilon_start, config.epsilon_end, int(config.decay_fraction * max_env_steps))
 
     def __call__(self, env_step: int) -> float:

@@ -27,7 +27,9 @@ class ReplaySample(NamedTuple):
 class ReplayBuffer:
     """Circular buffer with uniform sampling."""
 
-    def __init__(self, capacity: int, observation_shape: tuple[int, ...], seed: int, action_shape: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, capacity: int, observation_shape: tuple[int, ...], seed: int, action_shape: tuple[int, ...] = ()
+    ) -> None:
         self.capacity = capacity
         self.observations = np.zeros((capacity, *observation_shape), dtype=np.float32)
         self.next_observations = np.zeros_like(self.observations)
@@ -41,7 +43,14 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def add(self, observation: np.ndarray, action: int | np.ndarray, reward: float, next_observation: np.ndarray, discount: float) -> int:
+    def add(
+        self,
+        observation: np.ndarray,
+        action: int | np.ndarray,
+        reward: float,
+        next_observation: np.ndarray,
+        discount: float,
+    ) -> int:
         index = self.position
         self.observations[index] = observation
         self.actions[index] = action
@@ -54,8 +63,13 @@ class ReplayBuffer:
 
     def _gather(self, indices: np.ndarray, weights: np.ndarray) -> ReplaySample:
         return ReplaySample(
-            self.observations[indices], self.actions[indices], self.rewards[indices],
-            self.next_observations[indices], self.discounts[indices], weights.astype(np.float32), indices,
+            self.observations[indices],
+            self.actions[indices],
+            self.rewards[indices],
+            self.next_observations[indices],
+            self.discounts[indices],
+            weights.astype(np.float32),
+            indices,
         )
 
     def sample(self, batch_size: int, progress: float = 0.0) -> ReplaySample:
@@ -128,28 +142,42 @@ class SumTree:
         return np.minimum(nodes - self.leaf_offset, self.capacity - 1)
 
     def leaves(self) -> np.ndarray:
-        return self.nodes[self.leaf_offset:self.leaf_offset + self.capacity]
+        return self.nodes[self.leaf_offset : self.leaf_offset + self.capacity]
 
     def load_leaves(self, priorities: np.ndarray) -> None:
         """Rebuild the whole tree from ``capacity`` leaf priorities."""
         self.nodes[:] = 0.0
-        self.update(np.arange(self.capacity), np.asarray(priorities, dtype=np.float64)[:self.capacity])
+        self.update(np.arange(self.capacity), np.asarray(priorities, dtype=np.float64)[: self.capacity])
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
     """Proportional prioritized replay: P(i) ~ p_i^alpha, importance weights (N P(i))^-beta / max."""
 
-    def __init__(self, capacity: int, observation_shape: tuple[int, ...], seed: int, alpha: float, beta_start: float,
-                 action_shape: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        observation_shape: tuple[int, ...],
+        seed: int,
+        alpha: float,
+        beta_start: float,
+        action_shape: tuple[int, ...] = (),
+    ) -> None:
         super().__init__(capacity, observation_shape, seed, action_shape)
         self.alpha = alpha
         self.beta_start = beta_start
         self.tree = SumTree(capacity)
         self.max_priority = 1.0
 
-    def add(self, observation: np.ndarray, action: int | np.ndarray, reward: float, next_observation: np.ndarray, discount: float) -> int:
+    def add(
+        self,
+        observation: np.ndarray,
+        action: int | np.ndarray,
+        reward: float,
+        next_observation: np.ndarray,
+        discount: float,
+    ) -> int:
         index = super().add(observation, action, reward, next_observation, discount)
-        self.tree.update(np.array([index]), np.array([self.max_priority ** self.alpha]))
+        self.tree.update(np.array([index]), np.array([self.max_priority**self.alpha]))
         return index
 
     def sample(self, batch_size: int, progress: float = 0.0) -> ReplaySample:
@@ -167,7 +195,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         priorities = np.abs(td_errors) + 1e-6
         self.max_priority = max(self.max_priority, float(priorities.max()))
-        self.tree.update(indices, priorities ** self.alpha)
+        self.tree.update(indices, priorities**self.alpha)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
@@ -179,7 +207,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if "priorities" in state:
             self.tree.load_leaves(np.asarray(state["priorities"]))
         else:  # checkpoints before the padded tree stored every node, leaves from index `capacity` on
-            self.tree.load_leaves(np.asarray(state["tree"])[self.capacity:2 * self.capacity])
+            self.tree.load_leaves(np.asarray(state["tree"])[self.capacity : 2 * self.capacity])
         self.max_priority = float(state["max_priority"])
 
 
@@ -198,13 +226,19 @@ class NStepFolder:
 
     def _fold(self, steps: list, next_observation: np.ndarray, terminated: bool) -> tuple:
         observation, action = steps[0][0], steps[0][1]
-        n_step_return = sum(self.gamma ** k * step[2] for k, step in enumerate(steps))
+        n_step_return = sum(self.gamma**k * step[2] for k, step in enumerate(steps))
         discount = 0.0 if terminated else self.gamma ** len(steps)
         return observation, action, n_step_return, next_observation, discount
 
     def push(
-        self, env_index: int, observation: np.ndarray, action: int, reward: float,
-        next_observation: np.ndarray, terminated: bool, truncated: bool,
+        self,
+        env_index: int,
+        observation: np.ndarray,
+        action: int,
+        reward: float,
+        next_observation: np.ndarray,
+        terminated: bool,
+        truncated: bool,
     ) -> list[tuple]:
         window = self.pending[env_index]
         window.append((observation, action, reward))
@@ -223,8 +257,15 @@ class NStepFolder:
             window.clear()
 
 
-def make_replay(capacity: int, observation_shape: tuple[int, ...], seed: int, prioritized: bool, alpha: float, beta_start: float,
-                action_shape: tuple[int, ...] = ()) -> ReplayBuffer:
+def make_replay(
+    capacity: int,
+    observation_shape: tuple[int, ...],
+    seed: int,
+    prioritized: bool,
+    alpha: float,
+    beta_start: float,
+    action_shape: tuple[int, ...] = (),
+) -> ReplayBuffer:
     if prioritized:
         return PrioritizedReplayBuffer(capacity, observation_shape, seed, alpha, beta_start, action_shape)
     return ReplayBuffer(capacity, observation_shape, seed, action_shape)

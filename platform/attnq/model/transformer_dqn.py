@@ -64,8 +64,12 @@ class PreLNBlock(nn.Module):
             residual_BQD = x_BTD[:, only_token : only_token + 1]
             queries_BQD = normed[:, only_token : only_token + 1]
         attended, weights_BHQT = self.attention(
-            queries_BQD, normed, normed, key_padding_mask=padding_BT,
-            need_weights=return_attention, average_attn_weights=False,
+            queries_BQD,
+            normed,
+            normed,
+            key_padding_mask=padding_BT,
+            need_weights=return_attention,
+            average_attn_weights=False,
         )
         x_BQD = residual_BQD + self.dropout(attended)
         x_BQD = x_BQD + self.dropout(self.feedforward(self.feedforward_norm(x_BQD)))
@@ -97,7 +101,10 @@ class TransformerDQN(nn.Module):
         # actions with the dueling head over the flattened tokens.
         self.head_kind = config.head if config.torso == "transformer" else "dueling"
         if self.head_kind == "per_token" and num_actions > encoder.num_tokens:
-            raise ValueError(f"model.head=per_token scores tokens, but there are {num_actions} actions and only {encoder.num_tokens} tokens")
+            raise ValueError(
+                f"model.head=per_token scores tokens, but there are {num_actions} actions and only "
+                f"{encoder.num_tokens} tokens"
+            )
         self.encoder = encoder
         self.config = config
         self.num_actions = num_actions

@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from attnq.checkpoints import atomic_write_bytes
-from attnq.explain import png_bytes
 from attnq.experiments.records import TaskRecord, learning_curve
+from attnq.explain import png_bytes
 from attnq.statistics import bootstrap_interval
 
 GRID_POINTS = 50

@@ -14,17 +14,28 @@ import numpy as np
 
 from attnq.agent import load_agent
 from attnq.checkpoints import atomic_write_text
+from attnq.experiments.records import TaskRecord
 from attnq.explain import SCENE_FILE, attending_token, explain
 from attnq.registry import PluginHost
-from attnq.experiments.records import TaskRecord
 from attnq.reporting.figures import plot_learning_curves
 from attnq.reporting.tables import cell, results_table
 from attnq.statistics import Estimate, bootstrap_interval
 
 FIGURES = "figures"
 
-REPORTED_DISTRIBUTIONS = ("attnq", "torch", "pytorch-lightning", "gymnasium", "highway-env", "icu-sepsis", "sacrebleu",
-                          "recsim-ng", "tensorflow", "numpy", "ray")
+REPORTED_DISTRIBUTIONS = (
+    "attnq",
+    "torch",
+    "pytorch-lightning",
+    "gymnasium",
+    "highway-env",
+    "icu-sepsis",
+    "sacrebleu",
+    "recsim-ng",
+    "tensorflow",
+    "numpy",
+    "ray",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -57,19 +68,34 @@ def summarise(record: TaskRecord) -> dict:
         agents[torso] = {
             "seeds": [run.seed for run in runs],
             "per_seed": {str(run.seed): {m: run.metrics[m] for m in metrics} for run in runs},
-            "per_seed_speed": {str(run.seed): {"train_env_steps_per_second": run.train_env_steps_per_second,
-                                               "random_env_steps_per_second": run.random_env_steps_per_second,
-                                               "return_interval": run.return_interval} for run in runs},
+            "per_seed_speed": {
+                str(run.seed): {
+                    "train_env_steps_per_second": run.train_env_steps_per_second,
+                    "random_env_steps_per_second": run.random_env_steps_per_second,
+                    "return_interval": run.return_interval,
+                }
+                for run in runs
+            },
             "iqm": {m: bootstrap_interval([run.metrics[m] for run in runs]).to_dict() for m in metrics},
             "env_steps": [run.env_steps for run in runs],
-            "env_steps_per_second": float(np.mean([run.env_steps / run.wall_seconds for run in runs if run.wall_seconds > 0]))
-            if any(run.wall_seconds > 0 for run in runs) else None,
+            "env_steps_per_second": float(
+                np.mean([run.env_steps / run.wall_seconds for run in runs if run.wall_seconds > 0])
+            )
+            if any(run.wall_seconds > 0 for run in runs)
+            else None,
         }
     anchors = [anchor.model_dump() for anchor in record.task.anchors]
-    return {"task": record.task.name, "domain": record.task.domain, "description": record.task.description,
-            "metrics": metrics, "agents": agents, "baselines": record.baselines, "anchors": anchors,
-            "eval": {"episodes": record.task.eval.episodes, "seed": record.task.eval.seed},
-            "max_env_steps": record.task.trainer.max_env_steps}
+    return {
+        "task": record.task.name,
+        "domain": record.task.domain,
+        "description": record.task.description,
+        "metrics": metrics,
+        "agents": agents,
+        "baselines": record.baselines,
+        "anchors": anchors,
+        "eval": {"episodes": record.task.eval.episodes, "seed": record.task.eval.seed},
+        "max_env_steps": record.task.trainer.max_env_steps,
+    }
 
 
 def _attention_section(record: TaskRecord, out_dir: Path, host: PluginHost | None) -> list[str]:
@@ -80,29 +106,49 @@ def _attention_section(record: TaskRecord, out_dir: Path, host: PluginHost | Non
     agent = load_agent(str(run.run_dir), host)
     figure_dir = out_dir / FIGURES / record.task.name
     png, _, episode = explain(agent, figure_dir)
-    lines = [f"One greedy evaluation episode of the seed-{run.seed} Transformer-DQN "
-             f"({', '.join(f'{k} {v:.2f}' for k, v in episode.items())}). Each row is a decision, each column a "
-             f"token, labelled by the domain's encoder; the colour is the last-layer attention of {attending_token(agent.task)} "
-             "(mean over heads). Beside each row: the action taken and the three most attended tokens.", "",
-             f"![attention of {record.task.name}]({png.relative_to(out_dir).as_posix()})", ""]
+    lines = [
+        f"One greedy evaluation episode of the seed-{run.seed} Transformer-DQN "
+        f"({', '.join(f'{k} {v:.2f}' for k, v in episode.items())}). Each row is a decision, each column a "
+        "token, labelled by the domain's encoder; the colour is the last-layer attention of "
+        f"{attending_token(agent.task)} "
+        "(mean over heads). Beside each row: the action taken and the three most attended tokens.",
+        "",
+        f"![attention of {record.task.name}]({png.relative_to(out_dir).as_posix()})",
+        "",
+    ]
     scene = figure_dir / SCENE_FILE
     if scene.is_file():
-        lines += ["The same episode drawn as a scene: each token at its position, coloured and sized by attention.", "",
-                  f"![attention scene of {record.task.name}]({scene.relative_to(out_dir).as_posix()})", ""]
+        lines += [
+            "The same episode drawn as a scene: each token at its position, coloured and sized by attention.",
+            "",
+            f"![attention scene of {record.task.name}]({scene.relative_to(out_dir).as_posix()})",
+            "",
+        ]
     return lines
 
 
 def task_page(record: TaskRecord, summary: dict, out_dir: Path, host: PluginHost | None) -> str:
     task = record.task
     seeds = sorted({run.seed for run in record.runs})
-    lines = [f"# {task.name}", "", task.description, "",
-             f"Domain `{task.domain}`; {task.trainer.max_env_steps:,} env steps per run; seeds {seeds}; evaluation over "
-             f"{task.eval.episodes:,} greedy episodes on fixed seeds (from {task.eval.seed}); baselines on the same episodes.", "",
-             "## Results", "",
-             "Agents: interquartile mean over seeds with its 95 % percentile-bootstrap interval over seeds "
-             "(Agarwal et al. 2021); with two or three seeds the interval is wide and says so. Baselines: the mean "
-             "over the evaluation episodes. Env steps/s: training throughput (acting and learning) on the machine "
-             "that made the runs.", "", results_table(summary), ""]
+    lines = [
+        f"# {task.name}",
+        "",
+        task.description,
+        "",
+        f"Domain `{task.domain}`; {task.trainer.max_env_steps:,} env steps per run; seeds {seeds}; evaluation over "
+        f"{task.eval.episodes:,} greedy episodes on fixed seeds (from {task.eval.seed}); baselines on the "
+        "same episodes.",
+        "",
+        "## Results",
+        "",
+        "Agents: interquartile mean over seeds with its 95 % percentile-bootstrap interval over seeds "
+        "(Agarwal et al. 2021); with two or three seeds the interval is wide and says so. Baselines: the mean "
+        "over the evaluation episodes. Env steps/s: training throughput (acting and learning) on the machine "
+        "that made the runs.",
+        "",
+        results_table(summary),
+        "",
+    ]
     for number, anchor in enumerate(summary["anchors"], start=1):
         lines.append(f"[{number}] {anchor['policy']}: {anchor['source']}")
     if summary["anchors"]:
@@ -114,8 +160,12 @@ def task_page(record: TaskRecord, summary: dict, out_dir: Path, host: PluginHost
     else:
         lines += ["No run logged enough points for a curve.", ""]
     lines += ["## What the attention looked at", "", *_attention_section(record, out_dir, host)]
-    lines += ["## Runs", "", "| torso | seed | env steps | " + " | ".join(summary["metrics"]) + " | run folder |",
-              "|" + "---|" * (len(summary["metrics"]) + 4)]
+    lines += [
+        "## Runs",
+        "",
+        "| torso | seed | env steps | " + " | ".join(summary["metrics"]) + " | run folder |",
+        "|" + "---|" * (len(summary["metrics"]) + 4),
+    ]
     for run in sorted(record.runs, key=lambda r: (r.torso, r.seed)):
         values = " | ".join(cell(run.metrics[m]) for m in summary["metrics"])
         lines.append(f"| {run.torso} | {run.seed} | {run.env_steps:,} | {values} | `{run.run_dir.as_posix()}` |")
@@ -123,26 +173,50 @@ def task_page(record: TaskRecord, summary: dict, out_dir: Path, host: PluginHost
 
 
 def index_page(name: str, summaries: list[dict], command: str, versions: dict[str, str]) -> str:
-    lines = [f"# attnq report: {name}", "",
-             "One Transformer-DQN per domain, its MLP ablation (same encoder, no attention) and the domain's baselines, "
-             "evaluated on the same fixed episodes. Each task's page has the full table with intervals, learning "
-             "curves and what the attention looked at.", "",
-             "| task | domain | headline metric | " + " | ".join(f"{t}-dqn" for t in _torsos(summaries)) + " | best baseline |",
-             "|" + "---|" * (4 + len(_torsos(summaries)))]
+    lines = [
+        f"# attnq report: {name}",
+        "",
+        "One Transformer-DQN per domain, its MLP ablation (same encoder, no attention) and the domain's baselines, "
+        "evaluated on the same fixed episodes. Each task's page has the full table with intervals, learning "
+        "curves and what the attention looked at.",
+        "",
+        "| task | domain | headline metric | "
+        + " | ".join(f"{t}-dqn" for t in _torsos(summaries))
+        + " | best baseline |",
+        "|" + "---|" * (4 + len(_torsos(summaries))),
+    ]
     for summary in summaries:
         metric = _headline(summary)
-        agents = [Estimate(**summary["agents"][t]["iqm"][metric]).format() if t in summary["agents"] else "-"
-                  for t in _torsos(summaries)]
+        agents = [
+            Estimate(**summary["agents"][t]["iqm"][metric]).format() if t in summary["agents"] else "-"
+            for t in _torsos(summaries)
+        ]
         baselines = {name: values[metric] for name, values in summary["baselines"].items() if metric in values}
         best = max(baselines, key=baselines.get) if baselines else None
         best_text = f"{best} {baselines[best]:.3f}" if best else "-"
-        lines.append(f"| [{summary['task']}]({summary['task']}.md) | {summary['domain']} | {metric} | "
-                     + " | ".join(agents) + f" | {best_text} |")
-    lines += ["", "Agents: interquartile mean over seeds [95 % bootstrap interval].", "",
-              "## How this report was made", "", "```", command, "```", "",
-              "Figures and tables can be redrawn from the saved runs without training: "
-              "`attnq report --from RUNS_DIR --out DIR`.", "", "## Versions", "",
-              *[f"- {k} {v}" for k, v in versions.items()], ""]
+        lines.append(
+            f"| [{summary['task']}]({summary['task']}.md) | {summary['domain']} | {metric} | "
+            + " | ".join(agents)
+            + f" | {best_text} |"
+        )
+    lines += [
+        "",
+        "Agents: interquartile mean over seeds [95 % bootstrap interval].",
+        "",
+        "## How this report was made",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "Figures and tables can be redrawn from the saved runs without training: "
+        "`attnq report --from RUNS_DIR --out DIR`.",
+        "",
+        "## Versions",
+        "",
+        *[f"- {k} {v}" for k, v in versions.items()],
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -160,8 +234,14 @@ def _headline(summary: dict) -> str:
     return next(m for m in (*HEADLINE_PREFERENCE, *summary["metrics"]) if m in summary["metrics"])
 
 
-def write_report(records: list[TaskRecord], out_dir: Path, name: str, command: str, versions: dict[str, str],
-                 host: PluginHost | None = None) -> Path:
+def write_report(
+    records: list[TaskRecord],
+    out_dir: Path,
+    name: str,
+    command: str,
+    versions: dict[str, str],
+    host: PluginHost | None = None,
+) -> Path:
     """Write every page and figure under ``out_dir``; returns the index page."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = []
@@ -169,8 +249,10 @@ def write_report(records: list[TaskRecord], out_dir: Path, name: str, command: s
         summary = summarise(record)
         summaries.append(summary)
         atomic_write_text(out_dir / f"{record.task.name}.md", task_page(record, summary, out_dir, host))
-    atomic_write_text(out_dir / "results.json", json.dumps({"name": name, "command": command, "versions": versions,
-                                                            "tasks": summaries}, indent=1))
+    atomic_write_text(
+        out_dir / "results.json",
+        json.dumps({"name": name, "command": command, "versions": versions, "tasks": summaries}, indent=1),
+    )
     index = out_dir / "README.md"
     atomic_write_text(index, index_page(name, summaries, command, versions))
     return index

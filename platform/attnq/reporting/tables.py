@@ -35,14 +35,37 @@ def results_table(summary: dict, per_seed: bool = False) -> str:
                 values, speed = agent["per_seed"][str(seed)], agent["per_seed_speed"][str(seed)]
                 train, rand = speed["train_env_steps_per_second"], speed["random_env_steps_per_second"]
                 interval = speed["return_interval"]
-                lines.append(_row([f"{torso}-dqn seed {seed}", "1", *[cell(values[m]) for m in metrics], cell(train, ".0f"),
-                                   "-" if not interval else f"[{interval[0]:.3f}, {interval[1]:.3f}]", cell(rand, ".0f"),
-                                   cell(train / rand if train and rand else None, ".2f")]))
+                lines.append(
+                    _row(
+                        [
+                            f"{torso}-dqn seed {seed}",
+                            "1",
+                            *[cell(values[m]) for m in metrics],
+                            cell(train, ".0f"),
+                            "-" if not interval else f"[{interval[0]:.3f}, {interval[1]:.3f}]",
+                            cell(rand, ".0f"),
+                            cell(train / rand if train and rand else None, ".2f"),
+                        ]
+                    )
+                )
         speed = agent["env_steps_per_second"]
-        lines.append(_row([f"{torso}-dqn", str(len(agent["seeds"])), *[Estimate(**agent["iqm"][m]).format() for m in metrics],
-                           cell(speed, ".0f"), *extra]))
+        lines.append(
+            _row(
+                [
+                    f"{torso}-dqn",
+                    str(len(agent["seeds"])),
+                    *[Estimate(**agent["iqm"][m]).format() for m in metrics],
+                    cell(speed, ".0f"),
+                    *extra,
+                ]
+            )
+        )
     for name, values in summary["baselines"].items():
         lines.append(_row([f"baseline: {name}", "-", *[cell(values.get(m)) for m in metrics], "-", *extra]))
     for number, anchor in enumerate(summary["anchors"], start=1):
-        lines.append(_row([f"{anchor['policy']} [{number}]", "-", *[cell(anchor["metrics"].get(m)) for m in metrics], "-", *extra]))
+        lines.append(
+            _row(
+                [f"{anchor['policy']} [{number}]", "-", *[cell(anchor["metrics"].get(m)) for m in metrics], "-", *extra]
+            )
+        )
     return "\n".join(lines)

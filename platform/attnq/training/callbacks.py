@@ -9,8 +9,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytorch_lightning as pl
 from tqdm.auto import tqdm
@@ -26,15 +27,28 @@ class EnvStepProgressBar(pl.Callback):
         self.bar: tqdm | None = None
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.bar = tqdm(total=module.task.trainer.max_env_steps, initial=min(module.env_steps, module.task.trainer.max_env_steps),
-                        desc=f"train {module.task.name}", unit="step", file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=module.task.trainer.max_env_steps,
+            initial=min(module.env_steps, module.task.trainer.max_env_steps),
+            desc=f"train {module.task.name}",
+            unit="step",
+            file=sys.stderr,
+            mininterval=0.5,
+            dynamic_ncols=True,
+        )
 
-    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.bar is None:
             return
         recent = module.recent_mean("return")
-        self.bar.set_postfix(episodes=module.episodes, ret=f"{recent:.2f}" if not math.isnan(recent) else "-",
-                             eps=f"{module.epsilon(module.env_steps):.2f}", refresh=False)
+        self.bar.set_postfix(
+            episodes=module.episodes,
+            ret=f"{recent:.2f}" if not math.isnan(recent) else "-",
+            eps=f"{module.epsilon(module.env_steps):.2f}",
+            refresh=False,
+        )
         self.bar.update(min(module.env_steps, self.bar.total) - self.bar.n)  # redraws at most every mininterval
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
@@ -64,7 +78,9 @@ class PeriodicCheckpoint(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.next_at = (module.env_steps // self.every + 1) * self.every
 
-    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self.saved_just_now = False
         if module.env_steps >= self.next_at:
             self.save(trainer, module)
@@ -81,14 +97,22 @@ class PeriodicEvaluation(pl.Callback):
     selection on validation episodes, never on the final evaluation's).
     """
 
-    def __init__(self, every_env_steps: int, episodes: int, seed: int, best_path: Path | None = None,
-                 listeners: tuple[Callable[[int, dict[str, float]], None], ...] = ()) -> None:
+    def __init__(
+        self,
+        every_env_steps: int,
+        episodes: int,
+        seed: int,
+        best_path: Path | None = None,
+        listeners: tuple[Callable[[int, dict[str, float]], None], ...] = (),
+    ) -> None:
         self.every, self.episodes, self.seed = every_env_steps, episodes, seed
         self.best_path = best_path
         self.next_at = every_env_steps
         self.listeners = listeners  # called with (env steps, mean metrics) after each evaluation (sweeps)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if module.env_steps < self.next_at:
             return
         self.next_at = (module.env_steps // self.every + 1) * self.every
@@ -96,8 +120,9 @@ class PeriodicEvaluation(pl.Callback):
         network = module.evaluation_network
         was_training = network.training
         network.eval()
-        result = evaluate_policy(module.runtime, functools.partial(module.greedy_actions, network=network),
-                                 self.episodes, self.seed)
+        result = evaluate_policy(
+            module.runtime, functools.partial(module.greedy_actions, network=network), self.episodes, self.seed
+        )
         network.train(was_training)
         means = result.means()
         # Straight to the loggers, one row per evaluation: values given to module.log from a callback
@@ -120,7 +145,9 @@ class RunStateWriter(pl.Callback):
     written in the same step.
     """
 
-    def __init__(self, run_dir: Path, checkpoints: PeriodicCheckpoint, learning_hash: str, heartbeat_seconds: float = 5.0) -> None:
+    def __init__(
+        self, run_dir: Path, checkpoints: PeriodicCheckpoint, learning_hash: str, heartbeat_seconds: float = 5.0
+    ) -> None:
         self.run_dir, self.checkpoints, self.heartbeat = run_dir, checkpoints, heartbeat_seconds
         self.state = RunState(status="running", learning_hash=learning_hash)
         self.last_written = 0.0
@@ -148,7 +175,9 @@ class RunStateWriter(pl.Callback):
         self.train_start_steps, self.train_started = module.env_steps, time.perf_counter()
         self.write(module)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.checkpoints.saved_just_now or time.perf_counter() - self.last_written >= self.heartbeat:
             self.write(module)
 
@@ -196,7 +225,9 @@ class GracefulStop(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.install()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.signal is not None and not trainer.should_stop:
             self.checkpoints.save(trainer, module)
             trainer.should_stop = True

@@ -7,7 +7,7 @@ first one of the next episode, so every step yields one valid transition.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -16,7 +16,6 @@ from attnq.domain import EpisodeMetrics, RewardAdapter
 from attnq.learning.dqn_loss import NOT_CREDITED
 from attnq.learning.replay import NStepFolder, ReplayBuffer
 from attnq.runtime import split_vector_info
-
 
 SLATE_CHOICE_KEY = "slate_choice"
 
@@ -34,7 +33,13 @@ def credited_slate(action: np.ndarray, info: dict) -> np.ndarray:
 
 
 class ExperienceCollector:
-    def __init__(self, vector_env: gym.vector.VectorEnv, reward_adapter: RewardAdapter, replay: ReplayBuffer, n_step_folder: NStepFolder) -> None:
+    def __init__(
+        self,
+        vector_env: gym.vector.VectorEnv,
+        reward_adapter: RewardAdapter,
+        replay: ReplayBuffer,
+        n_step_folder: NStepFolder,
+    ) -> None:
         self.vector_env = vector_env
         self.reward_adapter = reward_adapter
         self.replay = replay
@@ -79,7 +84,9 @@ class ExperienceCollector:
             reward = self.reward_adapter.training_reward(float(rewards[i]), info)
             action = credited_slate(actions[i], info)
             self.episode_metrics[i].add_step(float(rewards[i]), info)
-            for transition in self.n_step_folder.push(i, self.observations[i], action, reward, last_observation, bool(terminated[i]), bool(truncated[i])):
+            for transition in self.n_step_folder.push(
+                i, self.observations[i], action, reward, last_observation, bool(terminated[i]), bool(truncated[i])
+            ):
                 self.replay.add(*transition)
             if done:
                 finished.append(self.episode_metrics[i].summary())

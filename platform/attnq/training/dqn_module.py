@@ -38,7 +38,7 @@ class ExperienceStream(IterableDataset):
     Runs in the main process (``num_workers=0``) because it steps the module's own vector env.
     """
 
-    def __init__(self, module: "DQNModule") -> None:
+    def __init__(self, module: DQNModule) -> None:
         self.module = module
 
     def __iter__(self):
@@ -64,8 +64,15 @@ class DQNModule(pl.LightningModule):
         replay_cfg, learner = self.task.replay, self.task.learner
         self.slate_size = self.runtime.slate_size
         action_shape = (self.slate_size,) if self.slate_size > 1 else ()
-        self.replay = make_replay(replay_cfg.capacity, self.runtime.observation_shape, self.task.seed,
-                                  replay_cfg.prioritized, replay_cfg.alpha, replay_cfg.beta_start, action_shape)
+        self.replay = make_replay(
+            replay_cfg.capacity,
+            self.runtime.observation_shape,
+            self.task.seed,
+            replay_cfg.prioritized,
+            replay_cfg.alpha,
+            replay_cfg.beta_start,
+            action_shape,
+        )
         self.n_step_folder = NStepFolder(replay_cfg.n_step, learner.gamma, self.task.env.num_envs)
         self.epsilon = LinearEpsilon.from_config(self.task.exploration, self.task.trainer.max_env_steps)
         self.target_updater = TargetUpdater(learner.target_update, learner.target_update_interval, learner.tau)
@@ -111,8 +118,12 @@ class DQNModule(pl.LightningModule):
         return greedy_slate(scores, None if action_mask is None else action_mask.cpu(), self.slate_size).numpy()
 
     def epsilon_greedy_actions(self, observations: np.ndarray) -> np.ndarray:
-        return epsilon_greedy(self.greedy_actions(observations), self.epsilon(self.env_steps),
-                              self.action_rng, self.random_actions(observations))
+        return epsilon_greedy(
+            self.greedy_actions(observations),
+            self.epsilon(self.env_steps),
+            self.action_rng,
+            self.random_actions(observations),
+        )
 
     # ----- experience ---------------------------------------------------------------------------
     def collect_step(self, random: bool = False) -> None:
@@ -150,8 +161,9 @@ class DQNModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         self.fit_started = time.perf_counter()
         # Each (re)start seeds the envs differently so a resumed run does not replay old episodes.
-        self.collector = ExperienceCollector(self.runtime.make_vector_env(), self.runtime.reward_adapter(),
-                                             self.replay, self.n_step_folder)
+        self.collector = ExperienceCollector(
+            self.runtime.make_vector_env(), self.runtime.reward_adapter(), self.replay, self.n_step_folder
+        )
         self.collector.reset(seed=self.task.seed * 1_000_003 + self.env_steps)
         while self.env_steps < self.warmup_env_steps() or len(self.replay) == 0:
             self.collect_step(random=True)
@@ -184,16 +196,27 @@ class DQNModule(pl.LightningModule):
                 if learner.advantage_learning:
                     # One target-network pass over both states; advantage learning needs Q_target(s, .).
                     q_target_BA, next_q_target_BA = self.target_network(
-                        torch.cat([observations, next_observations])).q_values_BA.chunk(2)
+                        torch.cat([observations, next_observations])
+                    ).q_values_BA.chunk(2)
                 else:
                     next_q_target_BA = self.target_network(next_observations).q_values_BA
                 next_q_online_BA = self.q_network(next_observations).q_values_BA if learner.double_dqn else None
-                target_B = td_target(batch["rewards"], batch["discounts"], next_q_target_BA, next_q_online_BA,
-                                     self.q_network.encoder.action_mask(next_observations), self.slate_size)
+                target_B = td_target(
+                    batch["rewards"],
+                    batch["discounts"],
+                    next_q_target_BA,
+                    next_q_online_BA,
+                    self.q_network.encoder.action_mask(next_observations),
+                    self.slate_size,
+                )
                 if learner.advantage_learning:
-                    target_B = advantage_learning_target(target_B, q_target_BA, batch["actions"],
-                                                         self.q_network.encoder.action_mask(observations),
-                                                         learner.advantage_learning)
+                    target_B = advantage_learning_target(
+                        target_B,
+                        q_target_BA,
+                        batch["actions"],
+                        self.q_network.encoder.action_mask(observations),
+                        learner.advantage_learning,
+                    )
         return dqn_loss(q_values_BA, batch["actions"], target_B, batch["weights"], learner.huber_delta)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -209,7 +232,8 @@ class DQNModule(pl.LightningModule):
         # Stepped once per update; Lightning checkpoints its state, so a resumed run stays on schedule.
         total_updates, final_factor = self.updates_needed(), learner.lr_end / learner.lr
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda update: 1.0 + (final_factor - 1.0) * min(update / total_updates, 1.0))
+            optimizer, lambda update: 1.0 + (final_factor - 1.0) * min(update / total_updates, 1.0)
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def _log_training(self, loss: torch.Tensor, q_taken: torch.Tensor) -> None:
@@ -220,9 +244,11 @@ class DQNModule(pl.LightningModule):
         if (self.global_step + 1) % self.task.trainer.log_every_updates != 0:
             return
         if not torch.isfinite(loss):  # checked where it is logged anyway, so no extra device sync per update
-            raise TrainingDiverged(f"task {self.task.name!r}: the TD loss became {loss.item()} at env step {self.env_steps:,} "
-                                   f"(learner.lr = {self.task.learner.lr}); fix: lower learner.lr or "
-                                   "learner.max_grad_norm, or check the domain's rewards for inf/NaN")
+            raise TrainingDiverged(
+                f"task {self.task.name!r}: the TD loss became {loss.item()} at env step {self.env_steps:,} "
+                f"(learner.lr = {self.task.learner.lr}); fix: lower learner.lr or "
+                "learner.max_grad_norm, or check the domain's rewards for inf/NaN"
+            )
         self.log("train/loss", loss, prog_bar=False)
         self.log("train/q_mean", q_taken.mean())
         self.log("train/epsilon", self.epsilon(self.env_steps))
@@ -246,12 +272,18 @@ class DQNModule(pl.LightningModule):
 
     # ----- resumable state ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        replay_state = {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in self.replay.state_dict().items()}
+        replay_state = {
+            k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in self.replay.state_dict().items()
+        }
         checkpoint["attnq"] = {
-            "env_steps": self.env_steps, "episodes": self.episodes, "wall_seconds": self.wall_seconds(),
-            "recent_episodes": list(self.recent_episodes), "replay": replay_state,
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "wall_seconds": self.wall_seconds(),
+            "recent_episodes": list(self.recent_episodes),
+            "replay": replay_state,
             "target_last_sync_step": self.target_updater.last_sync_step,
-            "action_rng": self.action_rng.bit_generator.state, "best_eval_return": self.best_eval_return,
+            "action_rng": self.action_rng.bit_generator.state,
+            "best_eval_return": self.best_eval_return,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -259,7 +291,9 @@ class DQNModule(pl.LightningModule):
         self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
         self.wall_seconds_before_fit = float(state.get("wall_seconds", 0.0))
         self.recent_episodes.extend(state["recent_episodes"])
-        self.replay.load_state_dict({k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state["replay"].items()})
+        self.replay.load_state_dict(
+            {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state["replay"].items()}
+        )
         self.target_updater.last_sync_step = int(state["target_last_sync_step"])
         self.action_rng.bit_generator.state = state["action_rng"]
         self.best_eval_return = float(state.get("best_eval_return", -math.inf))

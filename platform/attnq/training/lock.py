@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from attnq.errors import AttnqError
 
@@ -28,8 +28,10 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(handle, 64, 0).decode("ascii", "replace").strip() or "another process"
-            raise AttnqError(f"{run_dir} is being trained by {holder}; fix: wait for it to finish, "
-                             "or stop it (it resumes from its last checkpoint)") from None
+            raise AttnqError(
+                f"{run_dir} is being trained by {holder}; fix: wait for it to finish, "
+                "or stop it (it resumes from its last checkpoint)"
+            ) from None
         os.ftruncate(handle, 0)
         os.pwrite(handle, f"pid {os.getpid()}".encode("ascii"), 0)
         yield

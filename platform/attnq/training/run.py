@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytorch_lightning as pl
@@ -20,14 +20,28 @@ import torch
 import yaml
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from attnq.checkpoints import (BEST_CHECKPOINT, CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, AtomicCheckpointIO, atomic_write_text,
-                               load_checkpoint_file, task_from_checkpoint)
+from attnq.checkpoints import (
+    BEST_CHECKPOINT,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LAST_CHECKPOINT,
+    AtomicCheckpointIO,
+    atomic_write_text,
+    load_checkpoint_file,
+    task_from_checkpoint,
+)
 from attnq.config import TaskConfig
 from attnq.errors import CheckpointError, RunInterrupted, TaskFileError
 from attnq.experiments.reuse import check_resumable, learning_hash
 from attnq.registry import PluginHost
 from attnq.runtime import TaskRuntime, prepare_task
-from attnq.training.callbacks import EnvStepProgressBar, GracefulStop, PeriodicCheckpoint, PeriodicEvaluation, RunStateWriter
+from attnq.training.callbacks import (
+    EnvStepProgressBar,
+    GracefulStop,
+    PeriodicCheckpoint,
+    PeriodicEvaluation,
+    RunStateWriter,
+)
 from attnq.training.dqn_module import DQNModule
 from attnq.training.lock import run_lock
 
@@ -71,7 +85,9 @@ def _loggers(task: TaskConfig, run_dir: Path, resumed_at_env_steps: int) -> list
     version = log_version(resumed_at_env_steps)
     loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version=version)]
     if task.trainer.tensorboard:
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version=version.replace("logs", "tensorboard")))
+        loggers.append(
+            TensorBoardLogger(save_dir=str(run_dir), name="", version=version.replace("logs", "tensorboard"))
+        )
     return loggers
 
 
@@ -81,17 +97,21 @@ def check_compiler(task: TaskConfig) -> None:
         return
     on_cpu = task.trainer.accelerator == "cpu" or not torch.cuda.is_available()
     if on_cpu and not (os.environ.get("CXX") or any(shutil.which(name) for name in ("g++", "c++", "clang++"))):
-        raise TaskFileError("trainer.compile=true: torch.compile needs a C++ compiler on CPU and found none "
-                            "(CXX, g++, c++, clang++ on PATH); fix: install one (e.g. `apt install g++`) "
-                            "or set trainer.compile=false")
+        raise TaskFileError(
+            "trainer.compile=true: torch.compile needs a C++ compiler on CPU and found none "
+            "(CXX, g++, c++, clang++ on PATH); fix: install one (e.g. `apt install g++`) "
+            "or set trainer.compile=false"
+        )
 
 
 def check_accelerator(task: TaskConfig) -> None:
     """``trainer.accelerator=gpu`` with no GPU visible: say so before anything starts."""
     if task.trainer.accelerator == "gpu" and not torch.cuda.is_available():
-        raise TaskFileError("trainer.accelerator=gpu, but torch sees no CUDA GPU on this machine "
-                            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
-                            "fix: set trainer.accelerator=auto or cpu (or --device cpu), or install a CUDA build of torch")
+        raise TaskFileError(
+            "trainer.accelerator=gpu, but torch sees no CUDA GPU on this machine "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
+            "fix: set trainer.accelerator=auto or cpu (or --device cpu), or install a CUDA build of torch"
+        )
 
 
 def check_memory(task: TaskConfig, runtime: TaskRuntime) -> None:
@@ -104,14 +124,22 @@ def check_memory(task: TaskConfig, runtime: TaskRuntime) -> None:
     except (ValueError, OSError, AttributeError):
         return  # no way to tell on this system
     if needed > 0.8 * available:
-        raise TaskFileError(f"replay.capacity = {task.replay.capacity:,} needs {needed / 2**30:.1f} GiB for the replay buffer "
-                            f"({2 * observation_bytes + action_bytes + 8:,} bytes per transition), but this machine has "
-                            f"{available / 2**30:.1f} GiB free; fix: lower replay.capacity")
+        raise TaskFileError(
+            f"replay.capacity = {task.replay.capacity:,} needs {needed / 2**30:.1f} GiB for the replay buffer "
+            f"({2 * observation_bytes + action_bytes + 8:,} bytes per transition), but this machine has "
+            f"{available / 2**30:.1f} GiB free; fix: lower replay.capacity"
+        )
 
 
-def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None = None,
-          host: PluginHost | None = None, run_dir: Path | None = None, runtime: TaskRuntime | None = None,
-          on_evaluation: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+def train(
+    task: TaskConfig,
+    runs_dir: Path = Path("runs"),
+    resume: Path | None = None,
+    host: PluginHost | None = None,
+    run_dir: Path | None = None,
+    runtime: TaskRuntime | None = None,
+    on_evaluation: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
     """Train ``task``; with ``resume`` continue the run folder from its ``last.ckpt``.
 
     :param runtime: the task's runtime when the caller has built it already (it is built otherwise)
@@ -122,7 +150,10 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
     if resume is not None:
         checkpoint_path = resume / CHECKPOINT_DIR / LAST_CHECKPOINT
         if not checkpoint_path.is_file():
-            raise CheckpointError(f"cannot resume {resume}: no {CHECKPOINT_DIR}/{LAST_CHECKPOINT} in it; fix: pass the run folder printed by `attnq train`")
+            raise CheckpointError(
+                f"cannot resume {resume}: no {CHECKPOINT_DIR}/{LAST_CHECKPOINT} in it; fix: pass the run "
+                "folder printed by `attnq train`"
+            )
         checkpoint = load_checkpoint_file(checkpoint_path)
         check_resumable(task_from_checkpoint(checkpoint, checkpoint_path), task, checkpoint_path)
         start_steps = int(checkpoint["attnq"]["env_steps"])
@@ -139,8 +170,14 @@ def train(task: TaskConfig, runs_dir: Path = Path("runs"), resume: Path | None =
         return _fit(task, runtime, run_dir, checkpoint_path, start_steps, on_evaluation)
 
 
-def _fit(task: TaskConfig, runtime: TaskRuntime, run_dir: Path, checkpoint_path: Path | None, start_steps: int,
-         on_evaluation: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
+def _fit(
+    task: TaskConfig,
+    runtime: TaskRuntime,
+    run_dir: Path,
+    checkpoint_path: Path | None,
+    start_steps: int,
+    on_evaluation: Callable[[int, dict[str, float]], None] | None,
+) -> TrainResult:
     atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(task.to_dict(), sort_keys=False))
     pl.seed_everything(task.seed, workers=True, verbose=False)
     if task.trainer.torch_threads:
@@ -153,15 +190,31 @@ def _fit(task: TaskConfig, runtime: TaskRuntime, run_dir: Path, checkpoint_path:
         callbacks.append(EnvStepProgressBar())
     if task.eval.every_env_steps:
         best_path = run_dir / CHECKPOINT_DIR / BEST_CHECKPOINT if task.eval.keep_best else None
-        callbacks.append(PeriodicEvaluation(task.eval.every_env_steps, task.eval.episodes_during_training,
-                                            task.eval.seed_during_training, best_path,
-                                            (on_evaluation,) if on_evaluation else ()))
+        callbacks.append(
+            PeriodicEvaluation(
+                task.eval.every_env_steps,
+                task.eval.episodes_during_training,
+                task.eval.seed_during_training,
+                best_path,
+                (on_evaluation,) if on_evaluation else (),
+            )
+        )
     trainer = pl.Trainer(
-        accelerator=task.trainer.accelerator, devices=1, max_epochs=-1, max_steps=module.updates_needed(),
-        logger=_loggers(task, run_dir, start_steps), callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        log_every_n_steps=task.trainer.log_every_updates, gradient_clip_val=task.learner.max_grad_norm,
-        gradient_clip_algorithm="norm", deterministic=True, num_sanity_val_steps=0,
+        accelerator=task.trainer.accelerator,
+        devices=1,
+        max_epochs=-1,
+        max_steps=module.updates_needed(),
+        logger=_loggers(task, run_dir, start_steps),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=task.trainer.log_every_updates,
+        gradient_clip_val=task.learner.max_grad_norm,
+        gradient_clip_algorithm="norm",
+        deterministic=True,
+        num_sanity_val_steps=0,
     )
     start = time.perf_counter()
     stop.install()  # a signal during the warm-up is honoured at the first update
@@ -172,4 +225,11 @@ def _fit(task: TaskConfig, runtime: TaskRuntime, run_dir: Path, checkpoint_path:
     wall = time.perf_counter() - start
     if stop.signal is not None:
         raise RunInterrupted(run_dir, stop.signal, checkpoints.saved_env_steps, task.trainer.max_env_steps)
-    return TrainResult(run_dir, run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT, module.env_steps - start_steps, module.episodes, wall, module.evaluation_seconds)
+    return TrainResult(
+        run_dir,
+        run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT,
+        module.env_steps - start_steps,
+        module.episodes,
+        wall,
+        module.evaluation_seconds,
+    )

@@ -67,7 +67,10 @@ class CellEncoder(StateEncoder):
         return Tokens(embeddings_BTD, mask_BT)
 
     def token_labels(self, observation: np.ndarray) -> list[str]:
-        return [f"cell {i}" + (" (agent)" if row[0] else "") + (" (goal)" if row[1] else "") for i, row in enumerate(observation)]
+        return [
+            f"cell {i}" + (" (agent)" if row[0] else "") + (" (goal)" if row[1] else "")
+            for i, row in enumerate(observation)
+        ]
 
 
 def make_env(env_id, env_kwargs, options: CorridorOptions) -> gym.Env:
@@ -84,13 +87,15 @@ class AlwaysRight:
 
 @hookimpl
 def attnq_register_domains(registry) -> None:
-    registry.add(DomainSpec(
-        name="corridor",
-        description="Example plugin: walk to the end of a corridor",
-        make_env=make_env,
-        make_encoder=lambda context, d_model: CellEncoder(context.options.length, d_model),
-        make_reward_adapter=lambda context: SumRewardAdapter(),
-        baselines={"always_right": AlwaysRight},
-        options_model=CorridorOptions,
-        task_dirs=(Path(__file__).parent / "tasks",),
-    ))
+    registry.add(
+        DomainSpec(
+            name="corridor",
+            description="Example plugin: walk to the end of a corridor",
+            make_env=make_env,
+            make_encoder=lambda context, d_model: CellEncoder(context.options.length, d_model),
+            make_reward_adapter=lambda context: SumRewardAdapter(),
+            baselines={"always_right": AlwaysRight},
+            options_model=CorridorOptions,
+            task_dirs=(Path(__file__).parent / "tasks",),
+        )
+    )
