@@ -131,7 +131,12 @@ def test_report_files_exist_and_numbers_equal_the_runs(small_report):
     # the task keeps its best validation checkpoint, so the report evaluates that one, as bench does
     best = load_checkpoint_file(runs_dir / "sepsis" / "transformer-seed0" / "checkpoints" / "best.ckpt")
     assert evaluations[0]["checkpoint"] == "best" and evaluations[0]["env_steps"] == best["attnq"]["env_steps"]
-    assert set(sepsis["baselines"]) == {"random", "clinician", "optimal"}
+    assert list(sepsis["baselines"]) == ["random", "clinician", "optimal"]  # the domain's order
+    assert sorted(p.name for p in (runs_dir / "sepsis" / "baselines").iterdir()) == [
+        "clinician.json",
+        "optimal.json",
+        "random.json",
+    ]  # one job, and one file, per baseline
     assert sepsis["baselines"]["optimal"]["exact_return"] == pytest.approx(0.8751, abs=1e-3)
     assert [a["metrics"]["return"] for a in sepsis["anchors"]] == [0.88, 0.78]
 

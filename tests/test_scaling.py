@@ -94,7 +94,7 @@ def test_ray_and_serial_reports_give_the_same_figures(tmp_path):
     on_ray = _report(tmp_path / "runs-ray", tmp_path / "ray", "--executor", "ray", "--num-cpus", "2")
     assert on_ray.returncode == 0, on_ray.stderr
     assert _figures(tmp_path / "serial") == _figures(tmp_path / "ray")
-    assert "[tiny, ray] runs: 4/4 done, 0 running, 0 queued; baselines: 2/2 done" in on_ray.stderr  # the progress view
+    assert "[tiny, ray] runs: 4/4 done, 0 running, 0 queued; baselines: 4/4 done" in on_ray.stderr  # the progress view
     states = [read_state(p.parent) for p in (tmp_path / "runs-ray").glob("*/*/state.json")]
     assert len(states) == 4 and all(s.status == "finished" and s.where.startswith("ray node") for s in states)
 

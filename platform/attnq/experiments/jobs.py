@@ -29,7 +29,8 @@ from attnq.statistics import bootstrap_interval
 from attnq.training.run import train
 
 EVALUATION_FILE = "evaluation.json"
-BASELINES_FILE = "baselines.json"
+BASELINES_DIR = "baselines"  # RUNS/TASK/baselines/POLICY.json, one file per baseline policy
+LEGACY_BASELINES_FILE = "baselines.json"  # every policy in one file, as written before
 RANDOM_RATE_STEPS = 1000  # random-action env steps timed before and after training (speed figures)
 
 Say = Callable[[str], None]
@@ -95,26 +96,29 @@ class RunJob:
 
 
 @dataclass(frozen=True)
-class BaselinesJob:
-    """Evaluate every baseline of a task's domain on the agents' episodes."""
+class BaselineJob:
+    """Evaluate one baseline policy of a task's domain on the agents' episodes (one job per policy,
+    so that a task's baselines spread over the executor's slots like its runs)."""
 
     task: dict[str, Any]
     task_dir: str
+    policy: str
+    order: int = 0  # the policy's place among its domain's baselines (reports keep that order)
 
     @property
     def label(self) -> str:
-        return f"{self.task['name']}/baselines"
+        return f"{self.task['name']}/baseline-{self.policy}"
 
     max_env_steps = 0
 
     def execute(self, host: PluginHost | None = None, say: Say = print, device: str | None = None) -> Outcome:
         started = time.perf_counter()
         task = validate_task(self.task, self.label)
-        ensure_baselines(task, Path(self.task_dir), host or worker_host(), say)
-        return Outcome(self.label, "baselines", 0, os.environ.get(WHERE_ENV_VAR, ""), time.perf_counter() - started)
+        ensure_baseline(task, Path(self.task_dir), self.policy, host or worker_host(), say, self.order)
+        return Outcome(self.label, "baseline", 0, os.environ.get(WHERE_ENV_VAR, ""), time.perf_counter() - started)
 
 
-Job = RunJob | BaselinesJob
+Job = RunJob | BaselineJob
 WHERE_ENV_VAR = "ATTNQ_WORKER"  # set by an executor's worker: where a job ran (a Ray node), for state files and tests
 
 
@@ -214,21 +218,34 @@ def measure_random_rate(runtime: TaskRuntime, env_steps: int = RANDOM_RATE_STEPS
         vector_env.close()
 
 
-def ensure_baselines(task: TaskConfig, task_dir: Path, host: PluginHost | None, say: Say) -> dict:
-    """Every baseline of the task's domain, evaluated on the same fixed seeds as the agents."""
-    path = task_dir / BASELINES_FILE
+def baseline_path(task_dir: Path, policy: str) -> Path:
+    return task_dir / BASELINES_DIR / f"{policy}.json"
+
+
+def ensure_baseline(
+    task: TaskConfig, task_dir: Path, policy: str, host: PluginHost | None, say: Say, order: int = 0
+) -> dict:
+    """One baseline of the task's domain, evaluated on the same fixed seeds as the agents."""
+    path = baseline_path(task_dir, policy)
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
         if (saved.get("episodes"), saved.get("eval_seed")) == (task.eval.episodes, task.eval.seed):
             return saved
     runtime = prepare_task(task, host)
-    policies: dict[str, dict[str, float]] = {}
-    for name in runtime.baseline_names():
-        say(f"evaluating baseline {name} on {task.name}")
-        policy = runtime.baseline(name, task.seed)
+    try:
+        say(f"evaluating baseline {policy} on {task.name}")
         # a random policy is not deterministic, so it has no exact return
-        _, policies[name] = policy_metrics(runtime, policy, task.eval.episodes, task.eval.seed, exact=name != "random")
-    runtime.context.probe_env.close()
-    saved = {"episodes": task.eval.episodes, "eval_seed": task.eval.seed, "policies": policies}
+        _, metrics = policy_metrics(
+            runtime, runtime.baseline(policy, task.seed), task.eval.episodes, task.eval.seed, exact=policy != "random"
+        )
+    finally:
+        runtime.context.probe_env.close()
+    saved = {
+        "episodes": task.eval.episodes,
+        "eval_seed": task.eval.seed,
+        "policy": policy,
+        "order": order,
+        "metrics": metrics,
+    }
     atomic_write_text(path, json.dumps(saved, indent=1))
     return saved

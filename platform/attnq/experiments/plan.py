@@ -18,7 +18,7 @@ from attnq.catalog import find_task
 from attnq.checkpoints import CONFIG_FILE, read_run_config
 from attnq.config import TaskConfig, apply_overrides, load_task, validate_task
 from attnq.errors import AttnqError
-from attnq.experiments.jobs import BaselinesJob, Job, RunJob
+from attnq.experiments.jobs import BaselineJob, Job, RunJob
 from attnq.experiments.reuse import refusal
 from attnq.registry import PluginHost
 from attnq.runtime import prepare_task
@@ -132,13 +132,15 @@ def check_reusable(run_dir: Path, task: TaskConfig) -> None:
         )
 
 
-def resolve_tasks(plan: ReportPlan, host: PluginHost | None) -> list[TaskConfig]:
-    """Each task of the plan, loaded with its overrides and checked against its domain once."""
+def resolve_tasks(plan: ReportPlan, host: PluginHost | None) -> list[tuple[TaskConfig, list[str]]]:
+    """Each task of the plan, loaded with its overrides and checked against its domain once, with
+    the names of its domain's baselines."""
     tasks = []
     for entry in plan.tasks:
         task = load_task(find_task(entry.task, host), list(entry.overrides))
-        prepare_task(task, host).context.probe_env.close()  # bad options, env ids or encoders fail here
-        tasks.append(task)
+        runtime = prepare_task(task, host)  # bad options, env ids or encoders fail here
+        runtime.context.probe_env.close()
+        tasks.append((task, runtime.baseline_names()))
     return tasks
 
 
@@ -154,7 +156,7 @@ def plan_jobs(
         raise AttnqError(f"runs folder {runs_dir} is a file; fix: pass a folder to --runs-dir")
     jobs: list[Job] = []
     tasks = resolve_tasks(plan, host)
-    for base in tasks:
+    for base, _ in tasks:
         for torso in plan.torsos:
             for seed in plan.seeds:
                 task = validate_task(
@@ -164,5 +166,9 @@ def plan_jobs(
                 check_reusable(run_dir, task)
                 jobs.append(RunJob(task.to_dict(), str(run_dir), measure_speed))
     if baselines:
-        jobs += [BaselinesJob(base.to_dict(), str(runs_dir / base.name)) for base in tasks]
+        jobs += [
+            BaselineJob(base.to_dict(), str(runs_dir / base.name), policy, order)
+            for base, names in tasks
+            for order, policy in enumerate(names)
+        ]
     return jobs

@@ -114,7 +114,7 @@ class ProgressView:
         self.say(
             f"[{self.title}] {len(self.jobs)} jobs: "
             f"{sum(isinstance(j, RunJob) for j in self.jobs)} runs, "
-            f"{sum(not isinstance(j, RunJob) for j in self.jobs)} baseline sets"
+            f"{sum(not isinstance(j, RunJob) for j in self.jobs)} baselines"
         )
         if self.interval > 0:
             self._thread = threading.Thread(target=self._loop, name="attnq-progress", daemon=True)

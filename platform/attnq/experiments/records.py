@@ -16,7 +16,7 @@ import yaml
 from attnq.checkpoints import CONFIG_FILE, atomic_write_text
 from attnq.config import TaskConfig, validate_task
 from attnq.errors import AttnqError
-from attnq.experiments.jobs import BASELINES_FILE, EVALUATION_FILE
+from attnq.experiments.jobs import BASELINES_DIR, EVALUATION_FILE, LEGACY_BASELINES_FILE
 
 COMMAND_FILE = "report-command.txt"
 METRICS_GLOB = "logs*/metrics.csv"  # one folder per fit; see training.run.log_version
@@ -92,9 +92,14 @@ def load_records(runs_dir: Path, tasks: set[str] | None = None) -> list[TaskReco
             )
         )
     for name, record in records.items():
-        baselines = runs_dir / name / BASELINES_FILE
-        if baselines.is_file():
-            record.baselines = json.loads(baselines.read_text(encoding="utf-8"))["policies"]
+        legacy = runs_dir / name / LEGACY_BASELINES_FILE
+        if legacy.is_file():
+            record.baselines = json.loads(legacy.read_text(encoding="utf-8"))["policies"]
+        saved = [
+            json.loads(path.read_text(encoding="utf-8")) for path in (runs_dir / name / BASELINES_DIR).glob("*.json")
+        ]
+        for baseline in sorted(saved, key=lambda b: b.get("order", 0)):  # the domain's own order
+            record.baselines[baseline["policy"]] = baseline["metrics"]
     if not records:
         raise AttnqError(
             f"{runs_dir} holds no evaluated runs ({'*/*/' + EVALUATION_FILE}); fix: run `attnq report` to "
