@@ -128,3 +128,16 @@ def test_encoder_rejects_observations_it_cannot_take():
     task = load_task(TASKS / "highway-fast.yaml", ["env.kwargs.config.observation.type=OccupancyGrid"])
     with pytest.raises(TaskFileError, match="cannot take observations"):
         prepare_task(task)
+
+
+def test_a_misspelled_highway_setting_is_refused_not_ignored():
+    from attnq.runtime import prepare_task
+
+    task = load_task(TASKS / "highway-fast.yaml", ["env.kwargs.config.lanes_countt=4"])
+    with pytest.raises(
+        TaskFileError, match=r"field 'env.kwargs'.*'lanes_countt' are not settings of highway-fast-v0.*lanes_count"
+    ):
+        prepare_task(task)
+    evaluation = load_task(TASKS / "highway-fast.yaml", ["eval.env_kwargs.config.vehicles_densityy=2"])
+    with pytest.raises(TaskFileError, match=r"field 'eval.env_kwargs'.*vehicles_densityy"):
+        prepare_task(evaluation)

@@ -120,6 +120,11 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
             f"task {task.name!r}: field 'env.id' = {task.env.id!r} could not be made: {exc}; fix: use an "
             f"env id the {domain.name!r} domain supports"
         ) from None
+    except (TypeError, ValueError) as exc:  # how a domain's make_env refuses settings it does not know
+        raise TaskFileError(
+            f"task {task.name!r}: field 'env.kwargs' = {dict(task.env.kwargs)!r} gives no env: {exc}; fix: use "
+            f"settings the {domain.name!r} environment accepts"
+        ) from None
     num_actions, slate_size = action_space_shape(domain, task.env.id, probe_env.action_space)
     if slate_size > 1 and task.learner.advantage_learning:
         probe_env.close()

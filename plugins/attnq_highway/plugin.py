@@ -17,7 +17,23 @@ from attnq_highway.reward import DrivingRewardAdapter
 def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: BaseModel) -> gym.Env:
     import highway_env  # noqa: F401  (registers the highway-env ids with gymnasium)
 
-    return gym.make(env_id, **dict(env_kwargs))
+    env = gym.make(env_id, **dict(env_kwargs))
+    check_config_keys(env, env_kwargs.get("config", {}))
+    return env
+
+
+def check_config_keys(env: gym.Env, config: Mapping[str, Any]) -> None:
+    """highway-env ignores config keys it does not know (a misspelling would silently change
+    nothing): refuse them, naming the keys the env does know."""
+    known = env.unwrapped.default_config()
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        env.close()
+        raise ValueError(
+            f"config key(s) {', '.join(map(repr, unknown))} are not settings of "
+            f"{env.spec.id if env.spec else 'this env'}; "
+            f"it knows: {', '.join(sorted(known))}"
+        )
 
 
 def make_encoder(context: DomainContext, d_model: int) -> KinematicsEncoder:
