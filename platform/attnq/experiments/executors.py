@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from attnq.errors import AttnqError, RunInterrupted
-from attnq.experiments.jobs import WHERE_ENV_VAR, Job, Outcome, RunJob
+from attnq.experiments.jobs import Job, Outcome, RunJob
 from attnq.experiments.progress import ProgressView
+from attnq.experiments.state import WHERE_ENV_VAR
 from attnq.registry import PluginHost
 
 EXECUTORS = ("serial", "ray")

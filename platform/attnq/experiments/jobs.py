@@ -22,7 +22,7 @@ from attnq.agent import load_agent
 from attnq.checkpoints import BEST_CHECKPOINT, CHECKPOINT_DIR, atomic_write_text
 from attnq.config import TaskConfig, apply_overrides, validate_task
 from attnq.evaluation import EvaluationResult, policy_metrics
-from attnq.experiments.state import read_state, trained_steps
+from attnq.experiments.state import WHERE_ENV_VAR, read_state, trained_steps
 from attnq.registry import PluginHost, load_plugins
 from attnq.runtime import TaskRuntime, prepare_task
 from attnq.statistics import bootstrap_interval
@@ -109,8 +109,6 @@ class BaselineJob:
     def label(self) -> str:
         return f"{self.task['name']}/baseline-{self.policy}"
 
-    max_env_steps = 0
-
     def execute(self, host: PluginHost | None = None, say: Say = print, device: str | None = None) -> Outcome:
         started = time.perf_counter()
         task = validate_task(self.task, self.label)
@@ -119,7 +117,6 @@ class BaselineJob:
 
 
 Job = RunJob | BaselineJob
-WHERE_ENV_VAR = "ATTNQ_WORKER"  # set by an executor's worker: where a job ran (a Ray node), for state files and tests
 
 
 def ensure_trained(task: TaskConfig, run_dir: Path, runtime: TaskRuntime, say: Say) -> tuple[str, int]:

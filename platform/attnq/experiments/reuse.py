@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from attnq.config import BUDGET, LEARNS, Role, TaskConfig, role_of
+from attnq.config import BUDGET, LEARNS, Role, TaskConfig, leaf_fields, role_of
 from attnq.errors import CheckpointError
 
 # Named first in a refusal, so another task is called by its name rather than by its settings.
@@ -37,17 +37,14 @@ def task_differences(stored: dict[str, Any], requested: dict[str, Any], prefix: 
 
 def learning_values(task: TaskConfig) -> dict[str, Any]:
     """The values of every ``learns`` field, by dotted path."""
+    data = task.to_dict()
     values: dict[str, Any] = {}
-
-    def walk(node: dict[str, Any], prefix: str) -> None:
-        for key, value in node.items():
-            path = prefix + key
-            if isinstance(value, dict) and _is_section(path):
-                walk(value, path + ".")
-            elif _role(path) == LEARNS:
-                values[path] = value
-
-    walk(task.to_dict(), "")
+    for path in leaf_fields():
+        if role_of(path) == LEARNS:
+            node = data
+            for part in path.split("."):
+                node = node[part]
+            values[path] = node
     return values
 
 
@@ -55,14 +52,6 @@ def learning_hash(task: TaskConfig) -> str:
     """A short digest of what a run learns from; equal for tasks that differ only in other roles."""
     text = json.dumps(learning_values(task), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _is_section(path: str) -> bool:
-    try:
-        role_of(path)
-    except KeyError as exc:
-        return "is a section" in str(exc)
-    return False
 
 
 def _role(path: str) -> Role:

@@ -19,6 +19,7 @@ from typing import Literal
 from attnq.checkpoints import CHECKPOINT_DIR, LAST_CHECKPOINT, atomic_write_text, load_checkpoint_file
 
 STATE_FILE = "state.json"
+WHERE_ENV_VAR = "ATTNQ_WORKER"  # set by an executor's worker: where its jobs run (a Ray node)
 Status = Literal["new", "running", "interrupted", "failed", "finished"]
 
 
@@ -34,7 +35,7 @@ class RunState:
     env_steps_per_second: float | None = None  # of the current or last fit
     fit_started: float | None = None  # wall-clock time the current or last fit began (just before its first env step)
     learning_hash: str = ""
-    where: str = field(default_factory=lambda: os.environ.get("ATTNQ_WORKER") or socket.gethostname())
+    where: str = field(default_factory=lambda: os.environ.get(WHERE_ENV_VAR) or socket.gethostname())
     pid: int = field(default_factory=os.getpid)
     updated: float = field(default_factory=time.time)
     error: str | None = None
