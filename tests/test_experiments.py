@@ -139,6 +139,12 @@ def test_planning_reads_the_state_file_not_the_checkpoint(sepsis_run, tmp_path):
     assert trained_steps(copy) == steps and read_state(copy).status == "finished"
 
 
+def test_a_run_killed_before_its_first_checkpoint_trains_from_the_start(tmp_path):
+    # what a worker killed in its warm-up leaves: a state file that says running, no checkpoint
+    RunState(status="running", env_steps=0, live_env_steps=300, max_env_steps=600).write(tmp_path)
+    assert trained_steps(tmp_path) == -1
+
+
 def test_a_run_folder_trains_in_one_process_at_a_time(tmp_path):
     with run_lock(tmp_path):
         held = subprocess.run(

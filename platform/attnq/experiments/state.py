@@ -82,6 +82,9 @@ def read_state(run_dir: Path) -> RunState | None:
 
 
 def trained_steps(run_dir: Path) -> int:
-    """Env steps a run's last checkpoint holds; -1 when it has none."""
+    """Env steps a run's last checkpoint holds; -1 when it has none (also for a run killed before
+    its first checkpoint, whose state file says it was running: it trains again from the start)."""
+    if not (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file():
+        return -1
     state = read_state(run_dir)
-    return -1 if state is None or (state.env_steps == 0 and state.status == "new") else state.env_steps
+    return -1 if state is None else state.env_steps
