@@ -237,7 +237,7 @@ def test_run_plan_refuses_a_saved_run_trained_with_other_settings(small_report, 
 
 def test_run_plan_reevaluates_a_saved_run_on_the_report_s_episodes(small_report, tmp_path):
     runs_dir = _one_saved_sepsis_run(small_report, tmp_path)
-    checkpoints = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}
+    checkpoints = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("checkpoints/*.ckpt")}
     fewer = ReportPlan(
         name="small",
         seeds=(0,),
@@ -248,7 +248,7 @@ def test_run_plan_reevaluates_a_saved_run_on_the_report_s_episodes(small_report,
     run_plan(fewer, runs_dir, progress_interval=0, stream=said, baselines=False)
     evaluation = json.loads((runs_dir / "sepsis" / "mlp-seed0" / "evaluation.json").read_text())
     assert evaluation["episodes"] == 120 and [line.split()[0] for line in _work_done(said)] == ["evaluating"]
-    assert checkpoints == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*.ckpt")}  # not trained again
+    assert checkpoints == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("checkpoints/*.ckpt")}  # not trained again
 
 
 def test_report_from_a_missing_folder_is_a_clear_error(tmp_path):

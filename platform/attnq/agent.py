@@ -8,18 +8,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attnq.checkpoints import load_checkpoint_file, resolve_run, task_from_checkpoint
+from attnq.checkpoints import (
+    NETWORK_PREFIXES,
+    POLICY_CHECKPOINT,
+    exported_prefix,
+    load_checkpoint_file,
+    resolve_run,
+    task_from_checkpoint,
+)
 from attnq.config import TaskConfig
 from attnq.errors import CheckpointError
 from attnq.model.transformer_dqn import TransformerDQN, greedy_slate
 from attnq.registry import PluginHost
 from attnq.runtime import TaskRuntime, prepare_task
 
+
 # Which of a checkpoint's networks to restore. "exported" is the one a run is evaluated by: the
 # weight average when the run kept one (learner.weight_average_decay), else the online network.
-NETWORK_PREFIXES = {"online": "q_network.", "averaged": "averaged_network.", "target": "target_network."}
-
-
 @dataclass
 class TrainedAgent:
     task: TaskConfig
@@ -96,11 +101,13 @@ def load_agent(
     runtime = runtime or prepare_task(task, host)
     q_network = runtime.build_q_network()
     weights = checkpoint["state_dict"]
-    if network == "exported":
-        averaged = any(k.startswith(NETWORK_PREFIXES["averaged"]) for k in weights)
-        network = "averaged" if averaged else "online"
-    prefix = NETWORK_PREFIXES[network]
+    prefix = exported_prefix(weights) if network == "exported" else NETWORK_PREFIXES[network]
     state = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(
+            f"{location.checkpoint} holds no {network} network (an exported {POLICY_CHECKPOINT} holds only the "
+            "acting one); fix: load the run's checkpoints/last.ckpt for that network"
+        )
     try:
         q_network.load_state_dict(state)
     except RuntimeError as exc:

@@ -1,11 +1,14 @@
 """Run folders and checkpoints: atomic writes, safe loads, clear errors.
 
 A run folder holds ``config.yaml`` (the resolved task), ``checkpoints/last.ckpt`` (a Lightning
-checkpoint) and ``logs/metrics.csv``. Checkpoints are loaded with ``weights_only=True``: attnq
-stores only tensors and plain Python values in them, so no pickled code is ever executed. Each
-carries a SHA-256 of its tensors (weights, optimizer state, replay buffer), checked on load, so a
-file damaged on disk is refused instead of evaluated; writes are fsynced before they replace the
-old file, and temporary files a killed write left behind are removed by the next write.
+checkpoint, replay buffer included: what a resume needs), ``logs/metrics.csv`` and, once the run is
+evaluated, ``policy.ckpt``: the evaluated network alone, small enough to commit beside a report, which
+``attnq evaluate`` and reports load where the run's own checkpoints are gone. Checkpoints are
+loaded with ``weights_only=True``: attnq stores only tensors and plain Python values in them, so no
+pickled code is ever executed. Each carries a SHA-256 of its tensors (weights, optimizer state,
+replay buffer), checked on load, so a file damaged on disk is refused instead of evaluated; writes
+are fsynced before they replace the old file, and temporary files a killed write left behind are
+removed by the next write.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"  # written only with eval.keep_best
+POLICY_CHECKPOINT = "policy.ckpt"  # RUN/policy.ckpt: the evaluated network, no optimizer, no replay buffer
+NETWORK_PREFIXES = {"online": "q_network.", "averaged": "averaged_network.", "target": "target_network."}
 
 
 def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
@@ -75,6 +80,37 @@ def remove_stale_temporaries(folder: Path, name: str) -> None:
         stale.unlink(missing_ok=True)
 
 
+def save_checkpoint_file(checkpoint: dict[str, Any], target: Path) -> None:
+    """Checksum the tensors, then write the file atomically (fsynced, renamed into place)."""
+    remove_stale_temporaries(target.parent, target.name)
+    checkpoint[CHECKSUM_KEY] = tensor_digest(checkpoint)
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(target, buffer.getbuffer())
+
+
+def exported_prefix(weights: dict[str, Any]) -> str:
+    """The network a trained agent acts with: the averaged one where the run averaged its weights."""
+    averaged = any(key.startswith(NETWORK_PREFIXES["averaged"]) for key in weights)
+    return NETWORK_PREFIXES["averaged" if averaged else "online"]
+
+
+def export_policy(source: Path, target: Path) -> None:
+    """Write the acting network of checkpoint ``source`` alone to ``target``: its task and counters,
+    no optimizer state, target network or replay buffer (kilobytes to a few MB instead of up to
+    hundreds). It loads like any checkpoint for evaluation and pictures, never for a resume."""
+    checkpoint = load_checkpoint_file(source)
+    prefix = exported_prefix(checkpoint["state_dict"])
+    counters = checkpoint.get("attnq", {})
+    policy = {
+        "state_dict": {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)},
+        "hyper_parameters": {"task": checkpoint["hyper_parameters"]["task"]},
+        "attnq": {k: counters[k] for k in ("env_steps", "episodes", "wall_seconds") if k in counters},
+        "attnq_policy_of": source.name,
+    }
+    save_checkpoint_file(policy, target)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint IO that writes a checksummed, fsynced file and renames it into place,
     so a killed run never leaves a torn file."""
@@ -82,11 +118,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(target.parent, target.name)
-        checkpoint[CHECKSUM_KEY] = tensor_digest(checkpoint)
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        atomic_write_bytes(target, buffer.getbuffer())
+        save_checkpoint_file(checkpoint, target)
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return load_checkpoint_file(Path(path), map_location)
@@ -130,15 +162,17 @@ class RunLocation:
 
 
 def resolve_run(path_text: str) -> RunLocation:
-    """Accept a run folder or a checkpoint file."""
+    """Accept a run folder (its last checkpoint, or its exported policy where that is all it holds)
+    or a checkpoint file."""
     path = Path(path_text)
     if path.is_dir():
-        checkpoint = path / CHECKPOINT_DIR / LAST_CHECKPOINT
-        if not checkpoint.is_file():
-            raise CheckpointError(
-                f"{path} has no {CHECKPOINT_DIR}/{LAST_CHECKPOINT}; is it a run folder written by `attnq train`?"
-            )
-        return RunLocation(path, checkpoint)
+        for checkpoint in (path / CHECKPOINT_DIR / LAST_CHECKPOINT, path / POLICY_CHECKPOINT):
+            if checkpoint.is_file():
+                return RunLocation(path, checkpoint)
+        raise CheckpointError(
+            f"{path} has neither {CHECKPOINT_DIR}/{LAST_CHECKPOINT} nor {POLICY_CHECKPOINT}; is it a run folder "
+            "written by `attnq train`?"
+        )
     if path.is_file():
         run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
         return RunLocation(run_dir, path)

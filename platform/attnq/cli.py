@@ -232,8 +232,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     plan = PROFILES[args.profile].with_choices(args.tasks, args.seeds, args.torsos, args.set)
     name = args.name or plan.name
     plan = plan.model_copy(update={"name": name})
-    runs_dir = Path(args.from_runs or args.runs_dir or Path("runs") / "reports" / name)
     out_dir = Path(args.out or Path("docs") / "reports" / name)
+    default_runs = out_dir / "runs" if plan.keeps_runs else Path("runs") / "reports" / name
+    runs_dir = Path(args.from_runs or args.runs_dir or default_runs)
     if out_dir.exists() and not out_dir.is_dir():
         raise AttnqError(f"--out {out_dir} is a file; fix: give a folder for the report")
     command = "attnq " + " ".join(sys.argv[1:])
@@ -484,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--torsos", nargs="+", choices=["transformer", "mlp"])
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="overrides applied to every task")
     p.add_argument(
-        "--runs-dir", help="where the report's runs go (default: runs/reports/NAME); finished steps are reused"
+        "--runs-dir",
+        help="where the report's runs go (default: runs/reports/NAME; for full, OUT/runs, committed with the "
+        "report); finished steps are reused",
     )
     p.add_argument(
         "--from", dest="from_runs", metavar="RUNS_DIR", help="redraw from saved runs only: no training, no evaluation"

@@ -19,10 +19,18 @@ from typing import Any
 import numpy as np
 
 from attnq.agent import load_agent
-from attnq.checkpoints import BEST_CHECKPOINT, CHECKPOINT_DIR, atomic_write_text
+from attnq.checkpoints import (
+    BEST_CHECKPOINT,
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    POLICY_CHECKPOINT,
+    atomic_write_text,
+    export_policy,
+)
 from attnq.config import TaskConfig, apply_overrides, validate_task
+from attnq.errors import AttnqError
 from attnq.evaluation import EvaluationResult, policy_metrics
-from attnq.experiments.state import WHERE_ENV_VAR, read_state, trained_steps
+from attnq.experiments.state import WHERE_ENV_VAR, policy_only, read_state, trained_steps
 from attnq.registry import PluginHost, load_plugins
 from attnq.runtime import TaskRuntime, prepare_task
 from attnq.statistics import bootstrap_interval
@@ -124,6 +132,12 @@ def ensure_trained(task: TaskConfig, run_dir: Path, runtime: TaskRuntime, say: S
     steps = trained_steps(run_dir)
     if steps >= task.trainer.max_env_steps:
         return "reused", steps
+    if steps >= 0 and policy_only(run_dir):
+        raise AttnqError(
+            f"{run_dir} holds only its exported {POLICY_CHECKPOINT} ({steps:,} env steps, no replay buffer), so it "
+            f"cannot be trained on to {task.trainer.max_env_steps:,}; fix: delete {run_dir} to train it again "
+            "from the start, or keep trainer.max_env_steps at its budget"
+        )
     if steps >= 0:
         say(f"resuming {run_dir} from {steps:,} env steps")
         return "resumed", steps + train(task, resume=run_dir, runtime=runtime).env_steps
@@ -131,12 +145,18 @@ def ensure_trained(task: TaskConfig, run_dir: Path, runtime: TaskRuntime, say: S
     return "trained", train(task, run_dir=run_dir, runtime=runtime).env_steps
 
 
-def evaluated_checkpoint(run_dir: Path, task: TaskConfig) -> str:
-    """The checkpoint a report evaluates: the run's best one when the task keeps it
+def evaluated_checkpoint(run_dir: Path, task: TaskConfig) -> tuple[Path, str]:
+    """The checkpoint a report evaluates and which it is: the run's best one when the task keeps it
     (``eval.keep_best``, chosen on the validation episodes), its last one otherwise, and also when
-    the budget ended before the first validation round."""
+    the budget ended before the first validation round; the exported policy of a run that holds
+    nothing else."""
     best = run_dir / CHECKPOINT_DIR / BEST_CHECKPOINT
-    return str(best) if task.eval.keep_best and best.is_file() else str(run_dir)
+    if task.eval.keep_best and best.is_file():
+        return best, "best"
+    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if last.is_file():
+        return last, "last"
+    return run_dir / POLICY_CHECKPOINT, "policy"
 
 
 def episode_interval(evaluation: EvaluationResult) -> list[float]:
@@ -155,25 +175,30 @@ def ensure_evaluated(
     rates: dict[str, float] | None = None,
 ) -> dict:
     """Evaluate the run's checkpoint (see :func:`evaluated_checkpoint`) on the task's fixed seeds,
-    unless that was done already for a run trained this far; ``rates`` adds speed figures."""
+    unless that was done already for a run trained this far; ``rates`` adds speed figures.
+
+    The evaluated network is exported to ``RUN/policy.ckpt`` (:func:`~attnq.checkpoints.export_policy`),
+    so that a report's runs can be committed without their checkpoints and still be redrawn and loaded.
+    """
     path = run_dir / EVALUATION_FILE
     steps = trained_steps(run_dir) if steps is None else steps
-    checkpoint = evaluated_checkpoint(run_dir, task)
-    which = "best" if checkpoint.endswith(BEST_CHECKPOINT) else "last"
+    checkpoint, which = evaluated_checkpoint(run_dir, task)
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
         same_episodes = (saved.get("episodes"), saved.get("eval_seed")) == (task.eval.episodes, task.eval.seed)
         if (
             same_episodes
             and saved.get("trained_env_steps", saved.get("env_steps")) == steps
-            and saved.get("checkpoint", "last") == which
+            and which in (saved.get("checkpoint", "last"), "policy")
         ):
             if rates:
                 saved.update(rates)
                 atomic_write_text(path, json.dumps(saved, indent=1))
+            if which != "policy" and not (run_dir / POLICY_CHECKPOINT).is_file():
+                export_policy(checkpoint, run_dir / POLICY_CHECKPOINT)
             return saved
     say(f"evaluating {run_dir} ({which} checkpoint)")
-    agent = load_agent(checkpoint, runtime=runtime, device={"gpu": "cuda", "cpu": "cpu"}.get(device or "", None))
+    agent = load_agent(str(checkpoint), runtime=runtime, device={"gpu": "cuda", "cpu": "cpu"}.get(device or "", None))
     # the task's episodes, which may differ from those the run was trained with (an `evaluates` field)
     evaluation, metrics = policy_metrics(agent.runtime, agent, task.eval.episodes, task.eval.seed)
     state = read_state(run_dir)
@@ -190,6 +215,8 @@ def ensure_evaluated(
         "return_interval": episode_interval(evaluation),
         **(rates or {}),
     }
+    if which != "policy":  # the policy first: an evaluation on disk promises a policy beside it
+        export_policy(checkpoint, run_dir / POLICY_CHECKPOINT)
     atomic_write_text(path, json.dumps(saved, indent=1))
     return saved
 

@@ -2,7 +2,9 @@
 
 Two built-in profiles: ``quick`` is the README's main job (every built-in domain, two seeds, small
 budgets; its numbers show the pipeline, not converged agents); ``full`` uses each task file's own
-budget and three seeds (hours on a CPU, less on many cores with ``--executor ray``).
+budget and three seeds (hours on a CPU, less on many cores with ``--executor ray``) and keeps its
+runs in the report's folder, so that the finished ones are committed and reused by the next
+machine that resumes the report.
 
 :func:`plan_jobs` resolves every task, checks it against its domain and any saved run it would
 reuse, and only then returns jobs: a bad task or a stale run is refused before anything trains.
@@ -38,6 +40,9 @@ class ReportPlan(BaseModel):
     tasks: tuple[ReportTask, ...]
     torsos: tuple[str, ...] = ("transformer", "mlp")
     seeds: tuple[int, ...] = (0, 1, 2)
+    # runs go in the report's folder (OUT/runs) to be committed with it: evaluations, curves and
+    # exported policies; their checkpoints and replay buffers are ignored by git
+    keeps_runs: bool = False
 
     def with_choices(
         self, tasks: list[str] | None, seeds: list[int] | None, torsos: list[str] | None, overrides: list[str] | None
@@ -51,6 +56,7 @@ class ReportPlan(BaseModel):
             tasks=tuple(ReportTask(task=t.task, overrides=t.overrides + extra) for t in chosen),
             torsos=tuple(torsos or self.torsos),
             seeds=tuple(seeds if seeds is not None else self.seeds),
+            keeps_runs=self.keeps_runs,
         )
 
 
@@ -98,6 +104,7 @@ PROFILES: dict[str, ReportPlan] = {
     "full": ReportPlan(
         name="full",
         seeds=(0, 1, 2),
+        keeps_runs=True,
         tasks=(
             ReportTask(task="highway-fast", overrides=_QUIET),
             ReportTask(task="intersection", overrides=_QUIET),

@@ -16,7 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from attnq.checkpoints import CHECKPOINT_DIR, LAST_CHECKPOINT, atomic_write_text, load_checkpoint_file
+from attnq.checkpoints import (
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    POLICY_CHECKPOINT,
+    atomic_write_text,
+    load_checkpoint_file,
+)
 
 STATE_FILE = "state.json"
 WHERE_ENV_VAR = "ATTNQ_WORKER"  # set by an executor's worker: where its jobs run (a Ray node)
@@ -83,8 +89,20 @@ def read_state(run_dir: Path) -> RunState | None:
 
 def trained_steps(run_dir: Path) -> int:
     """Env steps a run's last checkpoint holds; -1 when it has none (also for a run killed before
-    its first checkpoint, whose state file says it was running: it trains again from the start)."""
-    if not (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file():
-        return -1
+    its first checkpoint, whose state file says it was running: it trains again from the start).
+
+    A finished run kept as its exported policy alone (committed beside a report, checkpoints not)
+    counts as trained that far: it can be evaluated and reported, not trained further."""
     state = read_state(run_dir)
-    return -1 if state is None else state.env_steps
+    if state is None:
+        return -1
+    if (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file():
+        return state.env_steps
+    if state.status == "finished" and (run_dir / POLICY_CHECKPOINT).is_file():
+        return state.env_steps
+    return -1
+
+
+def policy_only(run_dir: Path) -> bool:
+    """A run that holds its exported policy but no checkpoint to resume from."""
+    return (run_dir / POLICY_CHECKPOINT).is_file() and not (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from attnq.agent import load_agent
-from attnq.checkpoints import atomic_write_text
+from attnq.checkpoints import POLICY_CHECKPOINT, atomic_write_text
 from attnq.experiments.records import TaskRecord
 from attnq.explain import SCENE_FILE, attending_token, explain
 from attnq.registry import PluginHost
@@ -103,7 +103,8 @@ def _attention_section(record: TaskRecord, out_dir: Path, host: PluginHost | Non
     if not runs:
         return ["No Transformer-DQN run in this report, so no attention to show.", ""]
     run = runs[0]
-    agent = load_agent(str(run.run_dir), host)
+    policy = run.run_dir / POLICY_CHECKPOINT  # the evaluated network (best or last), where it was exported
+    agent = load_agent(str(policy if policy.is_file() else run.run_dir), host)
     figure_dir = out_dir / FIGURES / record.task.name
     png, _, episode = explain(agent, figure_dir)
     lines = [

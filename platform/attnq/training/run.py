@@ -25,6 +25,7 @@ from attnq.checkpoints import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     LAST_CHECKPOINT,
+    POLICY_CHECKPOINT,
     AtomicCheckpointIO,
     atomic_write_text,
     load_checkpoint_file,
@@ -149,6 +150,11 @@ def train(
     start_steps = 0
     if resume is not None:
         checkpoint_path = resume / CHECKPOINT_DIR / LAST_CHECKPOINT
+        if not checkpoint_path.is_file() and (resume / POLICY_CHECKPOINT).is_file():
+            raise CheckpointError(
+                f"cannot resume {resume}: it holds only its exported {POLICY_CHECKPOINT} (no optimizer state or "
+                f"replay buffer); fix: resume where its {CHECKPOINT_DIR}/ folder is, or train a new run"
+            )
         if not checkpoint_path.is_file():
             raise CheckpointError(
                 f"cannot resume {resume}: no {CHECKPOINT_DIR}/{LAST_CHECKPOINT} in it; fix: pass the run "

@@ -1,0 +1,109 @@
+"""A report's runs committed without their checkpoints: the exported ``policy.ckpt`` beside each
+run's evaluation is all a fresh clone needs to reuse the run, redraw the report and load the agent."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from attnq.agent import load_agent
+from attnq.checkpoints import CHECKSUM_KEY
+from attnq.cli import main
+from attnq.errors import AttnqError, CheckpointError
+from attnq.experiments.pipeline import run_plan
+from attnq.experiments.plan import PROFILES, ReportPlan, ReportTask
+from attnq.experiments.state import read_state
+from conftest import REPO, TASKS
+from test_experiments import SMALL_SEPSIS
+
+# validation rounds so that the run keeps a best checkpoint: the policy is the evaluated one
+KEEPS_BEST = [*SMALL_SEPSIS, "eval.keep_best=true", "eval.every_env_steps=200", "eval.episodes_during_training=8"]
+
+
+def _plan(*overrides: str) -> ReportPlan:
+    return ReportPlan(
+        name="committed",
+        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=(*KEEPS_BEST, *overrides)),),
+        torsos=("transformer",),
+        seeds=(0,),
+        keeps_runs=True,
+    )
+
+
+def _run(plan: ReportPlan, runs_dir):
+    return run_plan(plan, runs_dir, baselines=False, progress_interval=0, stream=io.StringIO())
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory):
+    """A finished, evaluated run, and a copy of it as a commit holds it (no checkpoints folder)."""
+    runs_dir = tmp_path_factory.mktemp("runs")
+    records = _run(_plan(), runs_dir)
+    run_dir = runs_dir / "sepsis" / "transformer-seed0"
+    clone = tmp_path_factory.mktemp("clone") / "runs"
+    shutil.copytree(runs_dir, clone, ignore=shutil.ignore_patterns("checkpoints"))
+    return records, run_dir, clone, clone / "sepsis" / "transformer-seed0"
+
+
+def test_the_policy_is_the_evaluated_network_alone(committed):
+    _, run_dir, _, _ = committed
+    policy = torch.load(run_dir / "policy.ckpt", weights_only=True)
+    assert set(policy) == {"state_dict", "hyper_parameters", "attnq", "attnq_policy_of", CHECKSUM_KEY}
+    assert policy["attnq_policy_of"] == "best.ckpt"
+    assert set(policy["attnq"]) <= {"env_steps", "episodes", "wall_seconds"}
+    # one network: the averaged one where the task averages its weights (sepsis does), else the online one
+    assert len({key.split(".")[0] for key in policy["state_dict"]}) == 1
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert (run_dir / "policy.ckpt").stat().st_size * 5 < last.stat().st_size  # no replay buffer, no optimizer
+    best = load_agent(str(run_dir / "checkpoints" / "best.ckpt"), device="cpu")
+    exported = load_agent(str(run_dir / "policy.ckpt"), device="cpu")
+    for name, tensor in best.q_network.state_dict().items():
+        assert torch.equal(tensor, exported.q_network.state_dict()[name]), name
+
+
+def test_a_run_without_its_checkpoints_is_reused_not_trained_again(committed):
+    records, run_dir, clone, clone_run = committed
+    state, evaluation = (clone_run / "state.json").read_text(), (clone_run / "evaluation.json").read_text()
+    again = _run(_plan(), clone)
+    assert (clone_run / "state.json").read_text() == state and not (clone_run / "checkpoints").exists()
+    assert (clone_run / "evaluation.json").read_text() == evaluation
+    assert again[0].runs[0].metrics == records[0].runs[0].metrics
+
+
+def test_a_run_without_its_checkpoints_loads_and_acts_as_before(committed):
+    _, run_dir, _, clone_run = committed
+    trained = load_agent(str(run_dir / "checkpoints" / "best.ckpt"), device="cpu")
+    restored = load_agent(str(clone_run), device="cpu")  # a run folder: its policy.ckpt
+    observations = np.stack([trained.runtime.context.probe_env.observation_space.sample() for _ in range(64)])
+    np.testing.assert_array_equal(trained(observations), restored(observations))
+    assert restored.env_steps == trained.env_steps <= read_state(run_dir).env_steps  # the best
+    assert main(["evaluate", str(clone_run), "--episodes", "5"]) == 0
+    with pytest.raises(CheckpointError, match="holds no target network"):
+        load_agent(str(clone_run), device="cpu", network="target")
+
+
+def test_a_run_without_its_checkpoints_cannot_be_trained_further(committed, capsys):
+    _, _, clone, clone_run = committed
+    with pytest.raises(AttnqError, match="holds only its exported policy.ckpt") as raised:
+        _run(_plan("trainer.max_env_steps=1200"), clone)
+    assert f"delete {clone_run}" in str(raised.value) and not (clone_run / "checkpoints").exists()
+    assert main(["train", "sepsis", "--resume", str(clone_run)]) == 2
+    assert "holds only its exported policy.ckpt" in capsys.readouterr().err
+
+
+def test_git_keeps_a_full_report_s_runs_but_not_their_checkpoints():
+    plan = PROFILES["full"]
+    assert plan.keeps_runs and not PROFILES["quick"].keeps_runs
+    run = "docs/reports/full/runs/sepsis/transformer-seed0"
+    kept = [f"{run}/{name}" for name in ("policy.ckpt", "evaluation.json", "state.json", "config.yaml")]
+    kept += [f"{run}/logs/metrics.csv", "docs/reports/full/runs/sepsis/baselines/random.json"]
+    dropped = [f"{run}/checkpoints/last.ckpt", f"{run}/checkpoints/best.ckpt", f"{run}/.train.lock"]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *kept, *dropped], cwd=REPO, capture_output=True, text=True
+    ).stdout.split()
+    assert sorted(ignored) == sorted(dropped)
