@@ -96,6 +96,34 @@ def test_the_reward_is_recsim_ngs_consumed_time_metric(options):
     np.testing.assert_allclose(np.asarray(library.get("cumulative_reward")), rewards[0] + rewards[1], rtol=1e-5)
 
 
+@pytest.mark.parametrize("users", [1, 3, 8])
+def test_consumed_quality_is_the_mean_quality_of_what_users_consumed(options, users):
+    """Checked against a brute-force count from each step's chosen documents, and in sign: slates of
+    the corpus's best documents score above 0, slates of its worst below."""
+    from attnq_recsim.reward import ConsumedTimeRewardAdapter
+
+    env = InterestEvolutionVectorEnv(options, users, AutoresetMode.DISABLED)
+    ranked = np.argsort(env.doc_quality)
+    for slates, sign in ((None, None), (ranked[-2:], 1.0), (ranked[:2], -1.0)):
+        env.reset(seed=users)
+        rng = np.random.default_rng(users)
+        episodes = [ConsumedTimeRewardAdapter().new_episode() for _ in range(users)]
+        consumed: list[list[float]] = [[] for _ in range(users)]
+        for _ in range(options.horizon):
+            actions = distinct_slates(rng, users) if slates is None else np.tile(slates, (users, 1))
+            _, _, _, _, info = env.step(actions)
+            for i in range(users):
+                step = {key: value[i] for key, value in info.items()}
+                episodes[i].add_step(0.0, step)
+                if step["clicked"]:
+                    consumed[i].append(float(env.doc_quality[step["chosen_doc"]]))
+        for episode, qualities in zip(episodes, consumed, strict=True):
+            expected = float(np.mean(qualities)) if qualities else 0.0
+            assert episode.summary()["consumed_quality"] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+            if sign is not None and qualities:
+                assert np.sign(expected) == sign
+
+
 def test_same_seed_same_users_and_the_corpus_is_shared(options):
     slates = distinct_slates(np.random.default_rng(2), 4)
     runs = []
@@ -183,7 +211,7 @@ def test_short_real_training_run_scores_documents_per_token(tmp_path):
     assert agent.runtime.slate_size == 2 and agent.runtime.num_actions == 100
     evaluation = evaluate_policy(agent.runtime, agent, episodes=8, seed=0)
     means = evaluation.means()
-    assert set(means) == {"return", "length", "click_rate", "interest_drift", "nutritious_click_rate"}
+    assert set(means) == {"return", "length", "click_rate", "consumed_quality", "nutritious_click_rate"}
     assert means["length"] == 20 and 0.0 <= means["click_rate"] <= 1.0
     # per_token head: one Q-value per candidate document, and the slate is the two best
     observation = agent.runtime.make_env().reset(seed=0)[0]

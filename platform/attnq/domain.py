@@ -129,6 +129,8 @@ class DomainSpec:
     ``exact_return(context, policy)``, for domains with a known model, gives a deterministic
     policy's exact expected return (benchmarks print it beside the sampled one).
     ``action_names(context)`` names each action for attention pictures and reports.
+    ``metrics`` says in one line each what the domain's episode metrics mean (``return`` and
+    ``length`` are explained by the core unless given); reports print it under their tables.
     ``make_vector_env(env_id, env_kwargs, options, num_envs, autoreset_mode)``, for simulators
     that step a whole batch natively (RecSim NG steps every user in one graph), replaces the
     gymnasium Sync/Async vector env of ``make_env`` copies; it must follow gymnasium's
@@ -149,6 +151,15 @@ class DomainSpec:
     make_vector_env: (
         Callable[[str, Mapping[str, Any], BaseModel, int, gym.vector.AutoresetMode], gym.vector.VectorEnv] | None
     ) = None
+    metrics: Mapping[str, str] = field(default_factory=dict)
+
+
+# What the core's own metrics mean; a domain's ``metrics`` may say more about them.
+CORE_METRICS = {
+    "return": "sum of the env's rewards over an episode",
+    "length": "env steps per episode",
+    "exact_return": "the greedy policy's exact expected return on the domain's known model (no sampling noise)",
+}
 
 
 class SumRewardAdapter:

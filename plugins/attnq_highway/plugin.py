@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from attnq import DomainContext, DomainSpec, hookimpl
 from attnq_highway.baselines import GapKeeperPolicy, IdlePolicy
 from attnq_highway.encoder import KinematicsEncoder, KinematicsLayout
-from attnq_highway.reward import DrivingRewardAdapter
+from attnq_highway.reward import METRICS, DrivingRewardAdapter
 
 
 def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: BaseModel) -> gym.Env:
@@ -69,5 +69,6 @@ def attnq_register_domains(registry) -> None:
             baselines={"idle": IdlePolicy, "gap_keeper": GapKeeperPolicy},
             extra="highway",
             action_names=action_names,
+            metrics=METRICS,
         )
     )

@@ -35,6 +35,15 @@ class DrivingEpisode(ReturnAndLength):
         return result
 
 
+METRICS = {
+    "return": "sum of highway-env's normalised rewards (speed, lane, collision) over an episode",
+    "crashed": "share of episodes that ended in a collision",
+    "mean_speed": "mean ego speed, m/s",
+    "arrived": "share of episodes that reached the destination (intersection)",
+    "success": "share of episodes that arrived without a collision (intersection)",
+}
+
+
 class DrivingRewardAdapter(SumRewardAdapter):
     """Trains on the env reward itself; only the episode metrics are the domain's own."""
 

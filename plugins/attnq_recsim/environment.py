@@ -8,7 +8,7 @@ of ``horizon`` slates), so autoreset happens for the whole batch at once.
 Observation per user (see :class:`~attnq_recsim.options.TokenLayout`): the candidate documents,
 then the user's consumed history (document and consumed time), newest last - the same history
 RecSim NG's collaborative-filtering recommender keeps. The user's interest is hidden; ``info``
-reports it only so that reward adapters can measure interest drift.
+reports the quality of what was consumed (RecSim NG's ``doc_quality``) for the domain's metrics.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
             "consumed_time": result.reward,
             "chosen_doc": chosen_doc,
             "chosen_nutritious": clicked & ~self.doc_is_trashy[np.maximum(chosen_doc, 0)],
-            "interest_nutritious_minus_trashy": self._nutritious_minus_trashy(result.interest),
+            # RecSim NG's own document quality (negative for its "trashy" topics), 0 when nothing was consumed
+            "consumed_quality": np.where(clicked, self.doc_quality[np.maximum(chosen_doc, 0)], 0.0).astype(np.float32),
         }
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.full(self.num_envs, self.steps_taken >= self.options.horizon)
@@ -156,10 +157,6 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         history[..., layout.consumed_time] = self.history_time
         history[..., layout.doc_index] = np.where(present, docs, 0)
         return observations
-
-    def _nutritious_minus_trashy(self, interest: np.ndarray) -> np.ndarray:
-        trashy = self.options.num_trashy_topics
-        return (interest[:, trashy:].mean(axis=1) - interest[:, :trashy].mean(axis=1)).astype(np.float32)
 
 
 class SingleUserEnv(gym.Env):

@@ -18,7 +18,7 @@ from attnq_recsim.baselines import CollabFilteringPolicy, ObservedAffinityPolicy
 from attnq_recsim.encoder import SlateEncoder
 from attnq_recsim.environment import ENV_ID, InterestEvolutionVectorEnv, SingleUserEnv
 from attnq_recsim.options import EcosystemOptions, TokenLayout
-from attnq_recsim.reward import ConsumedTimeRewardAdapter
+from attnq_recsim.reward import METRICS, ConsumedTimeRewardAdapter
 
 if importlib.util.find_spec("recsim_ng") is None:
     raise ImportError("recsim-ng is not installed")
@@ -84,5 +84,6 @@ def attnq_register_domains(registry) -> None:
             options_model=EcosystemOptions,
             extra="recsim",
             action_names=action_names,
+            metrics=METRICS,
         )
     )

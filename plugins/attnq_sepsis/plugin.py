@@ -23,7 +23,7 @@ from attnq_sepsis.environment import (
     import_icu_sepsis,
     observations_for_states,
 )
-from attnq_sepsis.reward import SurvivalRewardAdapter
+from attnq_sepsis.reward import METRICS, SurvivalRewardAdapter
 from attnq_sepsis.value_iteration import SepsisMDP
 
 
@@ -88,5 +88,6 @@ def attnq_register_domains(registry) -> None:
             extra="sepsis",
             exact_return=exact_return,
             action_names=action_names,
+            metrics=METRICS,
         )
     )

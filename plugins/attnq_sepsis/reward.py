@@ -30,6 +30,14 @@ class SepsisEpisode(ReturnAndLength):
         return result
 
 
+METRICS = {
+    "return": "1 if the patient survived, 0 if not (ICU-Sepsis's reward), averaged over patients",
+    "survived": "share of patients who survived",
+    "mean_fluid_level": "mean IV fluid dose level chosen, 0 (none) to 4",
+    "mean_vasopressor_level": "mean vasopressor dose level chosen, 0 (none) to 4",
+}
+
+
 class SurvivalRewardAdapter(SumRewardAdapter):
     """Trains on the env reward itself; only the episode metrics are the domain's own."""
 

@@ -11,7 +11,7 @@ from attnq import DomainContext, DomainSpec, hookimpl
 from attnq_translation.encoder import SentenceEncoder
 from attnq_translation.environment import TextAsActionEnv
 from attnq_translation.options import TranslationOptions, build_corpus
-from attnq_translation.reward import TranslationRewardAdapter
+from attnq_translation.reward import METRICS, TranslationRewardAdapter
 
 ENV_ID = "TextAsAction-v0"
 
@@ -57,5 +57,6 @@ def attnq_register_domains(registry) -> None:
             options_model=TranslationOptions,
             extra="translation",
             action_names=action_names,
+            metrics=METRICS,
         )
     )

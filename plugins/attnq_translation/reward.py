@@ -15,6 +15,16 @@ from attnq_translation.options import TranslationOptions
 SENTENCE_METRICS = ("exact_match", "token_accuracy", "bleu", "chrf")
 
 
+METRICS = {
+    "return": "words written at their right position, the end included",
+    "length": "words written, the end included",
+    "exact_match": "share of sentences written exactly",
+    "token_accuracy": "share of the reference's words written at their position",
+    "bleu": "sentence BLEU against the reference (sacrebleu), 0 to 1",
+    "chrf": "sentence chrF against the reference (sacrebleu), 0 to 1",
+}
+
+
 class TranslationEpisode(ReturnAndLength):
     """return (tokens right), length (words written + end), exact_match, token_accuracy, bleu, chrf."""
 
