@@ -17,6 +17,7 @@ from attnq.errors import AttnqError
 from attnq.experiments.pipeline import run_plan
 from attnq.experiments.plan import PROFILES, ReportPlan, ReportTask
 from attnq.experiments.records import load_records
+from attnq.registry import load_plugins
 from attnq.reporting.markdown import write_report
 from attnq.statistics import bootstrap_interval, interquartile_mean
 from conftest import SMALL_MODEL as SMALL_NETWORK
@@ -102,7 +103,7 @@ def small_report(tmp_path_factory):
     runs_dir = root / "runs"
     records = run_plan(plan, runs_dir, progress_interval=0, stream=io.StringIO())
     out_dir = root / "docs"
-    write_report(records, out_dir, "small", "attnq report (test)", {"python": "test"})
+    write_report(records, out_dir, "small", "attnq report (test)", {"python": "test"}, load_plugins())
     return runs_dir, out_dir
 
 
@@ -153,7 +154,54 @@ def test_report_files_exist_and_numbers_equal_the_runs(small_report):
     index = (out_dir / "README.md").read_text()
     assert "[scan-simple](scan-simple.md)" in index and "[sepsis](sepsis.md)" in index
     scan_row = _table_rows(index, "[scan-simple]")[0]
-    assert scan_row[2] == "exact_match"
+    assert scan_row[1] == "exact_match" and scan_row[-2] == "800"  # metric, budget
+    [sepsis_row] = _table_rows(index, "[sepsis]")
+    transformer = sepsis["agents"]["transformer"]["iqm"]["exact_return"]
+    assert sepsis_row[1] == "exact_return" and sepsis_row[2].startswith(f"{transformer['point']:.3f} [")
+    assert sepsis_row[5] == "0.88 [2]; 0.78 [3]"  # scan-simple's is [1]; sources below the table
+    assert "[2] optimal policy (value iteration): icu-sepsis package README" in index
+
+
+def test_the_headline_table_goes_into_a_results_page_between_its_markers(small_report, tmp_path):
+    runs_dir, _ = small_report
+    page = tmp_path / "docs" / "benchmarks.md"
+    page.parent.mkdir()
+    markers = "<!-- attnq headline: start -->\nold table\n<!-- attnq headline: end -->\n"
+    page.write_text(f"# Results\n\nintro\n{markers}rest\n")
+    out_dir = tmp_path / "docs" / "reports" / "small"
+    write_report(load_records(runs_dir), out_dir, "small", "attnq report (test)", {"python": "test"}, page=page)
+    text = page.read_text()
+    assert text.startswith("# Results\n\nintro\n<!-- attnq headline: start -->\n| task | metric |")
+    assert text.endswith("<!-- attnq headline: end -->\nrest\n") and "old table" not in text
+    assert "[sepsis](reports/small/sepsis.md)" in text and "[scan-simple](reports/small/scan-simple.md)" in text
+    write_report(load_records(runs_dir), out_dir, "small", "attnq report (test)", {"python": "test"}, page=page)
+    assert page.read_text() == text  # redrawn in place, not appended
+
+
+def test_a_results_page_without_markers_is_refused_before_anything_is_written(small_report, tmp_path):
+    runs_dir, _ = small_report
+    page = tmp_path / "page.md"
+    page.write_text("# no markers\n")
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        attnq_command("report", "--from", str(runs_dir), "--out", str(out), "--page", str(page)),
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 2 and "has no headline markers" in completed.stderr and "fix:" in completed.stderr
+    assert not out.exists() and page.read_text() == "# no markers\n"
+
+
+def test_report_pages_say_what_every_metric_means(small_report):
+    """Each built-in domain declares its metrics' meanings; the core explains its own."""
+    _, out_dir = small_report
+    for task in json.loads((out_dir / "results.json").read_text())["tasks"]:
+        assert set(task["metric_meanings"]) == set(task["metrics"]), task["task"]
+        page = (out_dir / f"{task['task']}.md").read_text()
+        for name, meaning in task["metric_meanings"].items():
+            assert f"- `{name}`: {meaning}" in page
+    sepsis = (out_dir / "sepsis.md").read_text()
+    assert "- `survived`: share of patients who survived" in sepsis and "- `exact_return`: the greedy" in sepsis
 
 
 def test_report_is_redrawn_from_saved_runs_without_training(small_report, tmp_path):

@@ -226,7 +226,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from attnq.experiments.plan import PROFILES
     from attnq.experiments.records import load_records, read_training_command, write_training_command
     from attnq.registry import load_plugins
-    from attnq.reporting.markdown import library_versions, write_report
+    from attnq.reporting.markdown import check_headline_page, library_versions, write_report
 
     host = load_plugins()
     plan = PROFILES[args.profile].with_choices(args.tasks, args.seeds, args.torsos, args.set)
@@ -237,6 +237,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     runs_dir = Path(args.from_runs or args.runs_dir or default_runs)
     if out_dir.exists() and not out_dir.is_dir():
         raise AttnqError(f"--out {out_dir} is a file; fix: give a folder for the report")
+    page = Path(args.page) if args.page else None
+    if page is not None:
+        check_headline_page(page)
     command = "attnq " + " ".join(sys.argv[1:])
     if args.from_runs:
         records = load_records(runs_dir)
@@ -251,7 +254,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise AttnqError(f"no task to report on: profile {args.profile!r} has none of {args.tasks}")
         records = run_plan(plan, runs_dir, _executor(args, host), host, progress_interval=args.progress_every)
         write_training_command(runs_dir, command)
-    index = write_report(records, out_dir, name, command, library_versions(), host)
+    index = write_report(records, out_dir, name, command, library_versions(), host, page)
     print(f"report: {index}\nruns:   {runs_dir}")
     return 0
 
@@ -493,6 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--from", dest="from_runs", metavar="RUNS_DIR", help="redraw from saved runs only: no training, no evaluation"
     )
     p.add_argument("--out", help="report folder (default: docs/reports/NAME)")
+    p.add_argument(
+        "--page",
+        metavar="FILE",
+        help="also put the headline table into this results page, between its attnq headline markers "
+        "(docs/benchmarks.md has them)",
+    )
     executor_args(p)
     p.set_defaults(func=cmd_report)
     return parser

@@ -17,6 +17,7 @@ from attnq.checkpoints import CONFIG_FILE, atomic_write_text
 from attnq.config import TaskConfig, validate_task
 from attnq.errors import AttnqError
 from attnq.experiments.jobs import BASELINES_DIR, EVALUATION_FILE, LEGACY_BASELINES_FILE
+from attnq.experiments.state import read_state
 
 COMMAND_FILE = "report-command.txt"
 METRICS_GLOB = "logs*/metrics.csv"  # one folder per fit; see training.run.log_version
@@ -35,6 +36,7 @@ class RunRecord:
     return_interval: list[float] | None = None  # over the evaluation episodes
     train_env_steps_per_second: float | None = None
     random_env_steps_per_second: float | None = None
+    train_seconds: float | None = None  # the whole run's training wall time (its state file)
 
 
 @dataclass
@@ -77,6 +79,7 @@ def load_records(runs_dir: Path, tasks: set[str] | None = None) -> list[TaskReco
         if tasks is not None and task.name not in tasks:
             continue
         saved = json.loads(evaluation_path.read_text(encoding="utf-8"))
+        state = read_state(run_dir)
         record = records.setdefault(task.name, TaskRecord(task))
         record.runs.append(
             RunRecord(
@@ -89,6 +92,7 @@ def load_records(runs_dir: Path, tasks: set[str] | None = None) -> list[TaskReco
                 saved.get("return_interval"),
                 saved.get("train_env_steps_per_second"),
                 saved.get("random_env_steps_per_second"),
+                state.wall_seconds if state is not None else None,
             )
         )
     for name, record in records.items():

@@ -7,6 +7,7 @@ report regenerated with ``attnq report --from RUNS`` prints the same figures wit
 from __future__ import annotations
 
 import json
+import os
 import platform as stdlib_platform
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from attnq.agent import load_agent
 from attnq.checkpoints import POLICY_CHECKPOINT, atomic_write_text
+from attnq.domain import CORE_METRICS
+from attnq.errors import AttnqError, PluginError
 from attnq.experiments.records import TaskRecord
 from attnq.explain import SCENE_FILE, attending_token, explain
 from attnq.registry import PluginHost
@@ -59,7 +62,19 @@ def metric_names(record: TaskRecord) -> list[str]:
     return [m for m in names if all(m in run.metrics for run in record.runs)]
 
 
-def summarise(record: TaskRecord) -> dict:
+def metric_meanings(domain: str, metrics: list[str], host: PluginHost | None) -> dict[str, str]:
+    """What each reported metric means: the domain's own words (``DomainSpec.metrics``), else the core's."""
+    declared: dict[str, str] = {}
+    if host is not None:
+        try:
+            declared = dict(host.registry.get(domain).metrics)
+        except PluginError:
+            pass  # a report redrawn without the domain's plugin: the core's words only
+    meanings = {m: declared.get(m) or CORE_METRICS.get(m) for m in metrics}
+    return {m: text for m, text in meanings.items() if text}
+
+
+def summarise(record: TaskRecord, host: PluginHost | None = None) -> dict:
     """The numbers of one task's page: per-seed metrics, IQM and 95 % CI per torso, baselines, anchors."""
     metrics = metric_names(record)
     agents: dict[str, dict] = {}
@@ -78,6 +93,7 @@ def summarise(record: TaskRecord) -> dict:
             },
             "iqm": {m: bootstrap_interval([run.metrics[m] for run in runs]).to_dict() for m in metrics},
             "env_steps": [run.env_steps for run in runs],
+            "train_seconds": [run.train_seconds for run in runs],
             "env_steps_per_second": float(
                 np.mean([run.env_steps / run.wall_seconds for run in runs if run.wall_seconds > 0])
             )
@@ -93,6 +109,7 @@ def summarise(record: TaskRecord) -> dict:
         "agents": agents,
         "baselines": record.baselines,
         "anchors": anchors,
+        "metric_meanings": metric_meanings(record.task.domain, metrics, host),
         "eval": {"episodes": record.task.eval.episodes, "seed": record.task.eval.seed},
         "max_env_steps": record.task.trainer.max_env_steps,
     }
@@ -150,6 +167,8 @@ def task_page(record: TaskRecord, summary: dict, out_dir: Path, host: PluginHost
         results_table(summary),
         "",
     ]
+    lines += [f"- `{name}`: {meaning}" for name, meaning in summary["metric_meanings"].items()]
+    lines += [""] if summary["metric_meanings"] else []
     for number, anchor in enumerate(summary["anchors"], start=1):
         lines.append(f"[{number}] {anchor['policy']}: {anchor['source']}")
     if summary["anchors"]:
@@ -173,6 +192,77 @@ def task_page(record: TaskRecord, summary: dict, out_dir: Path, host: PluginHost
     return "\n".join(lines) + "\n"
 
 
+HEADLINE_START, HEADLINE_END = "<!-- attnq headline: start -->", "<!-- attnq headline: end -->"
+
+
+def headline_table(summaries: list[dict], link_prefix: str = "") -> list[str]:
+    """One row per task: its headline metric for each torso (IQM over seeds [95 % interval]), the
+    best baseline, published figures (sources as notes below), budget and training time per run."""
+    torsos = _torsos(summaries)
+    lines = [
+        "| task | metric | " + " | ".join(f"{t}-dqn" for t in torsos) + " | best baseline | published | env steps "
+        "| training min per run (" + " / ".join(torsos) + ") |",
+        "|" + "---|" * (6 + len(torsos)),
+    ]
+    notes: list[str] = []
+    for summary in summaries:
+        metric = _headline(summary)
+        agents = [
+            Estimate(**summary["agents"][t]["iqm"][metric]).format() if t in summary["agents"] else "-" for t in torsos
+        ]
+        baselines = {name: values[metric] for name, values in summary["baselines"].items() if metric in values}
+        best = max(baselines, key=baselines.get) if baselines else None
+        published = []
+        for anchor in summary["anchors"]:
+            # an exact expected return is compared with published (sampled) returns
+            value = anchor["metrics"].get(metric, anchor["metrics"].get("return") if metric == "exact_return" else None)
+            if value is not None:
+                notes.append(f"{anchor['policy']}: {anchor['source']}")
+                published.append(f"{value:g} [{len(notes)}]")
+        minutes = [
+            _minutes(summary["agents"][t].get("train_seconds", [])) if t in summary["agents"] else "-" for t in torsos
+        ]
+        lines.append(
+            f"| [{summary['task']}]({link_prefix}{summary['task']}.md) | {metric} | "
+            + " | ".join(agents)
+            + f" | {f'{best} {baselines[best]:.3f}' if best else '-'} | {'; '.join(published) or '-'} "
+            f"| {summary['max_env_steps']:,} | {' / '.join(minutes)} |"
+        )
+    lines += ["", "Agents: interquartile mean over seeds [95 % bootstrap interval]. Published figures:", ""]
+    lines += [f"[{number}] {note}" for number, note in enumerate(notes, start=1)] or ["none cited."]
+    return lines
+
+
+def _minutes(seconds: list[float | None]) -> str:
+    known = [s for s in seconds if s]
+    return f"{np.median(known) / 60:.0f}" if known else "-"
+
+
+def check_headline_page(page: Path) -> str:
+    """The page's text, if it has the headline markers (checked before a report trains anything)."""
+    if not page.is_file():
+        raise AttnqError(f"--page {page} is not a file; fix: give the results page to update, e.g. docs/benchmarks.md")
+    text = page.read_text(encoding="utf-8")
+    start, end = text.find(HEADLINE_START), text.find(HEADLINE_END)
+    if start < 0 or end < start:
+        raise AttnqError(
+            f"--page {page} has no headline markers; fix: put the line {HEADLINE_START} and, below it, "
+            f"{HEADLINE_END} where the table belongs"
+        )
+    return text
+
+
+def write_headline(page: Path, summaries: list[dict], report_dir: Path) -> None:
+    """Replace the block between the headline markers of ``page`` (a results page such as
+    docs/benchmarks.md) with the report's headline table, linked to the report's pages."""
+    text = check_headline_page(page)
+    prefix = Path(os.path.relpath(report_dir, page.parent)).as_posix() + "/"
+    before, rest = text.split(HEADLINE_START, 1)
+    after = rest.split(HEADLINE_END, 1)[1]
+    table = "\n".join(headline_table(summaries, prefix))
+    atomic_write_text(page, f"{before}{HEADLINE_START}\n{table}\n{HEADLINE_END}{after}")
+
+
 def index_page(name: str, summaries: list[dict], command: str, versions: dict[str, str]) -> str:
     lines = [
         f"# attnq report: {name}",
@@ -181,28 +271,7 @@ def index_page(name: str, summaries: list[dict], command: str, versions: dict[st
         "evaluated on the same fixed episodes. Each task's page has the full table with intervals, learning "
         "curves and what the attention looked at.",
         "",
-        "| task | domain | headline metric | "
-        + " | ".join(f"{t}-dqn" for t in _torsos(summaries))
-        + " | best baseline |",
-        "|" + "---|" * (4 + len(_torsos(summaries))),
-    ]
-    for summary in summaries:
-        metric = _headline(summary)
-        agents = [
-            Estimate(**summary["agents"][t]["iqm"][metric]).format() if t in summary["agents"] else "-"
-            for t in _torsos(summaries)
-        ]
-        baselines = {name: values[metric] for name, values in summary["baselines"].items() if metric in values}
-        best = max(baselines, key=baselines.get) if baselines else None
-        best_text = f"{best} {baselines[best]:.3f}" if best else "-"
-        lines.append(
-            f"| [{summary['task']}]({summary['task']}.md) | {summary['domain']} | {metric} | "
-            + " | ".join(agents)
-            + f" | {best_text} |"
-        )
-    lines += [
-        "",
-        "Agents: interquartile mean over seeds [95 % bootstrap interval].",
+        *headline_table(summaries),
         "",
         "## How this report was made",
         "",
@@ -242,12 +311,16 @@ def write_report(
     command: str,
     versions: dict[str, str],
     host: PluginHost | None = None,
+    page: Path | None = None,
 ) -> Path:
-    """Write every page and figure under ``out_dir``; returns the index page."""
+    """Write every page and figure under ``out_dir``; returns the index page.
+
+    :param page: also put the headline table into this results page (see :func:`write_headline`)
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = []
     for record in records:
-        summary = summarise(record)
+        summary = summarise(record, host)
         summaries.append(summary)
         atomic_write_text(out_dir / f"{record.task.name}.md", task_page(record, summary, out_dir, host))
     atomic_write_text(
@@ -256,4 +329,6 @@ def write_report(
     )
     index = out_dir / "README.md"
     atomic_write_text(index, index_page(name, summaries, command, versions))
+    if page is not None:
+        write_headline(page, summaries, out_dir)
     return index
