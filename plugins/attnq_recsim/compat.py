@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -153,7 +154,37 @@ WORKAROUNDS: tuple[Workaround, ...] = (
 )
 
 
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Swallow what is written to file descriptor 2: TensorFlow's C++ start-up lines (CUDA drivers
+    missing, oneDNN, CPU features) are written before its log level applies, so only this stops them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            with contextlib.redirect_stderr(io.StringIO()):
+                yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _quiet_start() -> None:
+    # the unmaintained gym package, which recsim_ng imports for its spaces, prints a deprecation
+    # banner on import; TensorFlow logs AutoGraph and retracing notices about RecSim NG's functions
+    import gym  # noqa: F401
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    tf.autograph.set_verbosity(0)
+
+
 def apply() -> None:
-    """Apply every workaround (before the first ``import recsim_ng``)."""
-    for workaround in WORKAROUNDS:
-        workaround.apply()
+    """Apply every workaround (before the first ``import recsim_ng``), without TensorFlow's and
+    gym's start-up noise; an import that fails still raises, with its Python traceback."""
+    with _stderr_silenced():
+        for workaround in WORKAROUNDS:
+            workaround.apply()
+        _quiet_start()

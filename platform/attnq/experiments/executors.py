@@ -15,6 +15,7 @@ the retry resumes from the run's last checkpoint, so no run is trained twice or 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -177,6 +178,9 @@ class RayExecutor:
                     "and Python versions"
                 ) from None
         else:
+            # Ray turns token authentication on for a new local cluster and says so at every start;
+            # that notice is not about the run, so it is left out (the setting itself is kept)
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
             # A small object store: jobs exchange only small records; the memory belongs to the runs.
             ray.init(
                 num_cpus=self.num_cpus,
