@@ -3,7 +3,7 @@
 Token j is ``bias_j + value_j * weight_j``: the numerical-feature tokenizer of FT-Transformer
 (Gorishniy et al. 2021). The bias is the feature's identity and each feature moves along its own
 direction as its value changes. (A value MLP shared by all features plus an identity embedding,
-the earlier design, fitted the optimal Q-values less closely: docs/benchmarks.md, sepsis.)
+the earlier design, fitted the optimal Q-values less closely: docs/experiments/2026-12-01-sepsis.md.)
 A learned [CLS] token (``model.pool: cls``) pools the tokens.
 """
 

@@ -148,7 +148,7 @@ class TransformerDQN(nn.Module):
         padding_BT = ~mask_BT
         # A pooled head reads one token of the last block, so unless the full attention maps are
         # asked for, the last block computes that token's output alone: the same Q-values, and for
-        # the 1-block sepsis network about a third of the time per update (docs/benchmarks.md, sepsis).
+        # the 1-block sepsis network about a third of the time per update (docs/experiments/2026-12-01-sepsis.md).
         pooled_alone = self.head_kind == "dueling" and not return_attention
         last = len(self.blocks) - 1
         attention: list[torch.Tensor] = []
