@@ -141,3 +141,14 @@ def test_a_misspelled_highway_setting_is_refused_not_ignored():
     evaluation = load_task(TASKS / "highway-fast.yaml", ["eval.env_kwargs.config.vehicles_densityy=2"])
     with pytest.raises(TaskFileError, match=r"field 'eval.env_kwargs'.*vehicles_densityy"):
         prepare_task(evaluation)
+
+
+@pytest.mark.parametrize(
+    ("task", "named"),
+    [("sepsis", "inadmissible_action_strategy"), ("recsim-interest", "domain_options"), ("scan-simple", "part")],
+)
+def test_env_settings_a_domain_does_not_know_are_refused_not_ignored(task, named):
+    from attnq.runtime import prepare_task
+
+    with pytest.raises(TaskFileError, match=rf"field 'env.kwargs'.*bogus.*{named}"):
+        prepare_task(load_task(TASKS / f"{task}.yaml", ["env.kwargs.bogus=1"]))

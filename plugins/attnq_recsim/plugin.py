@@ -28,7 +28,7 @@ def _check(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     if env_id != ENV_ID:
         raise gym.error.Error(f"the recsim domain builds {ENV_ID!r} only")
     if env_kwargs:
-        raise gym.error.Error(
+        raise ValueError(
             f"{ENV_ID} takes no env.kwargs (got {sorted(env_kwargs)}); its settings live in domain_options"
         )
 

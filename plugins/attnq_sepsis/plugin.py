@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,18 @@ def shared_mdp_parameters():
     return MDPParameters(Path(sepsis.__file__).parent / "assets")
 
 
+def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
+    """The env takes ``**kwargs`` and ignores what it does not know, so a misspelled setting would
+    silently train the default; its named settings are the only ones accepted."""
+    from icu_sepsis.envs.sepsis import ICUSepsisEnv
+
+    parameters = inspect.signature(ICUSepsisEnv.__init__).parameters.values()
+    known = sorted(p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "params")
+    unknown = sorted(set(env_kwargs) - set(known))
+    if unknown:
+        raise ValueError(f"{unknown} are not settings of {env_id}; it takes {known}")
+
+
 def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: BaseModel) -> gym.Env:
     """The registered env built from its entry point, with the shared tables and its time limit.
 
@@ -48,6 +61,7 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: BaseModel) -> 
     spec, which would copy the shared tables again.
     """
     import_icu_sepsis()
+    check_env_kwargs(env_id, env_kwargs)
     spec = gym.spec(env_id)
     creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
     env = creator(**{**spec.kwargs, "params": shared_mdp_parameters(), **dict(env_kwargs)})

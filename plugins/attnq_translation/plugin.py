@@ -21,10 +21,10 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: TranslationOpt
         raise gym.error.Error(f"the translation domain builds {ENV_ID!r} only; the corpus is chosen in domain_options")
     unknown = set(env_kwargs) - {"part"}
     if unknown:
-        raise gym.error.Error(f"unknown env kwargs {sorted(unknown)}; {ENV_ID} takes only part: train | test")
+        raise ValueError(f"unknown env kwargs {sorted(unknown)}; {ENV_ID} takes only part: train | test")
     part = env_kwargs.get("part", "train")
     if part not in ("train", "test"):
-        raise gym.error.Error(f"part must be 'train' or 'test', got {part!r}")
+        raise ValueError(f"part must be 'train' or 'test', got {part!r}")
     return TextAsActionEnv(build_corpus(options), part)
 
 
