@@ -480,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         choices=["quick", "full"],
         default="quick",
-        help="quick: every domain, 2 seeds, small budgets (~15 min on 2 CPU cores); full: task budgets, 3 seeds",
+        help="quick: every domain, 2 seeds, small budgets (16-29 min on 2 CPU cores); full: task budgets, 3 seeds "
+        "(hours; its runs are kept in docs/reports/full/runs)",
     )
     p.add_argument("--name", help="report name (default: the profile's); output goes to docs/reports/NAME")
     p.add_argument("--tasks", nargs="+", help="only these tasks (names or .yaml paths)")

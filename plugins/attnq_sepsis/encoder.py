@@ -39,4 +39,5 @@ class ClinicalFeatureEncoder(StateEncoder):
         return observations_BX[:, ADMISSIBLE_SLICE] > 0.5
 
     def token_labels(self, observation: np.ndarray) -> list[str]:
-        return [f"{name} {value:+.2f}" for name, value in zip(FEATURE_NAMES, observation[:NUM_FEATURES])]
+        # the package stores each state as a cluster centre of standardised features, not raw units
+        return [f"{name} (std.) {value:+.2f}" for name, value in zip(FEATURE_NAMES, observation[:NUM_FEATURES])]

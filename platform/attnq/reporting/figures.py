@@ -16,6 +16,7 @@ from attnq.explain import png_bytes
 from attnq.statistics import bootstrap_interval
 
 GRID_POINTS = 50
+FEW_POINTS = 8  # a run that logged fewer points is drawn at those points, with markers, not as a smooth band
 
 
 def _band(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -43,11 +44,17 @@ def plot_learning_curves(record: TaskRecord, path: Path, metric: str = "return")
         # One grid of env steps that every seed reached; wall time is the seeds' mean at each point.
         start = max(c["env_steps"][0] for c in curves)
         stop = min(c["env_steps"][-1] for c in curves)
-        grid = np.linspace(start, stop, GRID_POINTS) if stop > start else np.array([start])
+        fewest = min(len(c["env_steps"]) for c in curves)
+        if fewest < FEW_POINTS:  # episodes longer than the logging interval: only a few points exist
+            logged = np.asarray(min(curves, key=lambda c: len(c["env_steps"]))["env_steps"])
+            grid = logged[(logged >= start) & (logged <= stop)]
+        else:
+            grid = np.linspace(start, stop, GRID_POINTS) if stop > start else np.array([start])
         mean, low, high = _band([(np.asarray(c["env_steps"]), np.asarray(c[metric])) for c in curves], grid)
         wall = np.mean([np.interp(grid, c["env_steps"], c["wall_seconds"]) for c in curves], axis=0)
+        label = f"{torso}-dqn ({len(curves)} seeds" + (f", {len(grid)} logged points)" if fewest < FEW_POINTS else ")")
         for ax, x in zip(axes, (grid, wall)):
-            ax.plot(x, mean, label=f"{torso}-dqn ({len(curves)} seeds)")
+            ax.plot(x, mean, marker="o" if fewest < FEW_POINTS else None, label=label)
             ax.fill_between(x, low, high, alpha=0.25)
     for ax, label in zip(axes, ("env steps", "wall-clock seconds of training")):
         ax.set_xlabel(label)

@@ -129,7 +129,9 @@ def _attention_section(record: TaskRecord, out_dir: Path, host: PluginHost | Non
         f"({', '.join(f'{k} {v:.2f}' for k, v in episode.items())}). Each row is a decision, each column a "
         "token, labelled by the domain's encoder; the colour is the last-layer attention of "
         f"{attending_token(agent.task)} "
-        "(mean over heads). Beside each row: the action taken and the three most attended tokens.",
+        "(mean over heads) relative to the uniform share: white when every visible token gets the same, "
+        "red for more, blue for less, grey for masked tokens. Beside each row: the action taken and the "
+        "three most attended tokens with their attention weights.",
         "",
         f"![attention of {record.task.name}]({png.relative_to(out_dir).as_posix()})",
         "",
