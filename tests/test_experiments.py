@@ -166,6 +166,17 @@ except BlockingIOError:
         pass
 
 
+@pytest.mark.parametrize(("budget", "num_envs", "learning_starts"), [(1000, 16, 200), (203, 8, 200), (57, 8, 0)])
+def test_a_run_stops_exactly_at_its_budget_whatever_num_envs(tmp_path, budget, num_envs, learning_starts):
+    task = _sepsis(
+        f"trainer.max_env_steps={budget}", f"env.num_envs={num_envs}", f"learner.learning_starts={learning_starts}"
+    )
+    result = train(task, runs_dir=tmp_path)
+    assert result.env_steps == read_state(result.run_dir).env_steps == budget
+    resumed = train(_changed(task, f"trainer.max_env_steps={budget + 13}"), resume=result.run_dir)
+    assert resumed.env_steps == 13 and read_state(result.run_dir).env_steps == budget + 13  # this fit's, then all
+
+
 def test_resume_refuses_any_learning_change_and_touches_nothing(sepsis_run):
     task, result = sepsis_run
     files = {p: p.stat().st_mtime_ns for p in result.run_dir.rglob("*") if p.is_file()}

@@ -64,8 +64,12 @@ class ExperienceCollector:
         if self.can_overlap:
             self.vector_env.step_async(self.pending_actions)
 
-    def finish_step(self) -> list[dict[str, float]]:
-        """Collect the step in flight; returns the metric summaries of episodes that ended in it."""
+    def finish_step(self, keep: int | None = None) -> list[dict[str, float]]:
+        """Collect the step in flight; returns the metric summaries of episodes that ended in it.
+
+        :param keep: learn from the first ``keep`` sub-envs' transitions only (the run's last step,
+            so that it ends exactly at its env-step budget); the others' are dropped
+        """
         actions = self.pending_actions
         if self.can_overlap:
             next_observations, rewards, terminated, truncated, infos = self.vector_env.step_wait()
@@ -73,7 +77,7 @@ class ExperienceCollector:
             next_observations, rewards, terminated, truncated, infos = self.vector_env.step(actions)
         next_observations = np.asarray(next_observations, dtype=np.float32)
         finished: list[dict[str, float]] = []
-        for i in range(self.num_envs):
+        for i in range(self.num_envs if keep is None else keep):
             done = bool(terminated[i] or truncated[i])
             if done:
                 info = split_vector_info(infos["final_info"], i) if "final_info" in infos else {}

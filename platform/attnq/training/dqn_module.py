@@ -132,25 +132,39 @@ class DQNModule(pl.LightningModule):
 
     def start_collect_step(self, random: bool = False) -> None:
         assert self.collector is not None
+        if self.budget_left() == 0:
+            return  # the budget is spent: the remaining updates learn from the replay alone
         self.collector.start_step(self.random_actions if random else self.epsilon_greedy_actions)
 
     def finish_collect_step(self) -> None:
         assert self.collector is not None
-        finished = self.collector.finish_step()
-        self.env_steps += self.collector.num_envs
+        if self.collector.pending_actions is None:
+            return
+        # the run's last vector step keeps only the sub-envs its budget has room for
+        keep = min(self.collector.num_envs, self.budget_left())
+        finished = self.collector.finish_step(keep)
+        self.env_steps += keep
         self.episodes += len(finished)
         self.recent_episodes.extend(finished)
         self.finished_since_log.extend(finished)
+
+    def budget_left(self) -> int:
+        """Env steps the run may still take: it ends exactly at ``trainer.max_env_steps``, except that
+        the learner gets at least one stored transition however small the budget."""
+        if len(self.replay) == 0:
+            return self.collector.num_envs if self.collector is not None else 0
+        return max(0, self.task.trainer.max_env_steps - self.env_steps)
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         progress = self.env_steps / self.task.trainer.max_env_steps
         sample = self.replay.sample(self.task.replay.batch_size, progress)
         return {name: torch.as_tensor(value) for name, value in sample._asdict().items()}
 
-    def updates_needed(self) -> int:
-        """Gradient steps that take the run to ``max_env_steps`` (Lightning's ``max_steps``)."""
+    def updates_needed(self, start_env_steps: int = 0) -> int:
+        """Gradient steps that take a fit starting at ``start_env_steps`` (a resumed run's checkpoint)
+        to ``max_env_steps``; Lightning's ``max_steps`` is the checkpoint's updates plus these."""
         per_update = self.task.env.num_envs * self.task.learner.vector_steps_per_update
-        remaining = max(self.task.trainer.max_env_steps - self.warmup_env_steps(), 0)
+        remaining = max(self.task.trainer.max_env_steps - max(self.warmup_env_steps(), start_env_steps), 0)
         return max(1, math.ceil(remaining / per_update))
 
     def warmup_env_steps(self) -> int:
@@ -165,7 +179,7 @@ class DQNModule(pl.LightningModule):
             self.runtime.make_vector_env(), self.runtime.reward_adapter(), self.replay, self.n_step_folder
         )
         self.collector.reset(seed=self.task.seed * 1_000_003 + self.env_steps)
-        while self.env_steps < self.warmup_env_steps() or len(self.replay) == 0:
+        while (self.env_steps < self.warmup_env_steps() and self.budget_left() > 0) or len(self.replay) == 0:
             self.collect_step(random=True)
 
     def on_fit_end(self) -> None:

@@ -147,7 +147,7 @@ def train(
     :param on_evaluation: called with (env steps, mean metrics) after each evaluation during training
     """
     checkpoint_path: Path | None = None
-    start_steps = 0
+    start_steps = start_updates = 0
     if resume is not None:
         checkpoint_path = resume / CHECKPOINT_DIR / LAST_CHECKPOINT
         if not checkpoint_path.is_file() and (resume / POLICY_CHECKPOINT).is_file():
@@ -163,6 +163,7 @@ def train(
         checkpoint = load_checkpoint_file(checkpoint_path)
         check_resumable(task_from_checkpoint(checkpoint, checkpoint_path), task, checkpoint_path)
         start_steps = int(checkpoint["attnq"]["env_steps"])
+        start_updates = int(checkpoint.get("global_step", 0))
         run_dir = resume
     runtime = runtime or prepare_task(task, host)  # bad options or files fail here, before any folder exists
     check_compiler(task)
@@ -173,7 +174,7 @@ def train(
     run_dir = run_dir or new_run_dir(task, runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
-        return _fit(task, runtime, run_dir, checkpoint_path, start_steps, on_evaluation)
+        return _fit(task, runtime, run_dir, checkpoint_path, start_steps, start_updates, on_evaluation)
 
 
 def _fit(
@@ -182,6 +183,7 @@ def _fit(
     run_dir: Path,
     checkpoint_path: Path | None,
     start_steps: int,
+    start_updates: int,
     on_evaluation: Callable[[int, dict[str, float]], None] | None,
 ) -> TrainResult:
     atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(task.to_dict(), sort_keys=False))
@@ -209,7 +211,7 @@ def _fit(
         accelerator=task.trainer.accelerator,
         devices=1,
         max_epochs=-1,
-        max_steps=module.updates_needed(),
+        max_steps=start_updates + module.updates_needed(start_steps),
         logger=_loggers(task, run_dir, start_steps),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
