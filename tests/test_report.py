@@ -178,6 +178,24 @@ def test_the_headline_table_goes_into_a_results_page_between_its_markers(small_r
     assert page.read_text() == text  # redrawn in place, not appended
 
 
+def test_a_smoke_report_shows_the_full_budget_figure_beside_each_row(small_report, tmp_path):
+    runs_dir, out_dir = small_report
+    assert PROFILES["quick"].reference == "full"
+    records = load_records(runs_dir)
+    quick = tmp_path / "reports" / "quick"
+    write_report(records, quick, "quick", "attnq report (test)", {"python": "test"}, reference_name="full")
+    index = (quick / "README.md").read_text()
+    assert "**Smoke budgets**" in index and "[the full report](../full/README.md)" in index
+    assert all(row[-1] == "not yet run" for row in _table_rows(index, "[s"))  # no full report yet
+    (tmp_path / "reports" / "full").mkdir()
+    shutil.copy(out_dir / "results.json", tmp_path / "reports" / "full" / "results.json")
+    write_report(records, quick, "quick", "attnq report (test)", {"python": "test"}, reference_name="full")
+    [sepsis_row] = _table_rows((quick / "README.md").read_text(), "[sepsis]")
+    full = json.loads((out_dir / "results.json").read_text())["tasks"]
+    iqm = next(t for t in full if t["task"] == "sepsis")["agents"]["transformer"]["iqm"]["exact_return"]
+    assert sepsis_row[-1].startswith(f"{iqm['point']:.3f} [") and sepsis_row[-1].endswith("(1,500 env steps)")
+
+
 def test_a_results_page_without_markers_is_refused_before_anything_is_written(small_report, tmp_path):
     runs_dir, _ = small_report
     page = tmp_path / "page.md"

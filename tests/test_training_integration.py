@@ -163,7 +163,7 @@ def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path):
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(CheckpointError, match="not an attnq checkpoint"):
         load_agent(str(foreign))
-    with pytest.raises(CheckpointError, match="no checkpoints/last.ckpt"):
+    with pytest.raises(CheckpointError, match="has neither checkpoints/last.ckpt nor policy.ckpt"):
         load_agent(str(tmp_path))
 
 

@@ -254,7 +254,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise AttnqError(f"no task to report on: profile {args.profile!r} has none of {args.tasks}")
         records = run_plan(plan, runs_dir, _executor(args, host), host, progress_interval=args.progress_every)
         write_training_command(runs_dir, command)
-    index = write_report(records, out_dir, name, command, library_versions(), host, page)
+    index = write_report(records, out_dir, name, command, library_versions(), host, page, plan.reference)
     print(f"report: {index}\nruns:   {runs_dir}")
     return 0
 

@@ -43,6 +43,8 @@ class ReportPlan(BaseModel):
     # runs go in the report's folder (OUT/runs) to be committed with it: evaluations, curves and
     # exported policies; their checkpoints and replay buffers are ignored by git
     keeps_runs: bool = False
+    # a report beside this one (docs/reports/NAME) whose full-budget figures its index shows
+    reference: str | None = None
 
     def with_choices(
         self, tasks: list[str] | None, seeds: list[int] | None, torsos: list[str] | None, overrides: list[str] | None
@@ -57,6 +59,7 @@ class ReportPlan(BaseModel):
             torsos=tuple(torsos or self.torsos),
             seeds=tuple(seeds if seeds is not None else self.seeds),
             keeps_runs=self.keeps_runs,
+            reference=self.reference,
         )
 
 
@@ -66,6 +69,7 @@ PROFILES: dict[str, ReportPlan] = {
     "quick": ReportPlan(
         name="quick",
         seeds=(0, 1),
+        reference="full",
         tasks=(
             ReportTask(task="highway-fast", overrides=_QUIET + ("trainer.max_env_steps=4000", "eval.episodes=20")),
             ReportTask(

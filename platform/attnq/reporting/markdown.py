@@ -197,15 +197,23 @@ def task_page(record: TaskRecord, summary: dict, out_dir: Path, host: PluginHost
 HEADLINE_START, HEADLINE_END = "<!-- attnq headline: start -->", "<!-- attnq headline: end -->"
 
 
-def headline_table(summaries: list[dict], link_prefix: str = "") -> list[str]:
+def headline_table(summaries: list[dict], link_prefix: str = "", reference: list[dict] | None = None) -> list[str]:
     """One row per task: its headline metric for each torso (IQM over seeds [95 % interval]), the
-    best baseline, published figures (sources as notes below), budget and training time per run."""
+    best baseline, published figures (sources as notes below), budget and training time per run.
+
+    :param reference: another report's task summaries (the full report beside a smoke-budget one):
+        their Transformer-DQN figure at their own budget becomes a last column
+    """
     torsos = _torsos(summaries)
     lines = [
         "| task | metric | " + " | ".join(f"{t}-dqn" for t in torsos) + " | best baseline | published | env steps "
-        "| training min per run (" + " / ".join(torsos) + ") |",
-        "|" + "---|" * (6 + len(torsos)),
+        "| training min per run ("
+        + " / ".join(torsos)
+        + ") |"
+        + (" at full budget |" if reference is not None else ""),
+        "|" + "---|" * (6 + len(torsos) + (reference is not None)),
     ]
+    full = {summary["task"]: summary for summary in reference or []}
     notes: list[str] = []
     for summary in summaries:
         metric = _headline(summary)
@@ -229,10 +237,18 @@ def headline_table(summaries: list[dict], link_prefix: str = "") -> list[str]:
             + " | ".join(agents)
             + f" | {f'{best} {baselines[best]:.3f}' if best else '-'} | {'; '.join(published) or '-'} "
             f"| {summary['max_env_steps']:,} | {' / '.join(minutes)} |"
+            + (f" {_at_full_budget(full.get(summary['task']), metric)} |" if reference is not None else "")
         )
     lines += ["", "Agents: interquartile mean over seeds [95 % bootstrap interval]. Published figures:", ""]
     lines += [f"[{number}] {note}" for number, note in enumerate(notes, start=1)] or ["none cited."]
     return lines
+
+
+def _at_full_budget(summary: dict | None, metric: str) -> str:
+    agent = (summary or {}).get("agents", {}).get("transformer")
+    if agent is None or metric not in agent["iqm"]:
+        return "not yet run"
+    return f"{Estimate(**agent['iqm'][metric]).format()} ({summary['max_env_steps']:,} env steps)"
 
 
 def _minutes(seconds: list[float | None]) -> str:
@@ -265,7 +281,24 @@ def write_headline(page: Path, summaries: list[dict], report_dir: Path) -> None:
     atomic_write_text(page, f"{before}{HEADLINE_START}\n{table}\n{HEADLINE_END}{after}")
 
 
-def index_page(name: str, summaries: list[dict], command: str, versions: dict[str, str]) -> str:
+def index_page(
+    name: str,
+    summaries: list[dict],
+    command: str,
+    versions: dict[str, str],
+    reference: list[dict] | None = None,
+    reference_name: str = "",
+) -> str:
+    smoke = (
+        [
+            f"**Smoke budgets**, far below the task files' own: these rows show the pipeline at work, not "
+            f"converged agents. The last column is the Transformer-DQN at the task's full budget, from "
+            f"[the {reference_name} report](../{reference_name}/README.md).",
+            "",
+        ]
+        if reference is not None
+        else []
+    )
     lines = [
         f"# attnq report: {name}",
         "",
@@ -273,7 +306,8 @@ def index_page(name: str, summaries: list[dict], command: str, versions: dict[st
         "evaluated on the same fixed episodes. Each task's page has the full table with intervals, learning "
         "curves and what the attention looked at.",
         "",
-        *headline_table(summaries),
+        *smoke,
+        *headline_table(summaries, reference=reference),
         "",
         "## How this report was made",
         "",
@@ -314,10 +348,13 @@ def write_report(
     versions: dict[str, str],
     host: PluginHost | None = None,
     page: Path | None = None,
+    reference_name: str | None = None,
 ) -> Path:
     """Write every page and figure under ``out_dir``; returns the index page.
 
     :param page: also put the headline table into this results page (see :func:`write_headline`)
+    :param reference_name: a report beside this one (``out_dir/../NAME``) whose full-budget figures
+        are shown beside these smoke-budget ones
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = []
@@ -330,7 +367,11 @@ def write_report(
         json.dumps({"name": name, "command": command, "versions": versions, "tasks": summaries}, indent=1),
     )
     index = out_dir / "README.md"
-    atomic_write_text(index, index_page(name, summaries, command, versions))
+    reference = None
+    if reference_name:
+        saved = out_dir.parent / reference_name / "results.json"
+        reference = json.loads(saved.read_text(encoding="utf-8"))["tasks"] if saved.is_file() else []
+    atomic_write_text(index, index_page(name, summaries, command, versions, reference, reference_name or ""))
     if page is not None:
         write_headline(page, summaries, out_dir)
     return index
