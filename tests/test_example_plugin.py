@@ -73,3 +73,17 @@ def test_installed_example_trains_and_learns_the_corridor(installed_example, tmp
     # Walking straight to the goal of a 6-cell corridor takes 5 steps: 1 - 4 * 0.01 = 0.96.
     assert result["mean"]["return"] == pytest.approx(0.96)
     assert result["mean"]["length"] == 5.0
+
+
+def test_reports_name_the_installed_plugin_and_its_domain_s_libraries(installed_example):
+    script = (
+        "import json; from attnq.registry import load_plugins; "
+        "from attnq.reporting.markdown import library_versions; print(json.dumps(library_versions(load_plugins())))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], env=installed_example, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr
+    versions = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert versions["attnq-corridor"] == "0.1.0"  # a third-party plugin's own distribution
+    assert {"attnq", "torch", "highway-env", "icu-sepsis", "recsim-ng", "tensorflow", "sacrebleu"} <= set(versions)

@@ -213,10 +213,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     print(results_table(summary, per_seed=True))
     out = Path(args.out or runs_dir / f"bench-{task.name}.json")
-    atomic_write_text(out, json.dumps({"command": command, "versions": library_versions(), **summary}, indent=1))
+    atomic_write_text(out, json.dumps({"command": command, "versions": library_versions(host), **summary}, indent=1))
     print(f"\nresults: {out}")
     if args.report:
-        print(f"report: {write_report([record], Path(args.report), plan.name, command, library_versions(), host)}")
+        print(f"report: {write_report([record], Path(args.report), plan.name, command, library_versions(host), host)}")
     return 0
 
 
@@ -254,7 +254,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise AttnqError(f"no task to report on: profile {args.profile!r} has none of {args.tasks}")
         records = run_plan(plan, runs_dir, _executor(args, host), host, progress_interval=args.progress_every)
         write_training_command(runs_dir, command)
-    index = write_report(records, out_dir, name, command, library_versions(), host, page, plan.reference)
+    index = write_report(records, out_dir, name, command, library_versions(host), host, page, plan.reference)
     print(f"report: {index}\nruns:   {runs_dir}")
     return 0
 

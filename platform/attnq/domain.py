@@ -131,6 +131,8 @@ class DomainSpec:
     ``action_names(context)`` names each action for attention pictures and reports.
     ``metrics`` says in one line each what the domain's episode metrics mean (``return`` and
     ``length`` are explained by the core unless given); reports print it under their tables.
+    ``libraries`` names the distributions the domain's results depend on (its simulator); reports
+    print their installed versions beside the plugin's own.
     ``make_vector_env(env_id, env_kwargs, options, num_envs, autoreset_mode)``, for simulators
     that step a whole batch natively (RecSim NG steps every user in one graph), replaces the
     gymnasium Sync/Async vector env of ``make_env`` copies; it must follow gymnasium's
@@ -152,6 +154,7 @@ class DomainSpec:
         Callable[[str, Mapping[str, Any], BaseModel, int, gym.vector.AutoresetMode], gym.vector.VectorEnv] | None
     ) = None
     metrics: Mapping[str, str] = field(default_factory=dict)
+    libraries: tuple[str, ...] = ()
 
 
 # What the core's own metrics mean; a domain's ``metrics`` may say more about them.

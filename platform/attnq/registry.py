@@ -127,6 +127,7 @@ class PluginHost:
     registry: DomainRegistry
     loaded: list[str] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
+    plugin_distributions: dict[str, str] = field(default_factory=dict)  # plugin name -> distribution that ships it
 
 
 def _install_hint(entry_point: EntryPoint) -> str:
@@ -160,6 +161,8 @@ def load_plugins(
         for entry_point in entry_points(group=ENTRY_POINT_GROUP):
             if entry_point.name in disabled:
                 continue
+            if entry_point.dist is not None:
+                host.plugin_distributions[entry_point.name] = entry_point.dist.name
             try:
                 candidates.append((entry_point.name, entry_point.load()))
             except Exception as exc:  # a broken plugin must not take the others down

@@ -70,5 +70,6 @@ def attnq_register_domains(registry) -> None:
             extra="highway",
             action_names=action_names,
             metrics=METRICS,
+            libraries=("highway-env",),
         )
     )

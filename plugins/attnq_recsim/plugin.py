@@ -85,5 +85,6 @@ def attnq_register_domains(registry) -> None:
             extra="recsim",
             action_names=action_names,
             metrics=METRICS,
+            libraries=("recsim-ng", "tensorflow"),
         )
     )

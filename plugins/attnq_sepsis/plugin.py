@@ -103,5 +103,6 @@ def attnq_register_domains(registry) -> None:
             exact_return=exact_return,
             action_names=action_names,
             metrics=METRICS,
+            libraries=("icu-sepsis",),
         )
     )

@@ -58,5 +58,6 @@ def attnq_register_domains(registry) -> None:
             extra="translation",
             action_names=action_names,
             metrics=METRICS,
+            libraries=("sacrebleu",),
         )
     )

@@ -26,27 +26,21 @@ from attnq.statistics import Estimate, bootstrap_interval
 
 FIGURES = "figures"
 
-REPORTED_DISTRIBUTIONS = (
-    "attnq",
-    "torch",
-    "pytorch-lightning",
-    "gymnasium",
-    "highway-env",
-    "icu-sepsis",
-    "sacrebleu",
-    "recsim-ng",
-    "tensorflow",
-    "numpy",
-    "ray",
-)
+CORE_DISTRIBUTIONS = ("attnq", "torch", "pytorch-lightning", "gymnasium", "numpy", "ray")
 
 
-def library_versions() -> dict[str, str]:
-    """Python and the installed versions of the libraries results depend on (absent ones skipped)."""
+def library_versions(host: PluginHost | None = None) -> dict[str, str]:
+    """Python, the core's libraries, and for each loaded domain its plugin's distribution and the
+    libraries it declares (``DomainSpec.libraries``): the installed versions results depend on."""
     from importlib import metadata
 
+    names = list(CORE_DISTRIBUTIONS)
+    if host is not None:
+        for domain in host.registry:
+            plugin = host.plugin_distributions.get(host.registry.owner(domain.name))
+            names += [n for n in (plugin, *domain.libraries) if n and n not in names]
     versions = {"python": stdlib_platform.python_version()}
-    for name in REPORTED_DISTRIBUTIONS:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
