@@ -16,8 +16,9 @@ from attnq.checkpoints import CHECKSUM_KEY
 from attnq.cli import main
 from attnq.errors import AttnqError, CheckpointError
 from attnq.experiments.pipeline import run_plan
-from attnq.experiments.plan import PROFILES, ReportPlan, ReportTask
+from attnq.experiments.plan import ReportPlan, ReportTask, report_profile
 from attnq.experiments.state import read_state
+from attnq.registry import load_plugins
 from conftest import REPO, TASKS
 from test_experiments import SMALL_SEPSIS
 
@@ -97,8 +98,8 @@ def test_a_run_without_its_checkpoints_cannot_be_trained_further(committed, caps
 
 
 def test_git_keeps_a_full_report_s_runs_but_not_their_checkpoints():
-    plan = PROFILES["full"]
-    assert plan.keeps_runs and not PROFILES["quick"].keeps_runs
+    host = load_plugins()
+    assert report_profile("full", host).keeps_runs and not report_profile("quick", host).keeps_runs
     run = "docs/reports/full/runs/sepsis/transformer-seed0"
     kept = [f"{run}/{name}" for name in ("policy.ckpt", "evaluation.json", "state.json", "config.yaml")]
     kept += [f"{run}/logs/metrics.csv", "docs/reports/full/runs/sepsis/baselines/random.json"]

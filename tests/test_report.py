@@ -15,7 +15,7 @@ from attnq.checkpoints import load_checkpoint_file
 from attnq.config import load_task
 from attnq.errors import AttnqError
 from attnq.experiments.pipeline import run_plan
-from attnq.experiments.plan import PROFILES, ReportPlan, ReportTask
+from attnq.experiments.plan import ReportPlan, ReportTask, report_profile
 from attnq.experiments.records import load_records
 from attnq.registry import load_plugins
 from attnq.reporting.markdown import write_report
@@ -58,12 +58,27 @@ def test_bootstrap_interval_on_known_data():
 
 
 def test_quick_profile_covers_four_domains_with_both_torsos():
-    quick = PROFILES["quick"]
-    assert [t.task for t in quick.tasks] == ["highway-fast", "sepsis", "scan-simple", "recsim-interest"]
+    quick = report_profile("quick", load_plugins())
+    assert [t.task for t in quick.tasks] == ["highway-fast", "recsim-interest", "scan-simple", "sepsis"]
     assert quick.torsos == ("transformer", "mlp") and len(quick.seeds) == 2
     narrowed = quick.with_choices(["sepsis"], [4], ["mlp"], ["eval.episodes=7"])
     assert [t.task for t in narrowed.tasks] == ["sepsis"] and narrowed.seeds == (4,) and narrowed.torsos == ("mlp",)
     assert narrowed.tasks[0].overrides[-1] == "eval.episodes=7"
+    assert "trainer.max_env_steps=40000" in narrowed.tasks[0].overrides  # the task file's quick budget
+
+
+def test_a_task_joins_a_profile_by_declaring_it_in_its_task_file(tmp_path, monkeypatch):
+    """A plugin's (or a user's) task joins `attnq report --profile` without touching the core."""
+    own = (TASKS / "sepsis.yaml").read_text().replace("name: sepsis", "name: my-sepsis")
+    own = own[: own.index("profiles:")] + "profiles:\n  full: [trainer.max_env_steps=1000]\n"
+    (tmp_path / "my-sepsis.yaml").write_text(own)
+    monkeypatch.setenv("ATTNQ_TASK_PATH", str(tmp_path))
+    full = report_profile("full", load_plugins())
+    mine = next(t for t in full.tasks if t.task == "my-sepsis")
+    assert mine.overrides[-1] == "trainer.max_env_steps=1000" and "my-sepsis" not in {
+        t.task for t in report_profile("quick", load_plugins()).tasks
+    }
+    assert full.keeps_runs and full.seeds == (0, 1, 2)
 
 
 def _table_rows(page: str, first_cell: str) -> list[list[str]]:
@@ -180,7 +195,7 @@ def test_the_headline_table_goes_into_a_results_page_between_its_markers(small_r
 
 def test_a_smoke_report_shows_the_full_budget_figure_beside_each_row(small_report, tmp_path):
     runs_dir, out_dir = small_report
-    assert PROFILES["quick"].reference == "full"
+    assert report_profile("quick", load_plugins()).reference == "full"
     records = load_records(runs_dir)
     quick = tmp_path / "reports" / "quick"
     write_report(records, quick, "quick", "attnq report (test)", {"python": "test"}, reference_name="full")

@@ -152,3 +152,10 @@ def test_env_settings_a_domain_does_not_know_are_refused_not_ignored(task, named
 
     with pytest.raises(TaskFileError, match=rf"field 'env.kwargs'.*bogus.*{named}"):
         prepare_task(load_task(TASKS / f"{task}.yaml", ["env.kwargs.bogus=1"]))
+
+
+def test_a_profile_override_that_names_no_field_is_refused(tmp_path):
+    text = (TASKS / "highway-fast.yaml").read_text().replace("trainer.max_env_steps=4000", "trainer.max_env_stepz=4000")
+    (tmp_path / "highway-fast.yaml").write_text(text)
+    with pytest.raises(TaskFileError, match=r"field 'profiles'.*'quick'.*trainer.max_env_stepz=4000"):
+        load_task(tmp_path / "highway-fast.yaml", [])

@@ -223,13 +223,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from attnq.errors import AttnqError
     from attnq.experiments.pipeline import run_plan
-    from attnq.experiments.plan import PROFILES
+    from attnq.experiments.plan import report_profile
     from attnq.experiments.records import load_records, read_training_command, write_training_command
     from attnq.registry import load_plugins
     from attnq.reporting.markdown import check_headline_page, library_versions, write_report
 
     host = load_plugins()
-    plan = PROFILES[args.profile].with_choices(args.tasks, args.seeds, args.torsos, args.set)
+    plan = report_profile(args.profile, host).with_choices(args.tasks, args.seeds, args.torsos, args.set)
     name = args.name or plan.name
     plan = plan.model_copy(update={"name": name})
     out_dir = Path(args.out or Path("docs") / "reports" / name)

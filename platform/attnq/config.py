@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticUndefined
 
 from attnq.errors import TaskFileError
@@ -200,6 +200,28 @@ class TaskConfig(Section):
     trainer: TrainerConfig = TrainerConfig()
     eval: EvalConfig = EvalConfig()
     anchors: list[Anchor] = field(DESCRIBES, default_factory=list)
+    profiles: dict[str, list[str]] = field(
+        DESCRIBES,
+        default_factory=dict,
+        description="report profiles this task joins (quick, full, ...), each with its --set overrides",
+    )
+
+    @field_validator("profiles")
+    @classmethod
+    def _overrides_name_fields(cls, profiles: dict[str, list[str]]) -> dict[str, list[str]]:
+        for profile, overrides in profiles.items():
+            for override in overrides:
+                key = override.partition("=")[0]
+                try:
+                    role_of(key) if "=" in override else None
+                except KeyError:
+                    key = None
+                if "=" not in override or key is None:
+                    raise ValueError(
+                        f"profile {profile!r}: {override!r} is not KEY=VALUE with KEY a task field, "
+                        "e.g. trainer.max_env_steps=4000"
+                    )
+        return profiles
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -1,10 +1,10 @@
 """What an experiment covers: tasks (each with overrides) x torsos x seeds, turned into jobs.
 
-Two built-in profiles: ``quick`` is the README's main job (every built-in domain, two seeds, small
-budgets; its numbers show the pipeline, not converged agents); ``full`` uses each task file's own
-budget and three seeds (hours on a CPU, less on many cores with ``--executor ray``) and keeps its
-runs in the report's folder, so that the finished ones are committed and reused by the next
-machine that resumes the report.
+Two profiles, whose tasks are those whose task files declare them (``profiles:``): ``quick`` is
+the README's main job (two seeds, smoke budgets; its numbers show the pipeline, not converged
+agents); ``full`` uses each task file's own budget and three seeds (hours on a CPU, less on many
+cores with ``--executor ray``) and keeps its runs in the report's folder, so that the finished ones
+are committed and reused by the next machine that resumes the report.
 
 :func:`plan_jobs` resolves every task, checks it against its domain and any saved run it would
 reuse, and only then returns jobs: a bad task or a stale run is refused before anything trains.
@@ -13,10 +13,12 @@ reuse, and only then returns jobs: a bad task or a stale run is refused before a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from attnq.catalog import find_task
+from attnq.catalog import available_tasks, find_task
 from attnq.checkpoints import CONFIG_FILE, read_run_config
 from attnq.config import TaskConfig, apply_overrides, load_task, validate_task
 from attnq.errors import AttnqError
@@ -65,60 +67,26 @@ class ReportPlan(BaseModel):
 
 _QUIET = ("trainer.progress_bar=false",)
 
-PROFILES: dict[str, ReportPlan] = {
-    "quick": ReportPlan(
-        name="quick",
-        seeds=(0, 1),
-        reference="full",
-        tasks=(
-            ReportTask(task="highway-fast", overrides=_QUIET + ("trainer.max_env_steps=4000", "eval.episodes=20")),
-            ReportTask(
-                task="sepsis",
-                overrides=_QUIET
-                + (
-                    "trainer.max_env_steps=40000",
-                    "learner.learning_starts=2000",
-                    "trainer.checkpoint_every_env_steps=20000",
-                    "eval.episodes=2000",
-                    # the task's 16 envs per update would double this run's updates
-                    "env.num_envs=32",
-                    # ~1,200 updates do not repay compiling, and the main job
-                    # should not need a C++ compiler
-                    "trainer.compile=false",
-                ),
-            ),
-            ReportTask(
-                task="scan-simple",
-                overrides=_QUIET
-                + (
-                    "trainer.max_env_steps=40000",
-                    "learner.learning_starts=2000",
-                    "exploration.decay_fraction=0.2",
-                    "trainer.checkpoint_every_env_steps=20000",
-                    "eval.episodes=1000",
-                ),
-            ),
-            ReportTask(
-                task="recsim-interest",
-                overrides=_QUIET
-                + ("trainer.max_env_steps=8000", "eval.episodes=64", "domain_options.collab_filtering.user_steps=8000"),
-            ),
-        ),
-    ),
-    "full": ReportPlan(
-        name="full",
-        seeds=(0, 1, 2),
-        keeps_runs=True,
-        tasks=(
-            ReportTask(task="highway-fast", overrides=_QUIET),
-            ReportTask(task="intersection", overrides=_QUIET),
-            ReportTask(task="sepsis", overrides=_QUIET),
-            ReportTask(task="scan-simple", overrides=_QUIET),
-            ReportTask(task="scan-length", overrides=_QUIET),
-            ReportTask(task="recsim-interest", overrides=_QUIET),
-        ),
-    ),
+# What each profile is, apart from its tasks, which are those whose task files declare it
+# (``profiles: {quick: [overrides], full: []}``), so that a plugin's task joins without the core.
+PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
+    "quick": {"seeds": (0, 1), "reference": "full"},
+    "full": {"seeds": (0, 1, 2), "keeps_runs": True},
 }
+
+
+def report_profile(name: str, host: PluginHost | None) -> ReportPlan:
+    """The plan of profile ``name``: every task in the task folders that declares it, with the
+    overrides it declares for it."""
+    tasks = []
+    for task_name, (_, path) in available_tasks(host).items():
+        try:
+            declared = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("profiles") or {}
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue  # an unreadable task file is reported when it is used by name
+        if isinstance(declared, dict) and name in declared:
+            tasks.append(ReportTask(task=task_name, overrides=_QUIET + tuple(declared[name] or ())))
+    return ReportPlan(name=name, tasks=tuple(tasks), **PROFILE_SETTINGS.get(name, {}))
 
 
 def run_folder(runs_dir: Path, task: TaskConfig) -> Path:
