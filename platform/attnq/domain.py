@@ -132,7 +132,9 @@ class DomainSpec:
     ``metrics`` says in one line each what the domain's episode metrics mean (``return`` and
     ``length`` are explained by the core unless given); reports print it under their tables.
     ``libraries`` names the distributions the domain's results depend on (its simulator); reports
-    print their installed versions beside the plugin's own.
+    print their installed versions beside the plugin's own. ``headline_metric`` is the metric a
+    report's summary table shows (default: ``exact_return`` where the domain computes it, else
+    ``return``).
     ``make_vector_env(env_id, env_kwargs, options, num_envs, autoreset_mode)``, for simulators
     that step a whole batch natively (RecSim NG steps every user in one graph), replaces the
     gymnasium Sync/Async vector env of ``make_env`` copies; it must follow gymnasium's
@@ -155,6 +157,7 @@ class DomainSpec:
     ) = None
     metrics: Mapping[str, str] = field(default_factory=dict)
     libraries: tuple[str, ...] = ()
+    headline_metric: str | None = None
 
 
 # What the core's own metrics mean; a domain's ``metrics`` may say more about them.

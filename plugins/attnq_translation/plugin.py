@@ -59,5 +59,6 @@ def attnq_register_domains(registry) -> None:
             action_names=action_names,
             metrics=METRICS,
             libraries=("sacrebleu",),
+            headline_metric="exact_match",
         )
     )

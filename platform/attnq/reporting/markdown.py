@@ -68,6 +68,13 @@ def metric_meanings(domain: str, metrics: list[str], host: PluginHost | None) ->
     return {m: text for m, text in meanings.items() if text}
 
 
+def _declared_headline(domain: str, host: PluginHost | None) -> str | None:
+    try:
+        return host.registry.get(domain).headline_metric if host is not None else None
+    except PluginError:
+        return None
+
+
 def summarise(record: TaskRecord, host: PluginHost | None = None) -> dict:
     """The numbers of one task's page: per-seed metrics, IQM and 95 % CI per torso, baselines, anchors."""
     metrics = metric_names(record)
@@ -104,6 +111,7 @@ def summarise(record: TaskRecord, host: PluginHost | None = None) -> dict:
         "baselines": record.baselines,
         "anchors": anchors,
         "metric_meanings": metric_meanings(record.task.domain, metrics, host),
+        "headline_metric": _declared_headline(record.task.domain, host),
         "eval": {"episodes": record.task.eval.episodes, "seed": record.task.eval.seed},
         "max_env_steps": record.task.trainer.max_env_steps,
     }
@@ -327,11 +335,10 @@ def _torsos(summaries: list[dict]) -> list[str]:
     return seen
 
 
-HEADLINE_PREFERENCE = ("exact_match", "exact_return", "return")
-
-
 def _headline(summary: dict) -> str:
-    return next(m for m in (*HEADLINE_PREFERENCE, *summary["metrics"]) if m in summary["metrics"])
+    """The domain's declared headline metric, else an exact return, else the return."""
+    preferred = (summary.get("headline_metric"), "exact_return", "return", *summary["metrics"])
+    return next(m for m in preferred if m in summary["metrics"])
 
 
 def write_report(
