@@ -87,3 +87,16 @@ def test_reports_name_the_installed_plugin_and_its_domain_s_libraries(installed_
     versions = json.loads(completed.stdout.strip().splitlines()[-1])
     assert versions["attnq-corridor"] == "0.1.0"  # a third-party plugin's own distribution
     assert {"attnq", "torch", "highway-env", "icu-sepsis", "recsim-ng", "tensorflow", "sacrebleu"} <= set(versions)
+
+
+def test_the_example_s_own_tests_run_the_domain_kit(installed_example):
+    """What a plugin author's suite looks like: the example's tests, one case per check, all pass."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+        env=installed_example,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=EXAMPLE,
+    )
+    assert completed.returncode == 0 and "9 passed" in completed.stdout, completed.stdout[-3000:]

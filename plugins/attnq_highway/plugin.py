@@ -46,7 +46,7 @@ def make_encoder(context: DomainContext, d_model: int) -> KinematicsEncoder:
 
 
 def make_reward_adapter(context: DomainContext) -> DrivingRewardAdapter:
-    return DrivingRewardAdapter()
+    return DrivingRewardAdapter(has_destination="arrived_reward" in context.probe_env.unwrapped.config)
 
 
 def action_names(context: DomainContext) -> list[str]:

@@ -45,9 +45,16 @@ METRICS = {
 
 
 class DrivingRewardAdapter(SumRewardAdapter):
-    """Trains on the env reward itself; only the episode metrics are the domain's own."""
+    """Trains on the env reward itself; only the episode metrics are the domain's own.
 
-    metric_names = ("return", "length", "crashed", "mean_speed", "arrived", "success")
+    :param has_destination: the env rewards arriving (intersection), so episodes report
+        ``arrived`` and ``success``
+    """
+
+    def __init__(self, has_destination: bool = False) -> None:
+        self.metric_names = ("return", "length", "crashed", "mean_speed") + (
+            ("arrived", "success") if has_destination else ()
+        )
 
     def new_episode(self) -> DrivingEpisode:
         return DrivingEpisode()

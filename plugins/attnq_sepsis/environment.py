@@ -8,6 +8,7 @@ clinician baselines read the state id (the Q-network never does).
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
@@ -47,11 +48,15 @@ class ClinicalObservation(gym.Wrapper):
 
     def reset(self, **kwargs):
         state, info = self.env.reset(**kwargs)
-        return self._observation(state, info), dict(info)
+        # the package's info holds views of the MDP tables every env of a process shares: a caller
+        # that changed them would change the MDP, so each call returns copies
+        info = copy.deepcopy(info)
+        return self._observation(state, info), info
 
     def step(self, action):
         state, reward, terminated, truncated, info = self.env.step(action)
-        info = {**info, "fluid_level": int(action) // DOSE_LEVELS, "vasopressor_level": int(action) % DOSE_LEVELS}
+        info = copy.deepcopy(info)  # see reset
+        info.update(fluid_level=int(action) // DOSE_LEVELS, vasopressor_level=int(action) % DOSE_LEVELS)
         return self._observation(state, info), reward, terminated, truncated, info
 
 

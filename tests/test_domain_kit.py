@@ -1,0 +1,151 @@
+"""The plugin author's kit (attnq.testing): every built-in domain passes it, and each check catches
+the mistake it is for, naming the field at fault."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from attnq import hookimpl
+from attnq.config import load_task
+from attnq.domain import ReturnAndLength, SumRewardAdapter, Tokens
+from attnq.registry import load_plugins
+from attnq.runtime import prepare_task
+from attnq.testing import (
+    CheckFailed,
+    check_baselines,
+    check_domain,
+    check_episode_summaries,
+    check_labels_and_positions,
+    check_make_env_is_picklable,
+    check_same_seed_same_observations,
+    check_tokens,
+    parametrize_with_checks,
+)
+from attnq_sepsis.plugin import make_encoder as sepsis_encoder
+from attnq_sepsis.plugin import make_env as sepsis_env
+from conftest import TASKS
+
+
+@parametrize_with_checks(["highway-fast", "intersection", "sepsis", "scan-simple", "recsim-interest"])
+def test_every_built_in_domain_passes_the_kit(task, check):
+    check(task)
+
+
+# ----- each check against a domain broken in the one way it is for ---------------------------------
+def _broken_runtime(**changes):
+    """The sepsis domain with some parts replaced, registered by a plugin of its own."""
+    base = load_plugins().registry.get("sepsis")
+    spec = dataclasses.replace(base, name="broken", **changes)
+
+    @hookimpl
+    def attnq_register_domains(registry):
+        registry.add(spec)
+
+    host = load_plugins(
+        extra_plugins=[("broken", types.SimpleNamespace(attnq_register_domains=attnq_register_domains))]
+    )
+    return prepare_task(load_task(TASKS / "sepsis.yaml", ["domain=broken"]), host)
+
+
+def _encoder_with(**methods):
+    def make(context, d_model):
+        encoder = sepsis_encoder(context, d_model)
+        for name, method in methods.items():
+            setattr(encoder, name, types.MethodType(method, encoder))
+        return encoder
+
+    return make
+
+
+class _NoGoal(ReturnAndLength):
+    pass
+
+
+class _PromisesAGoal(SumRewardAdapter):
+    metric_names = ("return", "length", "goal_reached")
+
+    def new_episode(self):
+        return _NoGoal()
+
+
+class _Unseeded(gym.ObservationWrapper):
+    def observation(self, observation):
+        return observation + np.float32(np.random.random())  # numpy's global generator: reset never seeds it
+
+
+def _unseeded_env(env_id, env_kwargs, options):
+    return _Unseeded(sepsis_env(env_id, env_kwargs, options))
+
+
+def _float_mask(context, d_model):
+    encoder = sepsis_encoder(context, d_model)
+    forward = encoder.forward
+
+    def with_float_mask(observations):
+        tokens = forward(observations)
+        return Tokens(tokens.embeddings_BTD, tokens.mask_BT.float())  # 1.0 / 0.0, not True / False
+
+    encoder.forward = with_float_mask
+    return encoder
+
+
+@pytest.mark.parametrize(
+    ("check", "changes", "field", "problem"),
+    [
+        (
+            check_labels_and_positions,
+            {"make_encoder": _encoder_with(token_labels=lambda self, observation: ["one"])},
+            "StateEncoder.token_labels",
+            "gave 1 labels for",
+        ),
+        (
+            check_tokens,
+            {"make_encoder": _float_mask},
+            "StateEncoder.forward",
+            "torch.float32, expected (4, 47) torch.bool",
+        ),
+        (
+            check_episode_summaries,
+            {"make_reward_adapter": lambda context: _PromisesAGoal()},
+            "RewardAdapter.new_episode().summary()",
+            "has no ['goal_reached']",
+        ),
+        (
+            check_baselines,
+            {"baselines": {"flat": lambda context, seed: lambda observations: np.zeros((1, 3), dtype=np.int64)}},
+            "DomainSpec.baselines['flat']",
+            "returned (1, 3) int64",
+        ),
+        (
+            check_make_env_is_picklable,
+            {"make_env": lambda env_id, env_kwargs, options: sepsis_env(env_id, env_kwargs, options)},
+            "DomainSpec.make_env",
+            "cannot be pickled",
+        ),
+        (
+            check_same_seed_same_observations,
+            {"make_env": _unseeded_env},
+            "DomainSpec.make_env",
+            "different observations",
+        ),
+    ],
+    ids=["labels", "tokens", "summary", "baseline", "pickle", "seeding"],
+)
+def test_each_check_names_the_field_at_fault(check, changes, field, problem):
+    runtime = _broken_runtime(**changes)
+    with pytest.raises(CheckFailed) as failed:
+        check(runtime)
+    message = str(failed.value)
+    assert message.startswith(f"{field}: ") and problem in message and "fix: " in message
+
+
+def test_check_domain_lists_every_failure_at_once():
+    from attnq.testing import DomainCheckError
+
+    with pytest.raises(DomainCheckError, match=r"1 of 9 checks failed:\n- sepsis: check_training: training: "):
+        check_domain("sepsis", ["learner.lr=1e30"])  # the loss diverges within the check's 200 env steps
