@@ -259,6 +259,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_domain(args: argparse.Namespace) -> int:
+    """Write a domain plugin package that installs, passes the domain contract and trains."""
+    from attnq.scaffold import new_domain
+
+    out = new_domain(args.name, args.env, Path(args.out or f"attnq-{args.name}"))
+    print(f"wrote {out}/: a domain plugin for {args.env}. Next:")
+    print(f"  pip install -e {out}  &&  attnq plugins  &&  pytest {out}/tests  &&  attnq train {args.name}")
+    return 0
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     """Search on Ray Tune, then train the best point and the task as it is on fresh seeds, side by side."""
     from attnq.checkpoints import atomic_write_text
@@ -472,6 +482,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the search's sampling (default: 0)")
     executor_args(p, choose=False)
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("new-domain", help="write a domain plugin package to start a new domain from")
+    p.add_argument("name", help="domain and task name: lower-case letters, digits and '-' (e.g. my-cartpole)")
+    p.add_argument(
+        "--env", default="CartPole-v1", help="a registered gymnasium env with Box observations and Discrete actions"
+    )
+    p.add_argument("--out", help="folder to create (default: ./attnq-NAME)")
+    p.set_defaults(func=cmd_new_domain)
 
     p = sub.add_parser(
         "report", help="train (or collect) runs over tasks x torsos x seeds and write a comparative report"
