@@ -31,7 +31,9 @@ from attnq_sepsis.plugin import make_env as sepsis_env
 from conftest import TASKS
 
 
-@parametrize_with_checks(["highway-fast", "intersection", "sepsis", "scan-simple", "recsim-interest"])
+@parametrize_with_checks(
+    ["highway-fast", "intersection", "sepsis", "scan-simple", "recsim-interest", "gym:CartPole-v1"]
+)
 def test_every_built_in_domain_passes_the_kit(task, check):
     check(task)
 
@@ -149,3 +151,36 @@ def test_check_domain_lists_every_failure_at_once():
 
     with pytest.raises(DomainCheckError, match=r"1 of 9 checks failed:\n- sepsis: check_training: training: "):
         check_domain("sepsis", ["learner.lr=1e30"])  # the loss diverges within the check's 200 env steps
+
+
+# ----- the generic gym domain ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["gym:FrozenLake-v1"], "field 'env.id'"),  # Discrete observations
+        (["gym:CartPole-v1", "--set", "domain_options.feature_names=[a,b]"], "field 'domain_options.feature_names'"),
+        (["nope:CartPole-v1"], "unknown domain 'nope'"),
+    ],
+)
+def test_the_gym_domain_refuses_what_it_cannot_take(tmp_path, args, says):
+    import subprocess
+
+    from conftest import attnq_command
+
+    refused = subprocess.run(
+        attnq_command("train", *args, "--runs-dir", str(tmp_path)), capture_output=True, text=True, timeout=300
+    )
+    assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_gym_domain_names_tokens_by_the_task_s_feature_names():
+    names = ["cart position", "cart velocity", "pole angle", "pole angular velocity"]
+    from attnq.catalog import find_task
+
+    host = load_plugins()
+    task = load_task(find_task("gym:CartPole-v1", host), [f"domain_options.feature_names={names}"])
+    runtime = prepare_task(task, host)
+    observation, _ = runtime.make_env().reset(seed=0)
+    labels = runtime.build_q_network().encoder.token_labels(observation)
+    assert [label.rsplit(" ", 1)[0] for label in labels] == names and task.name == "cartpole-v1"

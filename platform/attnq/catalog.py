@@ -1,12 +1,14 @@
 """Finding task files: by path, or by name in the task folders.
 
 A name ``NAME`` resolves to the first ``NAME.yaml`` found in: ``$ATTNQ_TASK_PATH`` (``:``-separated
-folders), ``./tasks``, the attnq checkout's own ``tasks/``, then each domain's ``task_dirs``.
+folders), ``./tasks``, the attnq checkout's own ``tasks/``, then each domain's ``task_dirs``. A name
+``DOMAIN:ARG`` is the task that domain's ``make_task(ARG)`` gives (``gym:CartPole-v1``).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -38,6 +40,8 @@ def find_task(name_or_path: str, host: PluginHost | None) -> Path:
         if not path.is_file():
             raise TaskFileError(f"task file {path} does not exist")
         return path
+    if ":" in name_or_path and host is not None:
+        return domain_task(name_or_path, host)
     for folder in task_dirs(host):
         for suffix in (".yaml", ".yml"):
             candidate = folder / f"{name_or_path}{suffix}"
@@ -47,6 +51,23 @@ def find_task(name_or_path: str, host: PluginHost | None) -> Path:
     raise TaskFileError(
         f"unknown task {name_or_path!r}; known tasks: {known}. Give a task name or a path to a .yaml file"
     )
+
+
+def domain_task(name: str, host: PluginHost) -> Path:
+    """The task file for ``DOMAIN:ARG`` (``gym:CartPole-v1``), written from the domain's ``make_task``
+    into a folder of generated tasks; the run's own config.yaml keeps the task it trained."""
+    domain_name, _, argument = name.partition(":")
+    domain = host.registry.get(domain_name)  # an unknown domain is a clear error
+    if domain.make_task is None or not argument:
+        raise TaskFileError(
+            f"task {name!r}: domain {domain_name!r} gives no task by name; fix: write a task file (docs/plugins.md)"
+        )
+    path = Path(tempfile.gettempdir()) / "attnq-tasks" / f"{domain_name}-{argument.replace('/', '-')}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from attnq.checkpoints import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(dict(domain.make_task(argument)), sort_keys=False))
+    return path
 
 
 def available_tasks(host: PluginHost | None) -> dict[str, tuple[str, Path]]:

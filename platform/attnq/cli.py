@@ -58,7 +58,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                 "domain": domain.name,
                 "plugin": host.registry.owner(domain.name),
                 "description": domain.description,
-                "tasks": names,
+                "tasks": names + ([f"{domain.name}:<arg>"] if domain.make_task is not None else []),
                 "baselines": ["random", *domain.baselines],
             }
         )

@@ -1,0 +1,1 @@
+"""attnq's built-in generic domain: any gymnasium env with a Box observation and Discrete actions."""

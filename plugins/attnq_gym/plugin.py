@@ -1,0 +1,111 @@
+"""The generic domain: any registered gymnasium env with a ``Box`` observation and ``Discrete``
+actions, one token per observation feature.
+
+``attnq train gym:CartPole-v1`` trains it from the domain's default task (``make_task``); a task
+file (``domain: gym``) sets everything, feature names included (``domain_options.feature_names``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from attnq import DomainContext, DomainSpec, StateEncoder, SumRewardAdapter, Tokens, hookimpl
+from attnq.errors import TaskFileError
+
+
+class GymOptions(BaseModel):
+    """The task file's ``domain_options`` for the gym domain."""
+
+    model_config = ConfigDict(extra="forbid")
+    feature_names: list[str] = Field(
+        default_factory=list, description="a name per observation feature, for attention pictures (default x0, x1...)"
+    )
+
+
+def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: GymOptions) -> gym.Env:
+    env = gym.make(env_id, **dict(env_kwargs))
+    observation, action = env.observation_space, env.action_space
+    if not isinstance(observation, gym.spaces.Box) or not isinstance(action, gym.spaces.Discrete):
+        env.close()
+        raise gym.error.Error(
+            f"{env_id} has {observation} observations and {action} actions; the gym domain takes a Box "
+            "observation and Discrete actions"
+        )
+    features = int(np.prod(observation.shape))
+    if options.feature_names and len(options.feature_names) != features:
+        env.close()
+        raise TaskFileError(
+            f"field 'domain_options.feature_names' has {len(options.feature_names)} names, but {env_id} has "
+            f"{features} observation features; fix: give one name per feature, or none"
+        )
+    return env
+
+
+class FeatureEncoder(StateEncoder):
+    """One token per observation feature: its own bias plus its value times its own direction (the
+    numerical-feature tokens of FT-Transformer, Gorishniy et al. 2021)."""
+
+    def __init__(self, names: list[str], d_model: int) -> None:
+        super().__init__(d_model)
+        self.names = names
+        self.num_tokens = len(names)
+        self.bias = nn.Parameter(torch.randn(len(names), d_model) * 0.5)
+        self.weight = nn.Parameter(torch.randn(len(names), d_model) * 0.5)
+
+    def forward(self, observations_BX: torch.Tensor) -> Tokens:
+        values_BT1 = observations_BX.reshape(len(observations_BX), -1).unsqueeze(-1)
+        mask_BT = torch.ones(values_BT1.shape[:2], dtype=torch.bool, device=observations_BX.device)
+        return Tokens(self.bias + values_BT1 * self.weight, mask_BT)
+
+    def token_labels(self, observation: np.ndarray) -> list[str]:
+        values = np.asarray(observation, dtype=np.float32).reshape(-1)
+        return [f"{name} {value:+.2f}" for name, value in zip(self.names, values)]
+
+
+def make_encoder(context: DomainContext, d_model: int) -> FeatureEncoder:
+    features = int(np.prod(context.probe_env.observation_space.shape))
+    return FeatureEncoder(list(context.options.feature_names) or [f"x{i}" for i in range(features)], d_model)
+
+
+def make_reward_adapter(context: DomainContext) -> SumRewardAdapter:
+    return SumRewardAdapter()
+
+
+def make_task(env_id: str) -> dict[str, Any]:
+    """The task ``attnq train gym:ENV_ID`` trains: small defaults that suit a cheap control env."""
+    return {
+        "name": env_id.lower().replace("/", "-"),
+        "domain": "gym",
+        "description": f"{env_id} (gymnasium), one token per observation feature",
+        "env": {"id": env_id, "num_envs": 4, "vectorization": "sync"},
+        "model": {"d_model": 32, "layers": 1, "heads": 2, "feedforward_dim": 64, "pool": "cls"},
+        "replay": {"capacity": 50000, "batch_size": 64},
+        "learner": {"gamma": 0.99, "lr": 0.0005, "target_update_interval": 500, "learning_starts": 1000},
+        "exploration": {"decay_fraction": 0.2},
+        "trainer": {"max_env_steps": 50000, "checkpoint_every_env_steps": 10000},
+        "eval": {"episodes": 100, "seed": 10000},
+    }
+
+
+@hookimpl
+def attnq_register_domains(registry):
+    registry.add(
+        DomainSpec(
+            name="gym",
+            description="any gymnasium env with a Box observation and Discrete actions",
+            make_env=make_env,
+            make_encoder=make_encoder,
+            make_reward_adapter=make_reward_adapter,
+            options_model=GymOptions,
+            make_task=make_task,
+            metrics={"return": "sum of the env's rewards over an episode"},
+            libraries=("gymnasium",),
+        )
+    )
