@@ -11,8 +11,8 @@ METRICS = {
     "return": "consumed time over the episode's slates (RecSim NG's reward)",
     "length": "slates recommended",
     "click_rate": "share of slates from which the user consumed a document",
-    "consumed_quality": "mean RecSim NG quality of the consumed documents: below 0 for its 'trashy' topics "
-    "(more engaging now, worse for the user later), above 0 for its 'nutritious' ones",
+    "consumed_quality": "mean RecSim NG quality of the consumed documents: its 'trashy' topics have negative "
+    "mean quality (more engaging now, worse for the user later), its 'nutritious' ones non-negative",
     "nutritious_click_rate": "share of slates from which a document of a nutritious topic was consumed",
 }
 
