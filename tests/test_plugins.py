@@ -37,6 +37,28 @@ def _plugin_adding(*names: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(attnq_register_domains=attnq_register_domains)
 
 
+@pytest.mark.parametrize(
+    ("module_text", "hint"),
+    [
+        ("import attnq_no_such_dependency\n", "attnq[brittle]"),  # a library the plugin needs is missing
+        ("raise RuntimeError('bug at import')\n", "the plugin's own code fails on import (RuntimeError)"),
+        ("def broken(:\n", "the plugin's own code fails on import (SyntaxError)"),
+    ],
+)
+def test_an_installed_plugin_that_fails_on_import_gets_the_right_fix(tmp_path, monkeypatch, module_text, hint):
+    """Installing again is the fix only when something is not installed; a bug needs fixing."""
+    import attnq.registry as registry_module
+
+    (tmp_path / "attnq_brittle_plugin.py").write_text(module_text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    real = registry_module.entry_points(group=ENTRY_POINT_GROUP)
+    brittle = EntryPoint(name="brittle", value="attnq_brittle_plugin", group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry_module, "entry_points", lambda group: [*real, brittle])
+    host = load_plugins()
+    [failure] = host.failures
+    assert failure.name == "brittle" and hint in failure.install_hint and "highway" in host.registry
+
+
 def test_builtin_highway_plugin_is_found_through_its_entry_point():
     host = load_plugins()
     assert "highway" in host.registry

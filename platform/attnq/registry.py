@@ -130,11 +130,18 @@ class PluginHost:
     plugin_distributions: dict[str, str] = field(default_factory=dict)  # plugin name -> distribution that ships it
 
 
-def _install_hint(entry_point: EntryPoint) -> str:
+def _install_hint(entry_point: EntryPoint, exc: BaseException | None = None) -> str:
+    """What to do about a plugin that failed to import: install what is missing, or fix its code."""
     dist = entry_point.dist.name if entry_point.dist is not None else None
-    if dist is None or dist == "attnq":
-        return f'pip install "attnq[{entry_point.name}]"'
-    return f'pip install "{dist}"'
+    built_in = dist is None or dist == "attnq"
+    install = f'pip install "attnq[{entry_point.name}]"' if built_in else f'pip install "{dist}"'
+    own_module = entry_point.value.split(":")[0].split(".")[0]
+    if exc is None or (isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == own_module):
+        return install  # the plugin's own code is not there: (re)install it
+    if isinstance(exc, ModuleNotFoundError):  # installed, but a library it imports is not
+        return install if built_in else f'pip install "{exc.name}" (a dependency of {dist}), or reinstall {dist}'
+    # installed and importable, but its code fails: installing again would not help
+    return f"the plugin's own code fails on import ({type(exc).__name__}); fix it in {dist or entry_point.value}"
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
@@ -167,7 +174,7 @@ def load_plugins(
                 candidates.append((entry_point.name, entry_point.load()))
             except Exception as exc:  # a broken plugin must not take the others down
                 host.failures.append(
-                    PluginFailure(entry_point.name, f"{type(exc).__name__}: {exc}", _install_hint(entry_point))
+                    PluginFailure(entry_point.name, f"{type(exc).__name__}: {exc}", _install_hint(entry_point, exc))
                 )
     candidates.extend((n, p) for n, p in extra_plugins if n not in disabled)
     for name, plugin in candidates:
