@@ -258,6 +258,18 @@ def _work_done(said: io.StringIO) -> list[str]:
     return [line for line in said.getvalue().splitlines() if line.startswith(("training", "resuming", "evaluating"))]
 
 
+def test_a_redraw_can_leave_out_tasks(small_report, tmp_path):
+    """A report of the tasks whose runs are complete, from a runs folder that also holds others."""
+    runs_dir, _ = small_report
+    completed = subprocess.run(
+        attnq_command("report", "--from", str(runs_dir), "--tasks", "sepsis", "--out", str(tmp_path / "only")),
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert [t["task"] for t in json.loads((tmp_path / "only" / "results.json").read_text())["tasks"]] == ["sepsis"]
+
+
 def test_run_plan_skips_finished_runs(small_report):
     runs_dir, _ = small_report
     evaluations = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}

@@ -242,7 +242,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         check_headline_page(page)
     command = "attnq " + " ".join(sys.argv[1:])
     if args.from_runs:
-        records = load_records(runs_dir)
+        records = load_records(runs_dir, tasks=set(args.tasks) if args.tasks else None)
         trained_by = read_training_command(runs_dir)
         command = (
             f"{trained_by}\n# figures and tables redrawn from the saved runs with:\n{command}"
