@@ -4,6 +4,7 @@ the mistake it is for, naming the field at fault."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 
 import gymnasium as gym
@@ -13,6 +14,7 @@ import pytest
 from attnq import hookimpl
 from attnq.config import load_task
 from attnq.domain import ReturnAndLength, SumRewardAdapter, Tokens
+from attnq.errors import PluginError
 from attnq.registry import load_plugins
 from attnq.runtime import prepare_task
 from attnq.testing import (
@@ -20,10 +22,8 @@ from attnq.testing import (
     check_baselines,
     check_domain,
     check_episode_summaries,
-    check_labels_and_positions,
     check_make_env_is_picklable,
     check_same_seed_same_observations,
-    check_tokens,
     parametrize_with_checks,
 )
 from attnq_sepsis.plugin import make_encoder as sepsis_encoder
@@ -100,18 +100,6 @@ def _float_mask(context, d_model):
     ("check", "changes", "field", "problem"),
     [
         (
-            check_labels_and_positions,
-            {"make_encoder": _encoder_with(token_labels=lambda self, observation: ["one"])},
-            "StateEncoder.token_labels",
-            "gave 1 labels for",
-        ),
-        (
-            check_tokens,
-            {"make_encoder": _float_mask},
-            "StateEncoder.forward",
-            "torch.float32, expected (4, 47) torch.bool",
-        ),
-        (
             check_episode_summaries,
             {"make_reward_adapter": lambda context: _PromisesAGoal()},
             "RewardAdapter.new_episode().summary()",
@@ -136,7 +124,7 @@ def _float_mask(context, d_model):
             "different observations",
         ),
     ],
-    ids=["labels", "tokens", "summary", "baseline", "pickle", "seeding"],
+    ids=["summary", "baseline", "pickle", "seeding"],
 )
 def test_each_check_names_the_field_at_fault(check, changes, field, problem):
     runtime = _broken_runtime(**changes)
@@ -144,6 +132,44 @@ def test_each_check_names_the_field_at_fault(check, changes, field, problem):
         check(runtime)
     message = str(failed.value)
     assert message.startswith(f"{field}: ") and problem in message and "fix: " in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        (
+            {"make_encoder": _encoder_with(token_labels=lambda self, observation: ["one"])},
+            "gave 1 labels for 47 tokens",
+        ),
+        ({"make_encoder": _float_mask}, "token mask is (1, 47) torch.float32"),
+    ],
+    ids=["labels", "mask"],
+)
+def test_an_encoder_that_breaks_the_contract_is_refused_when_the_task_is_built(changes, says):
+    with pytest.raises(PluginError, match=re.escape(says)) as refused:
+        _broken_runtime(**changes)
+    assert "fix: " in str(refused.value)
+
+
+def test_a_policy_or_summary_that_breaks_the_contract_is_refused_at_evaluation():
+    from attnq.evaluation import evaluate_policy
+
+    runtime = _broken_runtime(make_reward_adapter=lambda context: _PromisesAGoal())
+    flat = lambda observations: np.zeros((1, 3), dtype=np.int64)  # noqa: E731
+    with pytest.raises(PluginError, match=r"returned actions of shape \(1, 3\) for 1 observations"):
+        evaluate_policy(runtime, flat, episodes=1, seed=0)
+    no_return = _broken_runtime(
+        make_reward_adapter=lambda context: types.SimpleNamespace(
+            metric_names=("length",), training_reward=lambda r, i: r, new_episode=lambda: _LengthOnly()
+        )
+    )
+    with pytest.raises(PluginError, match="an episode summary has no 'return'"):
+        evaluate_policy(no_return, no_return.baseline("random", 0), episodes=1, seed=0)
+
+
+class _LengthOnly(ReturnAndLength):
+    def summary(self):
+        return {"length": float(self.length)}
 
 
 def test_check_domain_lists_every_failure_at_once():

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attnq.domain import Policy
+from attnq.errors import PluginError
 from attnq.runtime import TaskRuntime, split_vector_info
 
 
@@ -50,6 +51,29 @@ def policy_metrics(
     return evaluation, metrics
 
 
+def checked_actions(runtime: TaskRuntime, policy: Policy, observations: np.ndarray) -> np.ndarray:
+    """The policy's actions for a batch, refused with the policy named when their shape is not one
+    action (or slate) per observation: a plugin's baseline fails here, not deep in the env."""
+    actions = np.asarray(policy(observations))
+    expected = (len(observations),) if runtime.slate_size == 1 else (len(observations), runtime.slate_size)
+    if actions.shape != expected:
+        raise PluginError(
+            f"policy {getattr(policy, '__name__', type(policy).__name__)} of domain {runtime.domain.name!r} returned "
+            f"actions of shape {actions.shape} for {len(observations)} observations; fix: return {expected}, one "
+            "action (a slate: k items) per observation"
+        )
+    return actions
+
+
+def checked_summary(runtime: TaskRuntime, summary: dict[str, float]) -> dict[str, float]:
+    if "return" not in summary:
+        raise PluginError(
+            f"domain {runtime.domain.name!r}: an episode summary has no 'return' (it has {sorted(summary)}); fix: "
+            "the reward adapter's episode summary() must report 'return' (reports and checkpoints rank by it)"
+        )
+    return summary
+
+
 def evaluate_policy(
     runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, num_envs: int | None = None
 ) -> EvaluationResult:
@@ -65,14 +89,14 @@ def evaluate_policy(
         results: dict[int, dict[str, float]] = {}
         active = np.ones(num_envs, dtype=bool)
         while active.any():
-            actions = np.asarray(policy(np.asarray(observations, dtype=np.float32)))
+            actions = checked_actions(runtime, policy, np.asarray(observations, dtype=np.float32))
             observations, rewards, terminated, truncated, infos = vector_env.step(actions)
             # Every finished worker is reset, also one with no episode left: it is still stepped.
             reset_mask = np.asarray(terminated) | np.asarray(truncated)
             for i in np.flatnonzero(active):
                 metrics[i].add_step(float(rewards[i]), split_vector_info(infos, i))
                 if reset_mask[i]:
-                    results[episode_of_env[i]] = metrics[i].summary()
+                    results[episode_of_env[i]] = checked_summary(runtime, metrics[i].summary())
                     if next_episode < episodes:
                         episode_of_env[i], next_episode = next_episode, next_episode + 1
                         metrics[i] = adapter.new_episode()

@@ -19,7 +19,7 @@ import torch
 from pydantic import ValidationError
 
 from attnq.config import TaskConfig, format_validation_error
-from attnq.domain import DomainContext, DomainSpec, Policy, RandomPolicy, RewardAdapter
+from attnq.domain import DomainContext, DomainSpec, Policy, RandomPolicy, RewardAdapter, Tokens
 from attnq.errors import PluginError, TaskFileError
 from attnq.model.transformer_dqn import TransformerDQN
 from attnq.registry import PluginHost, load_plugins
@@ -177,10 +177,28 @@ def _check_encoder_accepts(runtime: TaskRuntime, probe_env: gym.Env) -> None:
             f"{np.shape(observation)} from env {runtime.task.env.id!r} ({type(exc).__name__}: {exc}); "
             "fix: the observation settings in env.kwargs must match what the encoder expects"
         ) from None
+    name = runtime.domain.name
+    if not isinstance(tokens, Tokens) or not isinstance(tokens.mask_BT, torch.Tensor):
+        raise PluginError(
+            f"{name!r} encoder returned {type(tokens).__name__} without a token mask; fix: return "
+            "attnq.Tokens(embeddings_BTD, mask_BT), mask_BT a boolean [B, T] tensor (True where a token exists)"
+        )
     if tokens.embeddings_BTD.shape[1:] != (encoder.num_tokens, runtime.task.model.d_model):
         raise PluginError(
-            f"{runtime.domain.name!r} encoder returned tokens {tuple(tokens.embeddings_BTD.shape)}, "
-            f"expected [B, {encoder.num_tokens}, {runtime.task.model.d_model}]"
+            f"{name!r} encoder returned tokens {tuple(tokens.embeddings_BTD.shape)}, "
+            f"expected [B, {encoder.num_tokens}, {runtime.task.model.d_model}]; fix: set num_tokens to the tokens "
+            "forward returns"
+        )
+    if tokens.mask_BT.dtype != torch.bool or tuple(tokens.mask_BT.shape) != (1, encoder.num_tokens):
+        raise PluginError(
+            f"{name!r} encoder's token mask is {tuple(tokens.mask_BT.shape)} {tokens.mask_BT.dtype}, expected "
+            f"(B, {encoder.num_tokens}) torch.bool; fix: True where a token exists, False for absent ones"
+        )
+    labels = encoder.token_labels(np.asarray(observation))
+    if len(labels) != encoder.num_tokens:
+        raise PluginError(
+            f"{name!r} encoder's token_labels gave {len(labels)} labels for {encoder.num_tokens} tokens; fix: one "
+            "label per token, in token order (attention pictures name tokens by them)"
         )
 
 
