@@ -267,7 +267,9 @@ def test_a_redraw_can_leave_out_tasks(small_report, tmp_path):
         text=True,
     )
     assert completed.returncode == 0, completed.stderr
-    assert [t["task"] for t in json.loads((tmp_path / "only" / "results.json").read_text())["tasks"]] == ["sepsis"]
+    results = json.loads((tmp_path / "only" / "results.json").read_text())
+    assert [t["task"] for t in results["tasks"]] == ["sepsis"]
+    assert results["name"] == "only"  # named after its folder, not after the default profile
 
 
 def test_run_plan_skips_finished_runs(small_report):

@@ -230,7 +230,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     host = load_plugins()
     plan = report_profile(args.profile, host).with_choices(args.tasks, args.seeds, args.torsos, args.set)
-    name = args.name or plan.name
+    # a redraw is named after its folder (docs/reports/full), not the default profile
+    name = args.name or (Path(args.out).name if args.from_runs and args.out else plan.name)
     plan = plan.model_copy(update={"name": name})
     out_dir = Path(args.out or Path("docs") / "reports" / name)
     default_runs = out_dir / "runs" if plan.keeps_runs else Path("runs") / "reports" / name
