@@ -210,3 +210,32 @@ def test_the_gym_domain_names_tokens_by_the_task_s_feature_names():
     observation, _ = runtime.make_env().reset(seed=0)
     labels = runtime.build_q_network().encoder.token_labels(observation)
     assert [label.rsplit(" ", 1)[0] for label in labels] == names and task.name == "cartpole-v1"
+
+
+class _DictCartPole(gym.ObservationWrapper):
+    """CartPole with a Dict observation: the cart's two features and the pole's two."""
+
+    def __init__(self) -> None:
+        super().__init__(gym.make("CartPole-v1").unwrapped)
+        box = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.observation_space = gym.spaces.Dict({"cart": box, "pole": box})
+
+    def observation(self, observation):
+        return {"cart": observation[:2].copy(), "pole": observation[2:].copy()}
+
+
+gym.register("AttnqTest/DictCartPole-v0", entry_point=_DictCartPole, max_episode_steps=200)
+
+
+def test_a_dict_observation_gives_one_token_per_key_and_meets_the_contract():
+    check_domain("gym:AttnqTest/DictCartPole-v0")
+    from attnq.catalog import find_task
+
+    host = load_plugins()
+    runtime = prepare_task(load_task(find_task("gym:AttnqTest/DictCartPole-v0", host)), host)
+    encoder = runtime.build_q_network().encoder
+    observation, _ = runtime.make_env().reset(seed=0)
+    assert encoder.num_tokens == 2 and [label.split()[0] for label in encoder.token_labels(observation)] == [
+        "cart",
+        "pole",
+    ]

@@ -36,12 +36,19 @@ def task_dirs(host: PluginHost | None) -> list[Path]:
 
 def find_task(name_or_path: str, host: PluginHost | None) -> Path:
     path = Path(name_or_path)
+    prefix = name_or_path.partition(":")[0]
+    if (
+        ":" in name_or_path
+        and host is not None
+        and prefix
+        and not any(c in prefix for c in "/\\.")
+        and not path.exists()
+    ):
+        return domain_task(name_or_path, host)  # DOMAIN:ARG, whose ARG may hold a '/' (a namespaced env id)
     if path.suffix in (".yaml", ".yml") or path.exists() or os.sep in name_or_path:
         if not path.is_file():
             raise TaskFileError(f"task file {path} does not exist")
         return path
-    if ":" in name_or_path and host is not None:
-        return domain_task(name_or_path, host)
     for folder in task_dirs(host):
         for suffix in (".yaml", ".yml"):
             candidate = folder / f"{name_or_path}{suffix}"

@@ -1,5 +1,5 @@
 """The generic domain: any registered gymnasium env with a ``Box`` observation and ``Discrete``
-actions, one token per observation feature.
+actions, one token per observation feature; or a ``Dict`` of ``Box`` observations, one token per key.
 
 ``attnq train gym:CartPole-v1`` trains it from the domain's default task (``make_task``); a task
 file (``domain: gym``) sets everything, feature names included (``domain_options.feature_names``).
@@ -25,20 +25,42 @@ class GymOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     feature_names: list[str] = Field(
-        default_factory=list, description="a name per observation feature, for attention pictures (default x0, x1...)"
+        default_factory=list,
+        description="a name per observation feature (per key of a Dict observation), for attention pictures",
     )
+
+
+def key_sizes(space: gym.Space) -> dict[str, int] | None:
+    """Features per key of a ``Dict`` of ``Box`` observation, in the order gymnasium flattens it."""
+    if not isinstance(space, gym.spaces.Dict):
+        return None
+    return {key: int(np.prod(sub.shape)) for key, sub in space.spaces.items()}
+
+
+def dict_space(env: gym.Env) -> gym.Space | None:
+    """The Dict observation space that ``make_env`` flattened, if it did."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.FlattenObservation):
+            return env.env.observation_space
+        env = env.env
+    return None
 
 
 def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: GymOptions) -> gym.Env:
     env = gym.make(env_id, **dict(env_kwargs))
     observation, action = env.observation_space, env.action_space
-    if not isinstance(observation, gym.spaces.Box) or not isinstance(action, gym.spaces.Discrete):
+    boxes = isinstance(observation, gym.spaces.Dict) and all(
+        isinstance(sub, gym.spaces.Box) for sub in observation.spaces.values()
+    )
+    if not (isinstance(observation, gym.spaces.Box) or boxes) or not isinstance(action, gym.spaces.Discrete):
         env.close()
         raise gym.error.Error(
-            f"{env_id} has {observation} observations and {action} actions; the gym domain takes a Box "
-            "observation and Discrete actions"
+            f"{env_id} has {observation} observations and {action} actions; the gym domain takes a Box (or a "
+            "Dict of Box) observation and Discrete actions"
         )
-    features = int(np.prod(observation.shape))
+    if boxes:  # one flat array, as replay buffers store it; the encoder splits it back by key
+        env = gym.wrappers.FlattenObservation(env)
+    features = len(key_sizes(observation) or {}) or int(np.prod(observation.shape))
     if options.feature_names and len(options.feature_names) != features:
         env.close()
         raise TaskFileError(
@@ -69,9 +91,35 @@ class FeatureEncoder(StateEncoder):
         return [f"{name} {value:+.2f}" for name, value in zip(self.names, values)]
 
 
-def make_encoder(context: DomainContext, d_model: int) -> FeatureEncoder:
+class KeyEncoder(StateEncoder):
+    """One token per key of a ``Dict`` observation: the key's features through a linear map of its
+    own, plus the key's embedding."""
+
+    def __init__(self, sizes: dict[str, int], names: list[str], d_model: int) -> None:
+        super().__init__(d_model)
+        self.sizes, self.names = list(sizes.values()), names
+        self.num_tokens = len(sizes)
+        self.projections = nn.ModuleList(nn.Linear(size, d_model) for size in self.sizes)
+        self.key_embedding = nn.Parameter(torch.randn(len(sizes), d_model) * 0.5)
+
+    def forward(self, observations_BX: torch.Tensor) -> Tokens:
+        parts = torch.split(observations_BX.reshape(len(observations_BX), -1), self.sizes, dim=1)
+        embeddings_BTD = torch.stack([project(part) for project, part in zip(self.projections, parts)], dim=1)
+        mask_BT = torch.ones(embeddings_BTD.shape[:2], dtype=torch.bool, device=observations_BX.device)
+        return Tokens(embeddings_BTD + self.key_embedding, mask_BT)
+
+    def token_labels(self, observation: np.ndarray) -> list[str]:
+        parts = np.split(np.asarray(observation, dtype=np.float32).reshape(-1), np.cumsum(self.sizes)[:-1])
+        return [f"{name} {part.mean():+.2f}" for name, part in zip(self.names, parts)]
+
+
+def make_encoder(context: DomainContext, d_model: int) -> StateEncoder:
+    names = list(context.options.feature_names)
+    sizes = key_sizes(dict_space(context.probe_env))
+    if sizes is not None:
+        return KeyEncoder(sizes, names or list(sizes), d_model)
     features = int(np.prod(context.probe_env.observation_space.shape))
-    return FeatureEncoder(list(context.options.feature_names) or [f"x{i}" for i in range(features)], d_model)
+    return FeatureEncoder(names or [f"x{i}" for i in range(features)], d_model)
 
 
 def make_reward_adapter(context: DomainContext) -> SumRewardAdapter:
@@ -99,7 +147,7 @@ def attnq_register_domains(registry):
     registry.add(
         DomainSpec(
             name="gym",
-            description="any gymnasium env with a Box observation and Discrete actions",
+            description="any gymnasium env with a Box (or Dict of Box) observation and Discrete actions",
             make_env=make_env,
             make_encoder=make_encoder,
             make_reward_adapter=make_reward_adapter,
