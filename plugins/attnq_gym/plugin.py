@@ -138,7 +138,15 @@ def make_task(env_id: str) -> dict[str, Any]:
         "learner": {"gamma": 0.99, "lr": 0.0005, "target_update_interval": 500, "learning_starts": 1000},
         "exploration": {"decay_fraction": 0.2},
         "trainer": {"max_env_steps": 50000, "checkpoint_every_env_steps": 10000},
-        "eval": {"episodes": 100, "seed": 10000},
+        # DQN's greedy policy swings between checkpoints; keeping the best validated one lifted CartPole
+        # from 238 to 465 (Transformer) and 119 to 480 (MLP), 3 seeds each at 50k env steps
+        "eval": {
+            "episodes": 100,
+            "seed": 10000,
+            "every_env_steps": 5000,
+            "episodes_during_training": 10,
+            "keep_best": True,
+        },
     }
 
 
