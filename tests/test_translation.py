@@ -253,3 +253,21 @@ def test_short_real_training_run_on_a_corpus_file(tmp_path):
     assert steps[0]["labels"][:3] == ["write #1", "1:a", "2:a"]  # the first test pair, "a a"
     assert {s["action_name"] for s in steps} <= {"<eos>", "X", "Y"}
     assert np.isclose(sum(steps[0]["weights"]), 1.0, atol=1e-4)
+
+
+def test_evaluation_episodes_must_fit_the_test_file(tmp_path):
+    """Episode i scores test pair i mod N: more episodes than pairs would count pairs twice."""
+    from attnq.runtime import prepare_task
+
+    train_file, test_file = _write_tiny_tsv(tmp_path)
+    pairs = len([line for line in test_file.read_text().splitlines() if line.strip()])
+    files = [
+        "domain_options.corpus=files",
+        f"domain_options.train_file={train_file}",
+        f"domain_options.test_file={test_file}",
+    ]
+    with pytest.raises(TaskFileError, match=rf"field 'eval.episodes' = 4,182.*fix: set eval.episodes={pairs}"):
+        prepare_task(load_task(TASKS / "scan-simple.yaml", files))
+    with pytest.warns(UserWarning, match=rf"scores the first 1 of the test file's {pairs} pairs"):
+        prepare_task(load_task(TASKS / "scan-simple.yaml", [*files, "eval.episodes=1"]))
+    prepare_task(load_task(TASKS / "scan-simple.yaml", [*files, f"eval.episodes={pairs}"]))  # each pair once

@@ -135,7 +135,8 @@ class DomainSpec:
     print their installed versions beside the plugin's own. ``headline_metric`` is the metric a
     report's summary table shows (default: ``exact_return`` where the domain computes it, else
     ``return``). ``make_task(arg)`` gives the task a name ``DOMAIN:ARG`` stands for (``gym:CartPole-v1``),
-    so such a task needs no task file.
+    so such a task needs no task file. ``check_task(task, context)`` refuses task settings that do not
+    fit the domain's data (raise ``attnq.errors.TaskFileError`` naming the field and the fix).
     ``make_vector_env(env_id, env_kwargs, options, num_envs, autoreset_mode)``, for simulators
     that step a whole batch natively (RecSim NG steps every user in one graph), replaces the
     gymnasium Sync/Async vector env of ``make_env`` copies; it must follow gymnasium's
@@ -160,6 +161,7 @@ class DomainSpec:
     libraries: tuple[str, ...] = ()
     headline_metric: str | None = None
     make_task: Callable[[str], Mapping[str, Any]] | None = None
+    check_task: Callable[[Any, DomainContext], None] | None = None
 
 
 # What the core's own metrics mean; a domain's ``metrics`` may say more about them.

@@ -146,6 +146,8 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
     context = DomainContext(options=options, env_id=task.env.id, env_kwargs=task.env.kwargs, probe_env=probe_env)
     runtime = TaskRuntime(task, domain, context, num_actions, observation_shape, slate_size)
     _check_encoder_accepts(runtime, probe_env)
+    if domain.check_task is not None:
+        domain.check_task(task, context)
     return runtime
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
 
 from attnq import DomainContext, DomainSpec, hookimpl
+from attnq.errors import TaskFileError
 from attnq_translation.encoder import SentenceEncoder
 from attnq_translation.environment import TextAsActionEnv
 from attnq_translation.options import TranslationOptions, build_corpus
@@ -26,6 +28,23 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: TranslationOpt
     if part not in ("train", "test"):
         raise ValueError(f"part must be 'train' or 'test', got {part!r}")
     return TextAsActionEnv(build_corpus(options), part)
+
+
+def check_task(task, context: DomainContext) -> None:
+    """Evaluation episode i scores test pair i (mod the test part's size), so more episodes than test
+    pairs would count pairs twice, and fewer score only the first ones."""
+    pairs = len(build_corpus(context.options).test)
+    if task.eval.episodes > pairs:
+        raise TaskFileError(
+            f"task {task.name!r}: field 'eval.episodes' = {task.eval.episodes:,}, but the test part has {pairs:,} "
+            f"pairs, so some would be scored more than once; fix: set eval.episodes={pairs} to score each once"
+        )
+    if task.eval.episodes < pairs and context.options.corpus == "files":
+        warnings.warn(
+            f"task {task.name!r}: eval.episodes = {task.eval.episodes:,} scores the first {task.eval.episodes:,} of "
+            f"the test file's {pairs:,} pairs; set eval.episodes={pairs} to score them all",
+            stacklevel=2,
+        )
 
 
 def _corpus_env(context: DomainContext) -> TextAsActionEnv:
@@ -60,5 +79,6 @@ def attnq_register_domains(registry) -> None:
             metrics=METRICS,
             libraries=("sacrebleu",),
             headline_metric="exact_match",
+            check_task=check_task,
         )
     )
