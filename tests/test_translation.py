@@ -271,3 +271,42 @@ def test_evaluation_episodes_must_fit_the_test_file(tmp_path):
     with pytest.warns(UserWarning, match=rf"scores the first 1 of the test file's {pairs} pairs"):
         prepare_task(load_task(TASKS / "scan-simple.yaml", [*files, "eval.episodes=1"]))
     prepare_task(load_task(TASKS / "scan-simple.yaml", [*files, f"eval.episodes={pairs}"]))  # each pair once
+
+
+def test_a_corpus_edited_after_training_is_refused_on_load_and_resume(tmp_path):
+    """Word ids come from the corpus files, read again on every load: an edit would move them silently."""
+    from attnq.agent import load_agent
+    from attnq.checkpoints import export_policy
+    from attnq.errors import CheckpointError
+
+    train_file, test_file = _write_tiny_tsv(tmp_path)
+    task = load_task(
+        TASKS / "scan-simple.yaml",
+        SMALL_MODEL
+        + [
+            "domain_options.corpus=files",
+            f"domain_options.train_file={train_file}",
+            f"domain_options.test_file={test_file}",
+            "env.num_envs=8",
+            "trainer.max_env_steps=400",
+            "trainer.progress_bar=false",
+            "learner.learning_starts=100",
+            "replay.batch_size=16",
+            "eval.episodes=2",
+        ],
+    )
+    result = train(task, runs_dir=tmp_path / "runs")
+    export_policy(result.checkpoint, result.run_dir / "policy.ckpt")
+    load_agent(str(result.run_dir))  # the same corpus: fine
+    train_file.write_text("c\tZ\n" + train_file.read_text(), encoding="utf-8")  # a new first word: ids move
+    from attnq_translation.options import build_corpus
+
+    build_corpus.cache_clear()  # a new process reads the files again; this one caches them
+    for path in (result.run_dir, result.run_dir / "policy.ckpt"):
+        with pytest.raises(CheckpointError, match="trained on other 'translation' data"):
+            load_agent(str(path))
+    with pytest.raises(CheckpointError, match="fix: restore the data"):
+        train(
+            task.model_copy(update={"trainer": task.trainer.model_copy(update={"max_env_steps": 800})}),
+            resume=result.run_dir,
+        )

@@ -99,6 +99,7 @@ def load_agent(
     checkpoint = load_checkpoint_file(location.checkpoint)
     task = task_from_checkpoint(checkpoint, location.checkpoint)
     runtime = runtime or prepare_task(task, host)
+    runtime.check_data_fingerprint(checkpoint.get("attnq", {}).get("data_fingerprint"), location.checkpoint)
     q_network = runtime.build_q_network()
     weights = checkpoint["state_dict"]
     prefix = exported_prefix(weights) if network == "exported" else NETWORK_PREFIXES[network]

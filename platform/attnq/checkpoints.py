@@ -105,7 +105,9 @@ def export_policy(source: Path, target: Path) -> None:
     policy = {
         "state_dict": {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)},
         "hyper_parameters": {"task": checkpoint["hyper_parameters"]["task"]},
-        "attnq": {k: counters[k] for k in ("env_steps", "episodes", "wall_seconds") if k in counters},
+        "attnq": {
+            k: counters[k] for k in ("env_steps", "episodes", "wall_seconds", "data_fingerprint") if k in counters
+        },
         "attnq_policy_of": source.name,
     }
     save_checkpoint_file(policy, target)

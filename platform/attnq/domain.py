@@ -137,6 +137,9 @@ class DomainSpec:
     ``return``). ``make_task(arg)`` gives the task a name ``DOMAIN:ARG`` stands for (``gym:CartPole-v1``),
     so such a task needs no task file. ``check_task(task, context)`` refuses task settings that do not
     fit the domain's data (raise ``attnq.errors.TaskFileError`` naming the field and the fix).
+    ``data_fingerprint(context)`` summarises data a trained network depends on beyond the task file
+    (a corpus's vocabulary: its word ids); checkpoints keep it, and loading one whose data changed
+    since training is refused.
     ``make_vector_env(env_id, env_kwargs, options, num_envs, autoreset_mode)``, for simulators
     that step a whole batch natively (RecSim NG steps every user in one graph), replaces the
     gymnasium Sync/Async vector env of ``make_env`` copies; it must follow gymnasium's
@@ -162,6 +165,7 @@ class DomainSpec:
     headline_metric: str | None = None
     make_task: Callable[[str], Mapping[str, Any]] | None = None
     check_task: Callable[[Any, DomainContext], None] | None = None
+    data_fingerprint: Callable[[DomainContext], str] | None = None
 
 
 # What the core's own metrics mean; a domain's ``metrics`` may say more about them.

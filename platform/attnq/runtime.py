@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from attnq.config import TaskConfig, format_validation_error
 from attnq.domain import DomainContext, DomainSpec, Policy, RandomPolicy, RewardAdapter, Tokens
-from attnq.errors import PluginError, TaskFileError
+from attnq.errors import CheckpointError, PluginError, TaskFileError
 from attnq.model.transformer_dqn import TransformerDQN
 from attnq.registry import PluginHost, load_plugins
 
@@ -79,6 +79,20 @@ class TaskRuntime:
         if self.domain.action_names is None:
             return [str(a) for a in range(self.num_actions)]
         return list(self.domain.action_names(self.context))
+
+    def data_fingerprint(self) -> str | None:
+        """The domain's summary of the data a network trained on this task depends on (or None)."""
+        return None if self.domain.data_fingerprint is None else self.domain.data_fingerprint(self.context)
+
+    def check_data_fingerprint(self, saved: str | None, source: object) -> None:
+        """Refuse a checkpoint whose domain data (a corpus's vocabulary) changed since it was saved."""
+        current = self.data_fingerprint()
+        if saved is not None and current is not None and saved != current:
+            raise CheckpointError(
+                f"{source} was trained on other {self.domain.name!r} data than the task now reads (fingerprint "
+                f"{saved[:12]} then, {current[:12]} now: e.g. an edited corpus file, whose word ids moved); "
+                "fix: restore the data it was trained on, or train a new run"
+            )
 
     def baseline_names(self) -> list[str]:
         return ["random", *self.domain.baselines]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -47,6 +48,13 @@ def check_task(task, context: DomainContext) -> None:
         )
 
 
+def data_fingerprint(context: DomainContext) -> str:
+    """The vocabulary in id order: a network's inputs and actions are these word ids."""
+    vocabulary = build_corpus(context.options).vocabulary
+    text = "\n".join(vocabulary.source_words) + "\n\n" + "\n".join(vocabulary.target_words)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _corpus_env(context: DomainContext) -> TextAsActionEnv:
     return context.probe_env.unwrapped
 
@@ -80,5 +88,6 @@ def attnq_register_domains(registry) -> None:
             libraries=("sacrebleu",),
             headline_metric="exact_match",
             check_task=check_task,
+            data_fingerprint=data_fingerprint,
         )
     )

@@ -298,6 +298,7 @@ class DQNModule(pl.LightningModule):
             "target_last_sync_step": self.target_updater.last_sync_step,
             "action_rng": self.action_rng.bit_generator.state,
             "best_eval_return": self.best_eval_return,
+            "data_fingerprint": self.runtime.data_fingerprint(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -166,6 +166,8 @@ def train(
         start_updates = int(checkpoint.get("global_step", 0))
         run_dir = resume
     runtime = runtime or prepare_task(task, host)  # bad options or files fail here, before any folder exists
+    if resume is not None:
+        runtime.check_data_fingerprint(checkpoint["attnq"].get("data_fingerprint"), checkpoint_path)
     check_compiler(task)
     check_accelerator(task)
     check_memory(task, runtime)
