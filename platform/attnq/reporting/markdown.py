@@ -166,7 +166,8 @@ def task_page(record: TaskRecord, summary: dict, out_dir: Path, host: PluginHost
         "Agents: interquartile mean over seeds with its 95 % percentile-bootstrap interval over seeds "
         "(Agarwal et al. 2021); with two or three seeds the interval is wide and says so. Baselines: the mean "
         "over the evaluation episodes. Env steps/s: training throughput (acting and learning) on the machine "
-        "that made the runs.",
+        "that made the runs, with whatever else ran on it then: a figure of that machine and its load, not of "
+        "the code; `attnq bench` sets it beside the simulator's own random-action rate, measured in the same run.",
         "",
         results_table(summary),
         "",
