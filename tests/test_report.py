@@ -370,6 +370,7 @@ def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
         "learner.learning_starts=80",
         "replay.batch_size=16",
         "trainer.log_every_updates=2",
+        "eval.episodes=3",  # one per test pair
     ]
     first = train(load_task(TASKS / "scan-simple.yaml", overrides + ["trainer.max_env_steps=400"]), runs_dir=tmp_path)
     before = learning_curve(first.run_dir)
