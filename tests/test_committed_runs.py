@@ -56,7 +56,7 @@ def test_the_policy_is_the_evaluated_network_alone(committed):
     policy = torch.load(run_dir / "policy.ckpt", weights_only=True)
     assert set(policy) == {"state_dict", "hyper_parameters", "attnq", "attnq_policy_of", CHECKSUM_KEY}
     assert policy["attnq_policy_of"] == "best.ckpt"
-    assert set(policy["attnq"]) <= {"env_steps", "episodes", "wall_seconds"}
+    assert set(policy["attnq"]) <= {"env_steps", "episodes", "wall_seconds", "data_fingerprint"}
     # one network: the averaged one where the task averages its weights (sepsis does), else the online one
     assert len({key.split(".")[0] for key in policy["state_dict"]}) == 1
     last = run_dir / "checkpoints" / "last.ckpt"
