@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,3 +53,27 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+def pip_install_plugin(source: Path, target: Path) -> dict[str, str]:
+    """A real pip install of a plugin package into ``target``; the environment that makes it visible."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+        + ["--target", str(target), str(source)],
+        check=True,
+        timeout=300,
+        cwd=target.parent,
+    )
+    return cli_env(PYTHONPATH=str(target))
+
+
+def run_plugin_tests(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """A plugin package's own test suite (``folder/tests``), run as its author would."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=folder,
+    )

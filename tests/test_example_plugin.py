@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, attnq_command, cli_env
+from conftest import REPO, attnq_command, pip_install_plugin, run_plugin_tests
 
 EXAMPLE = REPO / "docs" / "examples" / "attnq-corridor"
 
@@ -17,26 +17,9 @@ EXAMPLE = REPO / "docs" / "examples" / "attnq-corridor"
 def installed_example(tmp_path_factory):
     """A real pip install of the example into its own folder, made visible through PYTHONPATH."""
     target = tmp_path_factory.mktemp("site")
-    build = tmp_path_factory.mktemp("build")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(EXAMPLE),
-        ],
-        check=True,
-        timeout=300,
-        cwd=build,
-    )
+    env = pip_install_plugin(EXAMPLE, target)
     assert list(target.glob("attnq_corridor-*.dist-info/entry_points.txt"))
-    return cli_env(PYTHONPATH=str(target))
+    return env
 
 
 def test_installed_example_is_discovered_with_its_task(installed_example):
@@ -91,12 +74,5 @@ def test_reports_name_the_installed_plugin_and_its_domain_s_libraries(installed_
 
 def test_the_example_s_own_tests_run_the_domain_kit(installed_example):
     """What a plugin author's suite looks like: the example's tests, one case per check, all pass."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
-        env=installed_example,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=EXAMPLE,
-    )
+    completed = run_plugin_tests(EXAMPLE, installed_example)
     assert completed.returncode == 0 and "9 passed" in completed.stdout, completed.stdout[-3000:]

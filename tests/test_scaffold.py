@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
-from conftest import attnq_command, cli_env
+from conftest import attnq_command, pip_install_plugin, run_plugin_tests
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +21,7 @@ def generated(tmp_path_factory):
         timeout=120,
     )
     assert made.returncode == 0, made.stderr
-    site = root / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-        + ["--target", str(site), str(root / "attnq-my-cartpole")],
-        check=True,
-        timeout=300,
-        cwd=root,
-    )
-    return root / "attnq-my-cartpole", cli_env(PYTHONPATH=str(site))
+    return root / "attnq-my-cartpole", pip_install_plugin(root / "attnq-my-cartpole", root / "site")
 
 
 def test_the_generated_plugin_is_found_with_its_task(generated):
@@ -42,14 +33,7 @@ def test_the_generated_plugin_is_found_with_its_task(generated):
 
 def test_the_generated_plugin_passes_its_own_tests(generated):
     folder, env = generated
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=folder,
-    )
+    completed = run_plugin_tests(folder, env)
     assert completed.returncode == 0 and "9 passed" in completed.stdout, completed.stdout[-3000:]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from attnq.agent import load_agent
 from attnq.checkpoints import POLICY_CHECKPOINT, atomic_write_text
-from attnq.domain import CORE_METRICS
+from attnq.domain import CORE_METRICS, DomainSpec
 from attnq.errors import AttnqError, PluginError
 from attnq.experiments.records import TaskRecord
 from attnq.explain import SCENE_FILE, attending_token, explain
@@ -56,28 +56,25 @@ def metric_names(record: TaskRecord) -> list[str]:
     return [m for m in names if all(m in run.metrics for run in record.runs)]
 
 
-def metric_meanings(domain: str, metrics: list[str], host: PluginHost | None) -> dict[str, str]:
-    """What each reported metric means: the domain's own words (``DomainSpec.metrics``), else the core's."""
-    declared: dict[str, str] = {}
-    if host is not None:
-        try:
-            declared = dict(host.registry.get(domain).metrics)
-        except PluginError:
-            pass  # a report redrawn without the domain's plugin: the core's words only
-    meanings = {m: declared.get(m) or CORE_METRICS.get(m) for m in metrics}
-    return {m: text for m, text in meanings.items() if text}
-
-
-def _declared_headline(domain: str, host: PluginHost | None) -> str | None:
+def _domain(name: str, host: PluginHost | None) -> DomainSpec | None:
+    """The domain's declarations, or None for a report redrawn without its plugin (or without plugins)."""
     try:
-        return host.registry.get(domain).headline_metric if host is not None else None
+        return host.registry.get(name) if host is not None else None
     except PluginError:
         return None
+
+
+def metric_meanings(domain: DomainSpec | None, metrics: list[str]) -> dict[str, str]:
+    """What each reported metric means: the domain's own words (``DomainSpec.metrics``), else the core's."""
+    declared = dict(domain.metrics) if domain is not None else {}
+    meanings = {m: declared.get(m) or CORE_METRICS.get(m) for m in metrics}
+    return {m: text for m, text in meanings.items() if text}
 
 
 def summarise(record: TaskRecord, host: PluginHost | None = None) -> dict:
     """The numbers of one task's page: per-seed metrics, IQM and 95 % CI per torso, baselines, anchors."""
     metrics = metric_names(record)
+    domain = _domain(record.task.domain, host)
     agents: dict[str, dict] = {}
     for torso in record.torsos():
         runs = record.runs_of(torso)
@@ -110,8 +107,8 @@ def summarise(record: TaskRecord, host: PluginHost | None = None) -> dict:
         "agents": agents,
         "baselines": record.baselines,
         "anchors": anchors,
-        "metric_meanings": metric_meanings(record.task.domain, metrics, host),
-        "headline_metric": _declared_headline(record.task.domain, host),
+        "metric_meanings": metric_meanings(domain, metrics),
+        "headline_metric": domain.headline_metric if domain is not None else None,
         "eval": {"episodes": record.task.eval.episodes, "seed": record.task.eval.seed},
         "max_env_steps": record.task.trainer.max_env_steps,
     }
