@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Main job: train per-domain agents (Transformer-DQN and the MLP ablation, two seeds, small
-# budgets), evaluate them beside every baseline and write the comparative report docs/reports/quick/.
+# Main job: the committed full-budget agents of every domain evaluated again on fresh episodes
+# beside their baselines, plus highway-fast trained live for a few minutes; writes docs/reports/demo/.
 demo: $(STAMP)
-	$(VENV)/bin/attnq report --profile quick
+	$(VENV)/bin/attnq report --profile demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -198,13 +198,17 @@ def test_a_smoke_report_shows_the_full_budget_figure_beside_each_row(small_repor
     assert report_profile("quick", load_plugins()).reference == "full"
     records = load_records(runs_dir)
     quick = tmp_path / "reports" / "quick"
-    write_report(records, quick, "quick", "attnq report (test)", {"python": "test"}, reference_name="full")
+    write_report(
+        records, quick, "quick", "attnq report (test)", {"python": "test"}, reference_dir=quick.parent / "full"
+    )
     index = (quick / "README.md").read_text()
     assert "**Smoke budgets**" in index and "[the full report](../full/README.md)" in index
     assert all(row[-1] == "not yet run" for row in _table_rows(index, "[s"))  # no full report yet
     (tmp_path / "reports" / "full").mkdir()
     shutil.copy(out_dir / "results.json", tmp_path / "reports" / "full" / "results.json")
-    write_report(records, quick, "quick", "attnq report (test)", {"python": "test"}, reference_name="full")
+    write_report(
+        records, quick, "quick", "attnq report (test)", {"python": "test"}, reference_dir=quick.parent / "full"
+    )
     [sepsis_row] = _table_rows((quick / "README.md").read_text(), "[sepsis]")
     full = json.loads((out_dir / "results.json").read_text())["tasks"]
     iqm = next(t for t in full if t["task"] == "sepsis")["agents"]["transformer"]["iqm"]["exact_return"]
@@ -381,3 +385,78 @@ def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
     assert before["env_steps"] and max(before["env_steps"]) <= 400 < max(after["env_steps"])
     assert after["env_steps"][: len(before["env_steps"])] == before["env_steps"]
     assert after["env_steps"] == sorted(after["env_steps"]) and min(after["wall_seconds"]) >= 0.0
+
+
+@pytest.fixture(scope="module")
+def committed_full_report(small_report, tmp_path_factory):
+    """The small report as a commit holds a full report: its runs without checkpoints, its results."""
+    runs_dir, out_dir = small_report
+    reports = tmp_path_factory.mktemp("committed") / "reports"
+    shutil.copytree(runs_dir, reports / "full" / "runs", ignore=shutil.ignore_patterns("checkpoints"))
+    shutil.copy(out_dir / "results.json", reports / "full" / "results.json")
+    shutil.copy(out_dir / "README.md", reports / "full" / "README.md")
+    return reports
+
+
+def _live_task(folder: Path) -> None:
+    """A task file that declares the demo's live profile, at a test's budget."""
+    text = (TASKS / "sepsis.yaml").read_text().replace("name: sepsis", "name: live-sepsis")
+    live = ", ".join(SMALL_SEPSIS + ("eval.every_env_steps=0", "eval.keep_best=false"))
+    (folder / "live-sepsis.yaml").write_text(text[: text.index("profiles:")] + f"profiles:\n  live: [{live}]\n")
+
+
+def test_the_demo_shows_committed_agents_on_fresh_episodes_and_trains_live(
+    committed_full_report, tmp_path, monkeypatch
+):
+    from attnq.experiments.demo import FRESH_EVAL_SEED, demo_parts, run_demo, write_demo
+
+    full = committed_full_report / "full"
+    before = {p: p.stat().st_mtime_ns for p in full.rglob("*") if p.is_file()}
+    _live_task(tmp_path)
+    monkeypatch.setenv("ATTNQ_TASK_PATH", str(tmp_path))
+    host = load_plugins()
+    runs = tmp_path / "runs"
+    # a learning override reaches the live training only: committed agents are evaluated as they are
+    parts = demo_parts(host, full, runs, ["sepsis", "live-sepsis"], ("eval.episodes=60", "learner.lr=0.0005"))
+    assert [Path(t.task).parent.parent.name for t in parts.agents.tasks] == ["sepsis"]
+    assert parts.agents.seeds == (0, 1) and parts.agents.torsos == ("transformer", "mlp")
+    assert f"eval.seed={FRESH_EVAL_SEED}" in parts.agents.tasks[0].overrides
+    assert "learner.lr=0.0005" not in parts.agents.tasks[0].overrides
+    assert [t.task for t in parts.live.tasks] == ["live-sepsis"] and parts.live.seeds == (0,)
+
+    agents, live = run_demo(parts, runs, None, host, progress_interval=0)
+    assert before == {p: p.stat().st_mtime_ns for p in full.rglob("*") if p.is_file()}  # the commit is untouched
+    assert not list((runs / "agents").rglob("checkpoints"))  # evaluated, never trained
+    committed = {(r.torso, r.seed): r for r in load_records(full / "runs", tasks={"sepsis"})[0].runs}
+    [sepsis] = agents
+    assert sepsis.task.eval.seed == FRESH_EVAL_SEED and sepsis.task.eval.episodes == 60
+    for run in sepsis.runs:
+        old = committed[(run.torso, run.seed)]
+        assert run.env_steps == old.env_steps
+        # the same network: its exact expected return does not depend on the episodes drawn
+        assert run.metrics["exact_return"] == pytest.approx(old.metrics["exact_return"])
+    for baseline in (runs / "agents" / "sepsis" / "baselines").glob("*.json"):
+        assert json.loads(baseline.read_text())["eval_seed"] == FRESH_EVAL_SEED
+    [trained] = live
+    assert trained.task.name == "live-sepsis" and {r.env_steps for r in trained.runs} == {1500}
+    assert trained.task.learner.lr == 0.0005 and (runs / "live" / "live-sepsis" / "mlp-seed0" / "checkpoints").is_dir()
+
+    out = committed_full_report / "demo"
+    index = write_demo(agents, live, out, "attnq report (test)", {"python": "test"}, host, full).read_text()
+    assert "## Trained agents on fresh episodes" in index and "[the full report](../full/README.md)" in index
+    [row] = _table_rows(index, "[sepsis]")
+    iqm = next(t for t in json.loads((full / "results.json").read_text())["tasks"] if t["task"] == "sepsis")
+    assert row[-1].startswith(f"{iqm['agents']['transformer']['iqm']['exact_return']['point']:.3f} [")
+    assert "## Trained just now" in index and _table_rows(index, "[live-sepsis](live/live-sepsis.md)")
+    assert "**Smoke budgets**" in (out / "live" / "README.md").read_text()
+    assert "60 greedy episodes on fixed seeds (from 500000000)" in (out / "sepsis.md").read_text()
+
+
+def test_the_demo_refuses_options_that_do_not_apply_to_it(tmp_path):
+    completed = subprocess.run(
+        attnq_command("report", "--seeds", "4", "--out", str(tmp_path / "demo")),
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 2 and "--seeds does not apply to the demo" in completed.stderr
+    assert not (tmp_path / "demo").exists()

@@ -38,10 +38,9 @@ def _quiet_libraries() -> None:
 
 
 def _task_and_overrides(args: argparse.Namespace, host):
-    from attnq.catalog import find_task
-    from attnq.config import load_task
+    from attnq.catalog import load_named_task
 
-    return load_task(find_task(args.task, host), args.set or [])
+    return load_named_task(args.task, host, args.set or [])
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -229,6 +228,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from attnq.reporting.markdown import check_headline_page, library_versions, write_report
 
     host = load_plugins()
+    if args.profile == "demo" and not args.from_runs:  # a redraw is the same whatever the profile
+        return _report_demo(args, host)
     plan = report_profile(args.profile, host).with_choices(args.tasks, args.seeds, args.torsos, args.set)
     # a redraw is named after its folder (docs/reports/full), not the default profile
     name = args.name or (Path(args.out).name if args.from_runs and args.out else plan.name)
@@ -255,8 +256,41 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise AttnqError(f"no task to report on: profile {args.profile!r} has none of {args.tasks}")
         records = run_plan(plan, runs_dir, _executor(args, host), host, progress_interval=args.progress_every)
         write_training_command(runs_dir, command)
-    index = write_report(records, out_dir, name, command, library_versions(host), host, page, plan.reference)
+    reference = out_dir.parent / plan.reference if plan.reference else None
+    index = write_report(records, out_dir, name, command, library_versions(host), host, page, reference)
     print(f"report: {index}\nruns:   {runs_dir}")
+    return 0
+
+
+def _report_demo(args: argparse.Namespace, host) -> int:
+    """The README's main job: the committed full-budget agents on fresh episodes, then a live training."""
+    from attnq.errors import AttnqError
+    from attnq.experiments.demo import demo_parts, run_demo, write_demo
+    from attnq.reporting.markdown import library_versions
+
+    for option in ("page", "seeds", "torsos"):
+        if getattr(args, option):
+            raise AttnqError(
+                f"--{option} does not apply to the demo, which shows the committed agents as they are; fix: leave "
+                "it out, or pass --profile quick or --profile full"
+            )
+    out_dir = Path(args.out or Path("docs") / "reports" / (args.name or "demo"))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AttnqError(f"--out {out_dir} is a file; fix: give a folder for the report")
+    runs_dir = Path(args.runs_dir or Path("runs") / "reports" / out_dir.name)
+    full_report = Path("docs") / "reports" / "full"
+    parts = demo_parts(host, full_report, runs_dir, args.tasks, tuple(args.set or ()))
+    if not parts.agents.tasks and not parts.live.tasks:
+        raise AttnqError(
+            f"nothing to show: no committed agents in {full_report} and no task declares a live profile"
+            + (f" among {args.tasks}" if args.tasks else "")
+            + "; fix: run `attnq report --profile full`, or add `live: [overrides]` to a task file's profiles"
+        )
+    command = "attnq " + " ".join(sys.argv[1:])
+    agents, live = run_demo(parts, runs_dir, _executor(args, host), host, args.progress_every)
+    index = write_demo(agents, live, out_dir, command, library_versions(host), host, full_report)
+    print(index.read_text(encoding="utf-8").split("## How this report was made")[0].rstrip())
+    print(f"\nreport: {index}\nruns:   {runs_dir}")
     return 0
 
 
@@ -497,9 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--profile",
-        choices=["quick", "full"],
-        default="quick",
-        help="quick: every domain, 2 seeds, small budgets (16-29 min on 2 CPU cores); full: task budgets, 3 seeds "
+        choices=["demo", "quick", "full"],
+        default="demo",
+        help="demo: the committed full-budget agents on fresh episodes, plus a few minutes of live training; "
+        "quick: every domain, 2 seeds, small budgets (16-29 min on 2 CPU cores); full: task budgets, 3 seeds "
         "(hours; its runs are kept in docs/reports/full/runs)",
     )
     p.add_argument("--name", help="report name (default: the profile's); output goes to docs/reports/NAME")

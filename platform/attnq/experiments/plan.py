@@ -1,10 +1,12 @@
 """What an experiment covers: tasks (each with overrides) x torsos x seeds, turned into jobs.
 
-Two profiles, whose tasks are those whose task files declare them (``profiles:``): ``quick`` is
-the README's main job (two seeds, smoke budgets; its numbers show the pipeline, not converged
-agents); ``full`` uses each task file's own budget and three seeds (hours on a CPU, less on many
-cores with ``--executor ray``) and keeps its runs in the report's folder, so that the finished ones
-are committed and reused by the next machine that resumes the report.
+Profiles, whose tasks are those whose task files declare them (``profiles:``): ``quick`` runs
+every domain at smoke budgets (two seeds; its numbers show the pipeline, not converged agents);
+``full`` uses each task file's own budget and three seeds (hours on a CPU, less on many cores with
+``--executor ray``) and keeps its runs in the report's folder, so that the finished ones are
+committed and reused by the next machine that resumes the report; ``live`` is the README's demo's
+training from scratch, and a task's ``demo`` overrides say how the demo evaluates its committed
+full-budget agents (see :mod:`attnq.experiments.demo`).
 
 :func:`plan_jobs` resolves every task, checks it against its domain and any saved run it would
 reuse, and only then returns jobs: a bad task or a stale run is refused before anything trains.
@@ -18,9 +20,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from attnq.catalog import available_tasks, find_task
+from attnq.catalog import available_tasks, load_named_task
 from attnq.checkpoints import CONFIG_FILE, read_run_config
-from attnq.config import TaskConfig, apply_overrides, load_task, validate_task
+from attnq.config import TaskConfig, apply_overrides, validate_task
 from attnq.errors import AttnqError
 from attnq.experiments.jobs import BaselineJob, Job, RunJob
 from attnq.experiments.reuse import refusal
@@ -72,6 +74,8 @@ _QUIET = ("trainer.progress_bar=false",)
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {"seeds": (0, 1), "reference": "full"},
     "full": {"seeds": (0, 1, 2), "keeps_runs": True},
+    # the demo's training from scratch, beside the committed full-budget agents (experiments.demo)
+    "live": {"seeds": (0,), "reference": "full"},
 }
 
 
@@ -116,7 +120,7 @@ def resolve_tasks(plan: ReportPlan, host: PluginHost | None) -> list[tuple[TaskC
     the names of its domain's baselines."""
     tasks = []
     for entry in plan.tasks:
-        task = load_task(find_task(entry.task, host), list(entry.overrides))
+        task = load_named_task(entry.task, host, list(entry.overrides))
         runtime = prepare_task(task, host)  # bad options, env ids or encoders fail here
         runtime.context.probe_env.close()
         tasks.append((task, runtime.baseline_names()))

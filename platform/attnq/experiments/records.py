@@ -80,6 +80,12 @@ def load_records(runs_dir: Path, tasks: set[str] | None = None) -> list[TaskReco
             continue
         saved = json.loads(evaluation_path.read_text(encoding="utf-8"))
         state = read_state(run_dir)
+        # the episodes it was evaluated on, which a report may choose apart from the run's own settings
+        evaluated = {
+            "episodes": saved.get("episodes", task.eval.episodes),
+            "seed": saved.get("eval_seed", task.eval.seed),
+        }
+        task = task.model_copy(update={"eval": task.eval.model_copy(update=evaluated)})
         record = records.setdefault(task.name, TaskRecord(task))
         record.runs.append(
             RunRecord(

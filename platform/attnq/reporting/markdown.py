@@ -197,12 +197,18 @@ def task_page(record: TaskRecord, summary: dict, out_dir: Path, host: PluginHost
 HEADLINE_START, HEADLINE_END = "<!-- attnq headline: start -->", "<!-- attnq headline: end -->"
 
 
-def headline_table(summaries: list[dict], link_prefix: str = "", reference: list[dict] | None = None) -> list[str]:
+def headline_table(
+    summaries: list[dict],
+    link_prefix: str = "",
+    reference: list[dict] | None = None,
+    reference_column: str = "at full budget",
+) -> list[str]:
     """One row per task: its headline metric for each torso (IQM over seeds [95 % interval]), the
     best baseline, published figures (sources as notes below), budget and training time per run.
 
     :param reference: another report's task summaries (the full report beside a smoke-budget one):
         their Transformer-DQN figure at their own budget becomes a last column
+    :param reference_column: that column's heading
     """
     torsos = _torsos(summaries)
     lines = [
@@ -210,7 +216,7 @@ def headline_table(summaries: list[dict], link_prefix: str = "", reference: list
         "| training min per run ("
         + " / ".join(torsos)
         + ") |"
-        + (" at full budget |" if reference is not None else ""),
+        + (f" {reference_column} |" if reference is not None else ""),
         "|" + "---|" * (6 + len(torsos) + (reference is not None)),
     ]
     full = {summary["task"]: summary for summary in reference or []}
@@ -281,24 +287,31 @@ def write_headline(page: Path, summaries: list[dict], report_dir: Path) -> None:
     atomic_write_text(page, f"{before}{HEADLINE_START}\n{table}\n{HEADLINE_END}{after}")
 
 
+def smoke_budget_note(reference_link: str) -> list[str]:
+    """What a report at smoke budgets says above its table."""
+    return [
+        "**Smoke budgets**, far below the task files' own: these rows show the pipeline at work, not "
+        "converged agents. The last column is the Transformer-DQN at the task's full budget, from "
+        f"[the full report]({reference_link}).",
+        "",
+    ]
+
+
 def index_page(
     name: str,
     summaries: list[dict],
     command: str,
     versions: dict[str, str],
     reference: list[dict] | None = None,
-    reference_name: str = "",
+    reference_link: str = "",
+    intro: list[str] | None = None,
+    sections: list[str] = (),
+    reference_column: str = "at full budget",
 ) -> str:
-    smoke = (
-        [
-            f"**Smoke budgets**, far below the task files' own: these rows show the pipeline at work, not "
-            f"converged agents. The last column is the Transformer-DQN at the task's full budget, from "
-            f"[the {reference_name} report](../{reference_name}/README.md).",
-            "",
-        ]
-        if reference is not None
-        else []
-    )
+    """:param intro: lines above the headline table (default: the smoke-budget note where there is a reference)
+    :param sections: lines after it (another part of the report)"""
+    if intro is None:
+        intro = smoke_budget_note(reference_link) if reference is not None else []
     lines = [
         f"# attnq report: {name}",
         "",
@@ -306,9 +319,10 @@ def index_page(
         "evaluated on the same fixed episodes. Each task's page has the full table with intervals, learning "
         "curves and what the attention looked at.",
         "",
-        *smoke,
-        *headline_table(summaries, reference=reference),
+        *intro,
+        *headline_table(summaries, reference=reference, reference_column=reference_column),
         "",
+        *sections,
         "## How this report was made",
         "",
         "```",
@@ -347,30 +361,34 @@ def write_report(
     versions: dict[str, str],
     host: PluginHost | None = None,
     page: Path | None = None,
-    reference_name: str | None = None,
+    reference_dir: Path | None = None,
+    intro: list[str] | None = None,
+    sections: list[str] = (),
+    reference_column: str = "at full budget",
 ) -> Path:
     """Write every page and figure under ``out_dir``; returns the index page.
 
     :param page: also put the headline table into this results page (see :func:`write_headline`)
-    :param reference_name: a report beside this one (``out_dir/../NAME``) whose full-budget figures
-        are shown beside these smoke-budget ones
+    :param reference_dir: another report (the full one) whose Transformer-DQN figures are shown
+        beside these in a last column (see :func:`headline_table`)
+    :param intro: lines above the index's table; :param sections: lines after it
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    summaries = []
-    for record in records:
-        summary = summarise(record, host)
-        summaries.append(summary)
+    summaries = [summarise(record, host) for record in records]
+    for record, summary in zip(records, summaries, strict=True):
         atomic_write_text(out_dir / f"{record.task.name}.md", task_page(record, summary, out_dir, host))
     atomic_write_text(
         out_dir / "results.json",
         json.dumps({"name": name, "command": command, "versions": versions, "tasks": summaries}, indent=1),
     )
     index = out_dir / "README.md"
-    reference = None
-    if reference_name:
-        saved = out_dir.parent / reference_name / "results.json"
+    reference, link = None, ""
+    if reference_dir is not None:
+        saved = reference_dir / "results.json"
         reference = json.loads(saved.read_text(encoding="utf-8"))["tasks"] if saved.is_file() else []
-    atomic_write_text(index, index_page(name, summaries, command, versions, reference, reference_name or ""))
+        link = Path(os.path.relpath(reference_dir / "README.md", out_dir)).as_posix()
+    text = index_page(name, summaries, command, versions, reference, link, intro, sections, reference_column)
+    atomic_write_text(index, text)
     if page is not None:
         write_headline(page, summaries, out_dir)
     return index
