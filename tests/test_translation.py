@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -310,3 +311,42 @@ def test_a_corpus_edited_after_training_is_refused_on_load_and_resume(tmp_path):
             task.model_copy(update={"trainer": task.trainer.model_copy(update={"max_env_steps": 800})}),
             resume=result.run_dir,
         )
+
+
+def test_relative_corpus_paths_are_saved_absolute_so_the_run_works_from_any_folder(tmp_path, monkeypatch):
+    import yaml
+
+    from attnq.catalog import load_named_task
+    from attnq.registry import load_plugins
+
+    data = tmp_path / "work" / "data"
+    data.mkdir(parents=True)
+    _write_tiny_tsv(data)
+    files = ["domain_options.corpus=files", "domain_options.train_file=data/train.tsv"]
+    files += ["domain_options.test_file=data/test.tsv", "eval.episodes=2"]
+    monkeypatch.chdir(tmp_path / "work")
+    task = load_named_task("scan-simple", load_plugins(), files)
+    assert (
+        task.domain_options["train_file"] == str(data / "train.tsv")
+        and Path(task.domain_options["test_file"]).is_absolute()
+    )
+    assert task.domain_options["corpus"] == "files"  # other options stay as written
+
+    small = [*SMALL_MODEL, "env.num_envs=8", "trainer.max_env_steps=400", "trainer.progress_bar=false"]
+    small += ["learner.learning_starts=100", "replay.batch_size=16"]
+    trained = subprocess.run(
+        attnq_command("train", "scan-simple", "--runs-dir", "runs", "--set", *files, *small),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "work",
+    )
+    assert trained.returncode == 0, trained.stderr
+    [run_dir] = (tmp_path / "work" / "runs" / "scan-simple").iterdir()
+    stored = yaml.safe_load((run_dir / "config.yaml").read_text())["domain_options"]
+    assert stored["train_file"] == str(data / "train.tsv") and stored["test_file"] == str(data / "test.tsv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    evaluated = subprocess.run(
+        attnq_command("evaluate", str(run_dir), "--episodes", "2"), capture_output=True, text=True, cwd=elsewhere
+    )
+    assert evaluated.returncode == 0, evaluated.stderr

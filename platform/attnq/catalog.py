@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import types
+import typing
 from pathlib import Path
 
 import yaml
 
-from attnq.errors import TaskFileError
+from attnq.config import TaskConfig, load_task
+from attnq.errors import PluginError, TaskFileError
 from attnq.registry import PluginHost
 
 TASK_PATH_ENV_VAR = "ATTNQ_TASK_PATH"
@@ -89,3 +92,39 @@ def available_tasks(host: PluginHost | None) -> dict[str, tuple[str, Path]]:
             if isinstance(data, dict) and "domain" in data:
                 tasks.setdefault(file.stem, (str(data["domain"]), file))
     return tasks
+
+
+def load_named_task(name_or_path: str, host: PluginHost | None, overrides: list[str] | None = None) -> TaskConfig:
+    """The task a user names (see :func:`find_task`), with ``overrides`` applied and the file paths
+    among its domain options made absolute (:func:`with_absolute_paths`)."""
+    return with_absolute_paths(load_task(find_task(name_or_path, host), overrides), host)
+
+
+def with_absolute_paths(task: TaskConfig, host: PluginHost | None) -> TaskConfig:
+    """``task`` with every relative path among its domain options (a field its domain's options
+    model types as a ``Path``) resolved from the working folder: a run's config.yaml then names the
+    same files wherever ``evaluate`` or ``--resume`` is run from, and a report's runs match the task
+    whichever folder it is planned from."""
+    try:
+        model = host.registry.get(task.domain).options_model if host is not None else None
+    except PluginError:
+        return task  # an unknown domain is reported, with its fix, where the task is prepared
+    if model is None:
+        return task
+    options = dict(task.domain_options)
+    for name, info in model.model_fields.items():
+        value = options.get(name)
+        if isinstance(value, str) and value and _is_path(info.annotation) and not Path(value).is_absolute():
+            options[name] = str(Path(value).resolve())
+    if options == dict(task.domain_options):
+        return task
+    return task.model_copy(update={"domain_options": options})
+
+
+def _is_path(annotation: object) -> bool:
+    """``Path``, or ``Path | None`` (``Optional[Path]``)."""
+    if annotation is Path:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return Path in typing.get_args(annotation)
+    return False

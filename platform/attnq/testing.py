@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attnq.catalog import find_task
-from attnq.config import load_task
+from attnq.catalog import load_named_task
 from attnq.domain import Tokens
 from attnq.errors import AttnqError
 from attnq.registry import PluginHost, load_plugins
@@ -278,7 +277,7 @@ def sample_observations(runtime: TaskRuntime, count: int = BATCH) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _runtime(task: str, overrides: tuple[str, ...]) -> TaskRuntime:
     host = _host()
-    return prepare_task(load_task(find_task(task, host), list(overrides)), host)
+    return prepare_task(load_named_task(task, host, list(overrides)), host)
 
 
 @functools.lru_cache(maxsize=1)
