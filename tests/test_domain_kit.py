@@ -239,3 +239,53 @@ def test_a_dict_observation_gives_one_token_per_key_and_meets_the_contract():
         "cart",
         "pole",
     ]
+
+
+def _raw_and_normalized(env_id: str, mode: str, steps: int = 400):
+    """The same random-action trajectory through the raw env and through the task's normalised one."""
+    from attnq.catalog import load_named_task
+
+    host = load_plugins()
+    runtime = prepare_task(load_named_task(f"gym:{env_id}", host, [f"domain_options.normalize={mode}"]), host)
+    raw, normalized = gym.make(env_id), runtime.make_env()
+    raw.action_space.seed(5)
+    pairs = [(raw.reset(seed=5)[0], normalized.reset(seed=5)[0])]
+    for _ in range(steps):
+        action = raw.action_space.sample()
+        (x, _, done, cut, _), (y, *_) = raw.step(action), normalized.step(action)
+        pairs.append((x, y))
+        if done or cut:
+            pairs.append((raw.reset(seed=len(pairs))[0], normalized.reset(seed=len(pairs))[0]))
+    return runtime, np.array([p[0] for p in pairs], np.float64), np.array([p[1] for p in pairs], np.float64)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1", "MountainCar-v0"])
+def test_bounds_normalisation_maps_each_bounded_feature_to_minus_one_one(env_id):
+    runtime, raw, normalized = _raw_and_normalized(env_id, "bounds")
+    space = gym.make(env_id).observation_space
+    for i, (low, high) in enumerate(zip(space.low, space.high)):
+        if np.isfinite(low) and np.isfinite(high):  # brute force: the affine map that sends low, high to -1, 1
+            expected = 2 * (raw[:, i] - low) / (high - low) - 1
+        else:
+            expected = raw[:, i]  # unbounded: as it is
+        np.testing.assert_allclose(normalized[:, i], expected, rtol=1e-5, atol=1e-5)
+    assert np.all(np.abs(normalized[:, np.isfinite(space.low) & np.isfinite(space.high)]) <= 1 + 1e-6)
+    assert runtime.context.probe_env.observation_space.contains(normalized[0].astype(np.float32))
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1"])
+def test_sample_normalisation_is_the_same_wherever_the_env_is_made(env_id):
+    """Mean 0 and std 1 from random-action steps on fixed seeds: training, evaluation and a reloaded
+    agent compute the same statistics, so nothing needs saving."""
+    _, raw, first = _raw_and_normalized(env_id, "sample")
+    _, _, again = _raw_and_normalized(env_id, "sample")
+    np.testing.assert_array_equal(first, again)
+    # an affine map per feature whose slope is positive: recover it from the data and compare
+    for i in range(raw.shape[1]):
+        slope, _ = np.polyfit(raw[:, i], first[:, i], 1)
+        assert slope > 0 and np.allclose(first[:, i], np.polyval(np.polyfit(raw[:, i], first[:, i], 1), raw[:, i]))
+    assert np.all(np.abs(first.mean(axis=0)) < 1.0) and np.all(first.std(axis=0) > 0.2)
+
+
+def test_a_normalised_gym_task_meets_the_contract():
+    check_domain("gym:Acrobot-v1", ["domain_options.normalize=sample", "domain_options.normalize_steps=500"])

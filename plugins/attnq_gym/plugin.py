@@ -8,7 +8,7 @@ file (``domain: gym``) sets everything, feature names included (``domain_options
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -19,6 +19,9 @@ from torch import nn
 from attnq import DomainContext, DomainSpec, StateEncoder, SumRewardAdapter, Tokens, hookimpl
 from attnq.errors import TaskFileError
 
+# a bound this large is no bound (some envs write float32's largest value for "unbounded")
+UNBOUNDED = 1e6
+
 
 class GymOptions(BaseModel):
     """The task file's ``domain_options`` for the gym domain."""
@@ -28,6 +31,12 @@ class GymOptions(BaseModel):
         default_factory=list,
         description="a name per observation feature (per key of a Dict observation), for attention pictures",
     )
+    normalize: Literal["none", "bounds", "sample"] = Field(
+        "none",
+        description="observations as they are; bounds: each bounded feature to [-1, 1]; sample: mean 0, std 1 "
+        "over random-action steps",
+    )
+    normalize_steps: int = Field(2000, ge=10, description="normalize: sample - how many random-action env steps")
 
 
 def key_sizes(space: gym.Space) -> dict[str, int] | None:
@@ -67,7 +76,48 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: GymOptions) ->
             f"field 'domain_options.feature_names' has {len(options.feature_names)} names, but {env_id} has "
             f"{features} observation features; fix: give one name per feature, or none"
         )
-    return env
+    if options.normalize == "none":
+        return env
+    center, scale = observation_scale(env, env_id, env_kwargs, options)
+    space = env.observation_space
+    normalized = gym.spaces.Box(
+        ((space.low - center) / scale).astype(np.float32), ((space.high - center) / scale).astype(np.float32)
+    )
+    return gym.wrappers.TransformObservation(
+        env, lambda x: ((np.asarray(x, np.float64) - center) / scale).astype(np.float32), normalized
+    )
+
+
+def observation_scale(
+    env: gym.Env, env_id: str, env_kwargs: Mapping[str, Any], options: GymOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(center, scale)`` per feature, so that ``(x - center) / scale`` is normalised.
+
+    ``bounds``: the middle and half-width of each feature's finite bounds (a feature without them is
+    left as it is). ``sample``: the mean and standard deviation over ``normalize_steps`` random-action
+    steps of a fresh env on fixed seeds, the same wherever the env is made (training, evaluation, a
+    reloaded agent), so they need not be saved with the network."""
+    space = env.observation_space
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    if options.normalize == "bounds":
+        bounded = (np.abs(low) < UNBOUNDED) & (np.abs(high) < UNBOUNDED) & (high > low)
+        low, high = np.where(bounded, low, -1.0), np.where(bounded, high, 1.0)  # unbounded: left as it is
+        return (low + high) / 2, (high - low) / 2
+    probe = gym.make(env_id, **dict(env_kwargs))
+    if isinstance(probe.observation_space, gym.spaces.Dict):
+        probe = gym.wrappers.FlattenObservation(probe)
+    probe.action_space.seed(0)
+    observation, _ = probe.reset(seed=0)
+    seen = [observation]
+    for episode in range(1, options.normalize_steps):
+        observation, _, terminated, truncated, _ = probe.step(probe.action_space.sample())
+        if terminated or truncated:
+            observation, _ = probe.reset(seed=episode)
+        seen.append(observation)
+    probe.close()
+    values = np.asarray(seen, np.float64).reshape(len(seen), -1)
+    std = values.std(axis=0)
+    return values.mean(axis=0), np.where(std > 1e-8, std, 1.0)
 
 
 class FeatureEncoder(StateEncoder):
