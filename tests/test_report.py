@@ -460,3 +460,10 @@ def test_the_demo_refuses_options_that_do_not_apply_to_it(tmp_path):
     )
     assert completed.returncode == 2 and "--seeds does not apply to the demo" in completed.stderr
     assert not (tmp_path / "demo").exists()
+
+
+def test_training_minutes_say_when_a_run_took_under_one():
+    from attnq.reporting.markdown import _minutes
+
+    assert _minutes([20.0, 25.0, 29.0]) == "<1" and _minutes([600.0, 660.0, 900.0]) == "11"
+    assert _minutes([None, 0.0]) == "-" and _minutes([45.0]) == "1"

@@ -259,7 +259,10 @@ def _at_full_budget(summary: dict | None, metric: str) -> str:
 
 def _minutes(seconds: list[float | None]) -> str:
     known = [s for s in seconds if s]
-    return f"{np.median(known) / 60:.0f}" if known else "-"
+    if not known:
+        return "-"
+    minutes = np.median(known) / 60
+    return "<1" if minutes < 0.5 else f"{minutes:.0f}"
 
 
 def check_headline_page(page: Path) -> str:
