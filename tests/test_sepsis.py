@@ -209,3 +209,13 @@ def test_compile_without_a_cpp_compiler_is_a_clear_error_before_any_run_folder(t
     with pytest.raises(TaskFileError, match="trainer.compile.*C\\+\\+ compiler"):
         train(task, runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_importing_icu_sepsis_prints_no_gym_banner():
+    """icu-sepsis imports the legacy gym package, which prints a deprecation banner to stderr."""
+    import subprocess
+    import sys
+
+    code = "from attnq_sepsis.environment import import_icu_sepsis; import_icu_sepsis(); import gym"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert completed.returncode == 0 and "Gym has been unmaintained" not in completed.stderr, completed.stderr

@@ -8,7 +8,9 @@ clinician baselines read the state id (the Q-network never does).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import warnings
 from typing import Any
 
@@ -25,8 +27,9 @@ OBSERVATION_SIZE = STATE_ID_INDEX + 1
 
 
 def import_icu_sepsis() -> None:
-    """icu-sepsis imports the unmaintained ``gym`` only to register a legacy id; silence its notice."""
-    with warnings.catch_warnings():
+    """icu-sepsis imports the unmaintained ``gym`` only to register a legacy id; silence its notice
+    (a warning) and the banner gym prints to stderr on import."""
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         import icu_sepsis  # noqa: F401  (registers Sepsis/ICU-Sepsis-v*)
 
