@@ -35,6 +35,10 @@ def test_scan_splits_have_the_published_sizes():
     assert (len(train), len(test)) == (16_728, 4_182)
     assert not set(train) & set(test)
     assert scan.simple_split(seed=0) == (train, test) and scan.simple_split(seed=1)[1] != test
+    train, test = scan.add_primitive_split("jump")
+    assert (len(train), len(test)) == (13_204, 7_706) and not set(train) & set(test)
+    assert [p for p in train if "jump" in p.source] == [scan.Pair(("jump",), ("I_JUMP",))]
+    assert all("jump" in p.source for p in test) and set(train) | set(test) == set(scan.all_pairs())
     train, test = scan.length_split()
     assert (len(train), len(test)) == (16_990, 3_920)
     assert max(len(p.target) for p in train) == 22

@@ -17,8 +17,8 @@ SentenceReward = Literal["none", "exact_match", "bleu", "chrf"]
 class TranslationOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    corpus: Literal["scan-simple", "scan-length", "files"] = Field(
-        "scan-simple", description="SCAN generated in code (simple or length split), or your own files"
+    corpus: Literal["scan-simple", "scan-length", "scan-jump", "files"] = Field(
+        "scan-simple", description="SCAN generated in code (simple, length or add-primitive jump split), or your files"
     )
     split_seed: int = Field(0, ge=0, description="seed of the simple split's random 80/20 cut")
     train_file: Path | None = Field(None, description="corpus: files - training pairs (SCAN 'IN: .. OUT: ..' or TSV)")
@@ -46,6 +46,8 @@ def build_corpus(options: TranslationOptions) -> ParallelCorpus:
         return ParallelCorpus.from_parts(*scan.simple_split(options.split_seed))
     if options.corpus == "scan-length":
         return ParallelCorpus.from_parts(*scan.length_split())
+    if options.corpus == "scan-jump":
+        return ParallelCorpus.from_parts(*scan.add_primitive_split("jump"))
     return ParallelCorpus.from_parts(
         load_pairs(options.train_file, options.file_format), load_pairs(options.test_file, options.file_format)
     )

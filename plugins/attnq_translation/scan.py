@@ -95,6 +95,15 @@ def simple_split(seed: int = 0, train_fraction: float = 0.8) -> tuple[list[Pair]
     return [pairs[i] for i in order[:cut]], [pairs[i] for i in order[cut:]]
 
 
+def add_primitive_split(primitive: str = "jump") -> tuple[list[Pair], list[Pair]]:
+    """Lake & Baroni's "adding a new primitive": train on every command without ``primitive`` and on
+    the primitive alone; test on every other command that uses it (jump: 13,204 / 7,706 pairs)."""
+    pairs = all_pairs()
+    train = [p for p in pairs if primitive not in p.source or p.source == (primitive,)]
+    test = [p for p in pairs if primitive in p.source and p.source != (primitive,)]
+    return train, test
+
+
 def length_split() -> tuple[list[Pair], list[Pair]]:
     """Train on outputs of at most 22 actions (16,990 pairs), test on the longer ones (3,920)."""
     pairs = all_pairs()
