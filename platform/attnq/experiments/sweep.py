@@ -2,10 +2,11 @@
 
 Each trial is one training run of the task with sampled overrides. Trials report the validation
 return that ``eval.every_env_steps`` already measures (on the validation seeds, never the final
-evaluation's), and ASHA (Li et al. 2020, asynchronous successive halving) stops the weaker half
-of the trials at each rung. The best point is then trained again on fresh seeds beside the task's
-own settings, through the same pipeline as ``attnq report``, before it is called best, and written
-as a task file that ``attnq train`` accepts.
+evaluation's): the latest one, or, for a task that keeps its best checkpoint (``eval.keep_best``),
+the best so far, which is what that task's final evaluation will load. ASHA (Li et al. 2020,
+asynchronous successive halving) stops the weaker half of the trials at each rung. The best point
+is then trained again on fresh seeds beside the task's own settings, through the same pipeline as
+``attnq report``, before it is called best, and written as a task file that ``attnq train`` accepts.
 
 Search space syntax (``--param FIELD=SPEC``): ``uniform:LOW:HIGH``, ``loguniform:LOW:HIGH``,
 ``randint:LOW:HIGH`` (HIGH excluded), or ``A,B,C`` (a choice; values are YAML scalars).
@@ -131,11 +132,20 @@ def _trial(config: dict[str, Any], task: dict[str, Any], trials_dir: str) -> Non
     trial_id = tune.get_context().get_trial_id()
     point = overridden(validate_task(task, "sweep"), config)
     run_dir = Path(trials_dir) / trial_id
+    scores = []
 
     def report(env_steps: int, means: dict[str, float]) -> None:
-        tune.report({METRIC: means["return"], "env_steps": env_steps})
+        scores.append(means["return"])
+        score = trial_score(scores, point.eval.keep_best)
+        tune.report({METRIC: score, "last_validation_return": scores[-1], "env_steps": env_steps})
 
     train(point, run_dir=run_dir, host=worker_host(), on_evaluation=report)
+
+
+def trial_score(validation_returns: list[float], keeps_best: bool) -> float:
+    """What a trial is ranked by: the checkpoint its task's final evaluation would load scored on
+    validation, i.e. the best round so far when the task keeps its best checkpoint, else the last."""
+    return max(validation_returns) if keeps_best else validation_returns[-1]
 
 
 def search(
@@ -238,7 +248,7 @@ def progress_callback(samples: int, budget: int) -> Any:
 
 
 def best_trial(result: dict[str, Any]) -> dict[str, Any]:
-    """The trial with the highest last validation return among those that reached the budget."""
+    """The trial with the highest score (:func:`trial_score`) among those that reached the budget."""
     complete = [
         t
         for t in result["trials"]
