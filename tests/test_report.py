@@ -422,7 +422,7 @@ def test_the_demo_shows_committed_agents_on_fresh_episodes_and_trains_live(
     assert parts.agents.seeds == (0, 1) and parts.agents.torsos == ("transformer", "mlp")
     assert f"eval.seed={FRESH_EVAL_SEED}" in parts.agents.tasks[0].overrides
     assert "learner.lr=0.0005" not in parts.agents.tasks[0].overrides
-    assert [t.task for t in parts.live.tasks] == ["live-sepsis"] and parts.live.seeds == (0,)
+    assert [t.task for t in parts.live.tasks] == ["live-sepsis"] and parts.live.seeds == (0, 1)
 
     agents, live = run_demo(parts, runs, None, host, progress_interval=0)
     assert before == {p: p.stat().st_mtime_ns for p in full.rglob("*") if p.is_file()}  # the commit is untouched

@@ -185,7 +185,7 @@ def write_demo(
             "## Trained just now",
             "",
             "**Smoke budget**: trained from scratch by this command for a few minutes, far below the task's "
-            "own budget, on one seed; it shows how far minutes of training get, not a converged agent. The last "
+            "own budget; it shows how far minutes of training get, not a converged agent. The last "
             "column is the same task at its full budget.",
             "",
             *headline_table(summaries, f"{LIVE_PROFILE}/", reference),

@@ -75,7 +75,7 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {"seeds": (0, 1), "reference": "full"},
     "full": {"seeds": (0, 1, 2), "keeps_runs": True},
     # the demo's training from scratch, beside the committed full-budget agents (experiments.demo)
-    "live": {"seeds": (0,), "reference": "full"},
+    "live": {"seeds": (0, 1), "reference": "full"},
 }
 
 
