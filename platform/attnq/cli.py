@@ -533,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         choices=["demo", "quick", "full"],
         default="demo",
-        help="demo: the committed full-budget agents on fresh episodes, plus a few minutes of live training; "
+        help="demo (the default): the committed full-budget agents on fresh episodes, plus live training of "
+        "the tasks that learn in minutes (about 15 min on 2 CPU cores); "
         "quick: every domain, 2 seeds, small budgets (16-29 min on 2 CPU cores); full: task budgets, 3 seeds "
         "(hours; its runs are kept in docs/reports/full/runs)",
     )
