@@ -454,7 +454,7 @@ def test_the_demo_shows_committed_agents_on_fresh_episodes_and_trains_live(
 
 def test_the_demo_refuses_options_that_do_not_apply_to_it(tmp_path):
     completed = subprocess.run(
-        attnq_command("report", "--seeds", "4", "--out", str(tmp_path / "demo")),
+        attnq_command("report", "--profile", "demo", "--seeds", "4", "--out", str(tmp_path / "demo")),
         capture_output=True,
         text=True,
     )

@@ -532,11 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         choices=["demo", "quick", "full"],
-        default="demo",
-        help="demo (the default): the committed full-budget agents on fresh episodes, plus live training of "
+        default="quick",
+        help="demo (make demo): the committed full-budget agents on fresh episodes, plus live training of "
         "the tasks that learn in minutes (about 15 min on 2 CPU cores); "
-        "quick: every domain, 2 seeds, small budgets (16-29 min on 2 CPU cores); full: task budgets, 3 seeds "
-        "(hours; its runs are kept in docs/reports/full/runs)",
+        "quick (the default): every domain, 2 seeds, small budgets (16-29 min on 2 CPU cores); full: task budgets, "
+        "3 seeds (hours; its runs are kept in docs/reports/full/runs)",
     )
     p.add_argument("--name", help="report name (default: the profile's); output goes to docs/reports/NAME")
     p.add_argument("--tasks", nargs="+", help="only these tasks (names or .yaml paths)")
