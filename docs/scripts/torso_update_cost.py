@@ -12,9 +12,10 @@ Adam's step, as in training. Prints milliseconds per update and the ratio.
 from __future__ import annotations
 
 import argparse
-import time
+import functools
 
 import torch
+from update_timing import timed_updates  # the sibling script: one definition of a timed update
 
 from attnq.catalog import load_named_task
 from attnq.registry import load_plugins
@@ -30,16 +31,7 @@ def update_timer(task_dict: dict, batches: int = 16):
     loss_function = module.compiled_td_loss or module.td_loss
     optimizer = torch.optim.Adam(module.q_network.parameters(), lr=module.task.learner.lr)
 
-    def run(count: int) -> float:
-        started = time.perf_counter()
-        for i in range(count):
-            loss = loss_function(samples[i % len(samples)]).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        return time.perf_counter() - started
-
-    return run
+    return functools.partial(timed_updates, loss_function, optimizer, samples)
 
 
 def main() -> None:

@@ -43,6 +43,18 @@ def let_the_last_block_compute_every_token() -> None:
     PreLNBlock.forward = forward
 
 
+def timed_updates(loss_function, optimizer: torch.optim.Optimizer, batches: list, count: int) -> float:
+    """Seconds that ``count`` updates take: the TD loss on the batches in turn, its backward pass and
+    the optimizer's step (also used by torso_update_cost.py)."""
+    started = time.perf_counter()
+    for i in range(count):
+        loss = loss_function(batches[i % len(batches)]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", help="task name or path to a task file")
@@ -66,15 +78,8 @@ def main() -> None:
         versions |= {("eager", True): module.td_loss, ("compiled", True): module.compiled_td_loss}
 
     def updates(version: tuple[str, bool], count: int) -> float:
-        loss_function = versions[version]
         LastBlock.every_token = version[1]
-        started = time.perf_counter()
-        for i in range(count):
-            loss = loss_function(batches[i % len(batches)]).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        return time.perf_counter() - started
+        return timed_updates(versions[version], optimizer, batches, count)
 
     started = time.perf_counter()
     for version in versions:

@@ -15,7 +15,6 @@ nothing here trains or evaluates by itself.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from attnq.experiments.plan import ReportPlan, ReportTask, report_profile
 from attnq.experiments.records import TaskRecord
 from attnq.experiments.state import STATE_FILE, policy_only, read_state
 from attnq.registry import PluginHost
-from attnq.reporting.markdown import headline_table, write_report
+from attnq.reporting.markdown import headline_table, report_summaries, write_report
 
 # Far from every seed a run uses: training resets from seed * 1,000,003 + env steps, validation
 # from eval.seed_during_training (1,000,000), reports from eval.seed (10,000 by default); below 2**31
@@ -47,17 +46,14 @@ class DemoParts:
     live: ReportPlan
 
 
-def committed_runs(full_runs: Path, full_report: Path) -> dict[str, list[Path]]:
-    """The finished runs of every task in the committed full report, by task name.
+def committed_runs(full_report: Path) -> dict[str, list[Path]]:
+    """The finished runs (in ``full_report/runs``) of every task in the committed full report, by name.
 
     A task is in the report's ``results.json`` only once all its runs and baselines are done, so
     the runs folder may hold unfinished tasks beside it; those are not shown."""
-    results = full_report / "results.json"
-    if not results.is_file() or not full_runs.is_dir():
-        return {}
-    names = [task["task"] for task in json.loads(results.read_text(encoding="utf-8"))["tasks"]]
+    full_runs = full_report / "runs"
     found = {}
-    for name in names:
+    for name in [summary["task"] for summary in report_summaries(full_report)]:
         runs = [
             config.parent
             for config in sorted((full_runs / name).glob(f"*/{CONFIG_FILE}"))
@@ -116,7 +112,7 @@ def demo_parts(
     :param overrides: ``--set`` overrides: all for the live tasks; for the committed agents only
         those that do not change what or how far they learned (e.g. ``eval.episodes=5``)
     """
-    committed = committed_runs(full_report / "runs", full_report)
+    committed = committed_runs(full_report)
     committed = {name: runs for name, runs in committed.items() if not tasks or name in tasks}
     declared = {entry.task: entry.overrides for entry in report_profile("demo", host).tasks}
     chosen, seeds, torsos = [], set(), set()
@@ -178,9 +174,6 @@ def write_demo(
     sections: list[str] = []
     if live:
         write_report(live, out_dir / LIVE_PROFILE, "demo, live training", command, versions, host, None, full_report)
-        summaries = json.loads((out_dir / LIVE_PROFILE / "results.json").read_text(encoding="utf-8"))["tasks"]
-        full_results = full_report / "results.json"
-        reference = json.loads(full_results.read_text(encoding="utf-8"))["tasks"] if full_results.is_file() else []
         sections = [
             "## Trained just now",
             "",
@@ -188,7 +181,9 @@ def write_demo(
             "own budget; it shows how far minutes of training get, not a converged agent. The last "
             "column is the same task at its full budget.",
             "",
-            *headline_table(summaries, f"{LIVE_PROFILE}/", reference),
+            *headline_table(
+                report_summaries(out_dir / LIVE_PROFILE), f"{LIVE_PROFILE}/", report_summaries(full_report)
+            ),
             "",
         ]
     if agents:

@@ -25,6 +25,7 @@ from attnq.reporting.tables import cell, results_table
 from attnq.statistics import Estimate, bootstrap_interval
 
 FIGURES = "figures"
+RESULTS_FILE = "results.json"
 
 CORE_DISTRIBUTIONS = ("attnq", "torch", "pytorch-lightning", "gymnasium", "numpy", "ray")
 
@@ -356,6 +357,12 @@ def _headline(summary: dict) -> str:
     return next(m for m in preferred if m in summary["metrics"])
 
 
+def report_summaries(report_dir: Path) -> list[dict]:
+    """The task summaries a written report holds (its ``results.json``); none for a report not made yet."""
+    saved = report_dir / RESULTS_FILE
+    return json.loads(saved.read_text(encoding="utf-8"))["tasks"] if saved.is_file() else []
+
+
 def write_report(
     records: list[TaskRecord],
     out_dir: Path,
@@ -381,14 +388,13 @@ def write_report(
     for record, summary in zip(records, summaries, strict=True):
         atomic_write_text(out_dir / f"{record.task.name}.md", task_page(record, summary, out_dir, host))
     atomic_write_text(
-        out_dir / "results.json",
+        out_dir / RESULTS_FILE,
         json.dumps({"name": name, "command": command, "versions": versions, "tasks": summaries}, indent=1),
     )
     index = out_dir / "README.md"
     reference, link = None, ""
     if reference_dir is not None:
-        saved = reference_dir / "results.json"
-        reference = json.loads(saved.read_text(encoding="utf-8"))["tasks"] if saved.is_file() else []
+        reference = report_summaries(reference_dir)
         link = Path(os.path.relpath(reference_dir / "README.md", out_dir)).as_posix()
     text = index_page(name, summaries, command, versions, reference, link, intro, sections, reference_column)
     atomic_write_text(index, text)
