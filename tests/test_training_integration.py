@@ -241,3 +241,46 @@ def test_keep_best_without_evaluations_is_a_clear_task_error():
 
     with pytest.raises(TaskFileError, match="every_env_steps"):
         load_task(TASKS / "highway-fast.yaml", ["eval.keep_best=true", "eval.every_env_steps=0"])
+
+
+def test_validation_and_variant_env_kwargs_reach_their_evaluations(tmp_path):
+    """The evaluations during training use ``eval.validation_env_kwargs`` (here: CartPole cut at 5 steps,
+    where an untrained pole falls after 8 or more), and each ``eval.variants`` entry evaluates again."""
+    from attnq.catalog import find_task
+    from attnq.evaluation import policy_metrics
+    from attnq.registry import load_plugins
+
+    host = load_plugins()
+    overrides = [*TINY_TRAINING, "env.num_envs=1", "eval.every_env_steps=100", "eval.episodes_during_training=3"]
+    overrides += ["eval.validation_env_kwargs={max_episode_steps: 5}"]
+    overrides += ["eval.variants={short: {env_kwargs: {max_episode_steps: 3}, metrics: [length], description: cut}}"]
+    result = train(load_task(find_task("gym:CartPole-v1", host), overrides), runs_dir=tmp_path)
+    metrics = list(csv.DictReader(open(next(result.run_dir.glob("logs/metrics.csv")))))
+    lengths = [float(row["eval/length"]) for row in metrics if row.get("eval/length")]
+    assert len(lengths) >= 2 and max(lengths) <= 5
+    agent = load_agent(str(result.run_dir))
+    evaluation, means = policy_metrics(agent.runtime, agent, episodes=3, seed=0)
+    assert min(e["length"] for e in evaluation.episodes) >= 8  # the plain evaluation is not cut
+    assert means["length@short"] <= 3 and "return@short" not in means
+
+
+def test_a_variant_naming_a_metric_the_domain_lacks_is_refused(tmp_path):
+    from attnq.catalog import find_task
+    from attnq.errors import TaskFileError
+    from attnq.evaluation import policy_metrics
+    from attnq.registry import load_plugins
+    from attnq.runtime import prepare_task
+
+    host = load_plugins()
+    variant = "eval.variants={short: {env_kwargs: {max_episode_steps: 3}, metrics: [lenght], description: cut}}"
+    runtime = prepare_task(load_task(find_task("gym:CartPole-v1", host), [variant]), host)
+    with pytest.raises(TaskFileError, match=r"'eval.variants.short.metrics' names \['lenght'\].*fix: use some of"):
+        policy_metrics(runtime, runtime.baseline("random", 0), episodes=2, seed=0)
+    bad_kwargs = "eval.variants={short: {env_kwargs: {no_such_kwarg: 3}, metrics: [length], description: cut}}"
+    with pytest.raises(TaskFileError, match=r"'eval.variants.short.env_kwargs'.*cannot be made"):
+        prepare_task(load_task(find_task("gym:CartPole-v1", host), [bad_kwargs]), host)
+    with pytest.raises(TaskFileError, match="variant name 'a b'"):
+        load_task(
+            find_task("gym:CartPole-v1", host),
+            ["eval.variants={'a b': {env_kwargs: {}, metrics: [length], description: x}}"],
+        )

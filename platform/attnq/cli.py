@@ -122,13 +122,14 @@ def _print_metrics_table(title: str, means: dict[str, float], stds: dict[str, fl
     print(title)
     width = max(len(k) for k in means) if means else 6
     for name, value in means.items():
-        print(f"  {name:<{width}}  {value:10.4f}  ± {stds[name]:.4f}")
+        spread = f"  ± {stds[name]:.4f}" if name in stds else ""  # exact and variant figures have none here
+        print(f"  {name:<{width}}  {value:10.4f}{spread}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from attnq.agent import load_agent
     from attnq.checkpoints import atomic_write_text
-    from attnq.evaluation import evaluate_policy
+    from attnq.evaluation import policy_metrics
 
     if args.out and Path(args.out).is_dir():
         from attnq.errors import AttnqError
@@ -141,16 +142,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     episodes = args.episodes or agent.task.eval.episodes
     seed = agent.task.eval.seed if args.seed is None else args.seed
     policy = agent if args.baseline is None else agent.runtime.baseline(args.baseline, seed)
-    result = evaluate_policy(agent.runtime, policy, episodes, seed)
+    # as a report evaluates: the exact return where the domain has one (never for random), and the variants
+    result, means = policy_metrics(agent.runtime, policy, episodes, seed, exact=args.baseline != "random")
     label = f"{agent.task.name} {'agent' if args.baseline is None else 'baseline ' + args.baseline}"
-    _print_metrics_table(
-        f"{label}: {episodes} episodes, seeds {seed}..{seed + episodes - 1}", result.means(), result.stds()
-    )
+    _print_metrics_table(f"{label}: {episodes} episodes, seeds {seed}..{seed + episodes - 1}", means, result.stds())
     payload = {
         "task": agent.task.name,
         "checkpoint": str(agent.checkpoint),
         "policy": args.baseline or "agent",
         **result.to_dict(),
+        "mean": means,
     }
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(payload, indent=1))

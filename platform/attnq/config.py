@@ -8,6 +8,7 @@ before validation so they get the same checks.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,6 +149,14 @@ class TrainerConfig(Section):
     compile: bool = field(SPEED, False, description="torch.compile the TD loss; on CPU it needs a C++ compiler")
 
 
+class EvalVariant(Section):
+    """The final evaluation run again with other env kwargs; its metrics are reported as METRIC@NAME."""
+
+    env_kwargs: dict[str, Any] = Field(description="merged over eval.env_kwargs for this evaluation")
+    metrics: list[str] = Field(min_length=1, description="the metrics to report from it")
+    description: str = Field(description="one line for the report: what this evaluation changes")
+
+
 class EvalConfig(Section):
     episodes: int = field(EVALUATES, 50, ge=1)
     seed: int = field(EVALUATES, 10_000, ge=0, description="episode i is reset with seed + i")
@@ -168,11 +177,23 @@ class EvalConfig(Section):
         default_factory=dict,
         description="merged over env.kwargs for evaluation envs only (a corpus's test part, denser traffic)",
     )
+    # a corpus's test part must never choose a checkpoint: the evaluations during training may use another part
+    validation_env_kwargs: dict[str, Any] = field(
+        LEARNS, default_factory=dict, description="merged over eval.env_kwargs for the evaluations during training"
+    )
+    variants: dict[str, EvalVariant] = field(
+        EVALUATES,
+        default_factory=dict,
+        description="name -> the same episodes again with other env kwargs (a sentence's length given)",
+    )
 
     @model_validator(mode="after")
     def _best_needs_evaluations(self) -> EvalConfig:
         if self.keep_best and not self.every_env_steps:
             raise ValueError("keep_best needs evaluations during training: set eval.every_env_steps > 0")
+        for name in self.variants:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+                raise ValueError(f"variant name {name!r} names report columns: use letters, digits and '_'")
         return self
 
 

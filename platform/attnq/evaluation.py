@@ -6,12 +6,14 @@ so two policies evaluated with the same seed face the same episodes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from attnq.domain import Policy
-from attnq.errors import PluginError
+from attnq.errors import PluginError, TaskFileError
 from attnq.runtime import TaskRuntime, split_vector_info
 
 
@@ -43,12 +45,28 @@ def policy_metrics(
     runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, exact: bool = True
 ) -> tuple[EvaluationResult, dict[str, float]]:
     """Evaluate ``policy`` and return its result and metric means; with ``exact`` (a deterministic
-    policy on a domain with a known model) the means gain the exact expected return."""
+    policy on a domain with a known model) the means gain the exact expected return. Each of the
+    task's ``eval.variants`` evaluates the same episodes again with its env kwargs, and adds its
+    metrics as ``METRIC@NAME``."""
     evaluation = evaluate_policy(runtime, policy, episodes, seed)
     metrics = evaluation.means()
     if exact and runtime.domain.exact_return is not None:
         metrics["exact_return"] = runtime.domain.exact_return(runtime.context, policy)
+    for name, variant in runtime.task.eval.variants.items():
+        means = evaluate_policy(runtime, policy, episodes, seed, env_kwargs=variant.env_kwargs).means()
+        missing = [m for m in variant.metrics if m not in means]
+        if missing:
+            raise TaskFileError(
+                f"task {runtime.task.name!r}: field 'eval.variants.{name}.metrics' names {missing}, which the "
+                f"{runtime.domain.name!r} domain does not report; fix: use some of {sorted(means)}"
+            )
+        metrics.update({variant_metric(m, name): means[m] for m in variant.metrics})
     return evaluation, metrics
+
+
+def variant_metric(metric: str, variant: str) -> str:
+    """The name a variant's metric is reported under."""
+    return f"{metric}@{variant}"
 
 
 def checked_actions(runtime: TaskRuntime, policy: Policy, observations: np.ndarray) -> np.ndarray:
@@ -75,11 +93,17 @@ def checked_summary(runtime: TaskRuntime, summary: dict[str, float]) -> dict[str
 
 
 def evaluate_policy(
-    runtime: TaskRuntime, policy: Policy, episodes: int, seed: int, num_envs: int | None = None
+    runtime: TaskRuntime,
+    policy: Policy,
+    episodes: int,
+    seed: int,
+    num_envs: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
-    """Run ``episodes`` episodes of ``policy`` on fixed seeds; parallel over the task's workers."""
+    """Run ``episodes`` episodes of ``policy`` on fixed seeds; parallel over the task's workers.
+    ``env_kwargs`` are merged over the evaluation env's (a validation part, a variant)."""
     num_envs = max(1, min(num_envs or runtime.task.env.num_envs, episodes))
-    vector_env = runtime.make_vector_env(num_envs, autoreset="disabled", evaluation=True)
+    vector_env = runtime.make_vector_env(num_envs, autoreset="disabled", evaluation=True, extra=env_kwargs)
     adapter = runtime.reward_adapter()
     try:
         next_episode = num_envs

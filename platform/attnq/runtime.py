@@ -37,20 +37,28 @@ class TaskRuntime:
     observation_shape: tuple[int, ...]
     slate_size: int = 1  # >1: an action is this many distinct items out of ``num_actions``
 
-    def env_factory(self, evaluation: bool = False) -> Callable[[], gym.Env]:
-        """A picklable zero-argument factory (for vector-env worker processes).
-
-        Evaluation envs get ``eval.env_kwargs`` merged over ``env.kwargs``: that is how a domain
-        with held-out data (a corpus's test part) is evaluated on it and trained on the rest.
-        """
+    def env_kwargs(self, evaluation: bool = False, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``env.kwargs``; for evaluation envs ``eval.env_kwargs`` merged over them (that is how a domain
+        with held-out data, a corpus's test part, is evaluated on it and trained on the rest), then
+        ``extra`` over those (the validation part of the evaluations during training, a variant)."""
         kwargs = merge_kwargs(self.task.env.kwargs, self.task.eval.env_kwargs) if evaluation else self.task.env.kwargs
-        return functools.partial(self.domain.make_env, self.task.env.id, kwargs, self.context.options)
+        return merge_kwargs(kwargs, extra) if extra else dict(kwargs)
 
-    def make_env(self, evaluation: bool = False) -> gym.Env:
-        return self.env_factory(evaluation)()
+    def env_factory(self, evaluation: bool = False, extra: Mapping[str, Any] | None = None) -> Callable[[], gym.Env]:
+        """A picklable zero-argument factory (for vector-env worker processes); see :meth:`env_kwargs`."""
+        return functools.partial(
+            self.domain.make_env, self.task.env.id, self.env_kwargs(evaluation, extra), self.context.options
+        )
+
+    def make_env(self, evaluation: bool = False, extra: Mapping[str, Any] | None = None) -> gym.Env:
+        return self.env_factory(evaluation, extra)()
 
     def make_vector_env(
-        self, num_envs: int | None = None, autoreset: str = "same_step", evaluation: bool = False
+        self,
+        num_envs: int | None = None,
+        autoreset: str = "same_step",
+        evaluation: bool = False,
+        extra: Mapping[str, Any] | None = None,
     ) -> gym.vector.VectorEnv:
         """``same_step`` for training (final obs in info); ``disabled`` for fixed-seed evaluation."""
         count = num_envs or self.task.env.num_envs
@@ -58,11 +66,9 @@ class TaskRuntime:
             autoreset
         ]
         if self.domain.make_vector_env is not None:
-            kwargs = (
-                merge_kwargs(self.task.env.kwargs, self.task.eval.env_kwargs) if evaluation else self.task.env.kwargs
-            )
+            kwargs = self.env_kwargs(evaluation, extra)
             return self.domain.make_vector_env(self.task.env.id, kwargs, self.context.options, count, mode)
-        factories = [self.env_factory(evaluation)] * count
+        factories = [self.env_factory(evaluation, extra)] * count
         if self.task.env.vectorization == "async" and count > 1:
             return gym.vector.AsyncVectorEnv(factories, autoreset_mode=mode)
         return gym.vector.SyncVectorEnv(factories, autoreset_mode=mode)
@@ -147,15 +153,7 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
             f"needs single actions, but {task.env.id!r} acts with slates of {slate_size}; "
             "fix: set learner.advantage_learning=0"
         )
-    if task.eval.env_kwargs:
-        try:
-            domain.make_env(task.env.id, merge_kwargs(task.env.kwargs, task.eval.env_kwargs), options).close()
-        except (gym.error.Error, TypeError, ValueError) as exc:
-            raise TaskFileError(
-                f"task {task.name!r}: field 'eval.env_kwargs' = {task.eval.env_kwargs!r} gives an env that "
-                "cannot be made "
-                f"({exc}); fix: use keys the {domain.name!r} environment accepts"
-            ) from None
+    _check_eval_env_kwargs(task, domain, options)
     observation_shape = tuple(probe_env.observation_space.shape or ())
     context = DomainContext(options=options, env_id=task.env.id, env_kwargs=task.env.kwargs, probe_env=probe_env)
     runtime = TaskRuntime(task, domain, context, num_actions, observation_shape, slate_size)
@@ -232,3 +230,23 @@ def split_vector_info(infos: Mapping[str, Any], index: int) -> dict[str, Any]:
         else:
             result[key] = value[index]
     return result
+
+
+def _check_eval_env_kwargs(task: TaskConfig, domain: DomainSpec, options: Any) -> None:
+    """Every env an evaluation will make can be made: a bad key fails here, not after training."""
+    evaluation = merge_kwargs(task.env.kwargs, task.eval.env_kwargs)
+    # the validation env is made only by the evaluations during training
+    extras = {"eval.validation_env_kwargs": task.eval.validation_env_kwargs if task.eval.every_env_steps else {}}
+    extras |= {f"eval.variants.{name}.env_kwargs": v.env_kwargs for name, v in task.eval.variants.items()}
+    fields = [("eval.env_kwargs", task.eval.env_kwargs, evaluation)]
+    fields += [(name, value, merge_kwargs(evaluation, value)) for name, value in extras.items()]
+    for name, value, kwargs in fields:
+        if not value:
+            continue
+        try:
+            domain.make_env(task.env.id, kwargs, options).close()
+        except (gym.error.Error, TypeError, ValueError) as exc:
+            raise TaskFileError(
+                f"task {task.name!r}: field {name!r} = {value!r} gives an env that cannot be made ({exc}); "
+                f"fix: use keys the {domain.name!r} environment accepts"
+            ) from None

@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import os
 import platform as stdlib_platform
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from attnq.agent import load_agent
 from attnq.checkpoints import POLICY_CHECKPOINT, atomic_write_text
+from attnq.config import EvalVariant
 from attnq.domain import CORE_METRICS, DomainSpec
 from attnq.errors import AttnqError, PluginError
+from attnq.evaluation import variant_metric
 from attnq.experiments.records import TaskRecord
 from attnq.explain import SCENE_FILE, attending_token, explain
 from attnq.registry import PluginHost
@@ -65,9 +68,16 @@ def _domain(name: str, host: PluginHost | None) -> DomainSpec | None:
         return None
 
 
-def metric_meanings(domain: DomainSpec | None, metrics: list[str]) -> dict[str, str]:
-    """What each reported metric means: the domain's own words (``DomainSpec.metrics``), else the core's."""
+def metric_meanings(
+    domain: DomainSpec | None, metrics: list[str], variants: Mapping[str, EvalVariant] | None = None
+) -> dict[str, str]:
+    """What each reported metric means: the domain's own words (``DomainSpec.metrics``), else the core's;
+    a variant's metric (``METRIC@NAME``) says what its evaluation changed."""
     declared = dict(domain.metrics) if domain is not None else {}
+    for name, variant in (variants or {}).items():
+        for metric in variant.metrics:
+            base = declared.get(metric) or CORE_METRICS.get(metric) or metric
+            declared[variant_metric(metric, name)] = f"{base}, {variant.description}"
     meanings = {m: declared.get(m) or CORE_METRICS.get(m) for m in metrics}
     return {m: text for m, text in meanings.items() if text}
 
@@ -108,7 +118,7 @@ def summarise(record: TaskRecord, host: PluginHost | None = None) -> dict:
         "agents": agents,
         "baselines": record.baselines,
         "anchors": anchors,
-        "metric_meanings": metric_meanings(domain, metrics),
+        "metric_meanings": metric_meanings(domain, metrics, record.task.eval.variants),
         "headline_metric": domain.headline_metric if domain is not None else None,
         "eval": {"episodes": record.task.eval.episodes, "seed": record.task.eval.seed},
         "max_env_steps": record.task.trainer.max_env_steps,

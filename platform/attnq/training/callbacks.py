@@ -91,7 +91,8 @@ class PeriodicCheckpoint(pl.Callback):
 
 
 class PeriodicEvaluation(pl.Callback):
-    """Greedy evaluation every N env steps on its own fixed seeds; logs ``eval/<metric>``.
+    """Greedy evaluation every N env steps on its own fixed seeds, in envs with the task's
+    ``eval.validation_env_kwargs`` (a corpus's validation part); logs ``eval/<metric>``.
 
     With ``best_path`` it also keeps the checkpoint with the best mean return so far (model
     selection on validation episodes, never on the final evaluation's).
@@ -121,7 +122,11 @@ class PeriodicEvaluation(pl.Callback):
         was_training = network.training
         network.eval()
         result = evaluate_policy(
-            module.runtime, functools.partial(module.greedy_actions, network=network), self.episodes, self.seed
+            module.runtime,
+            functools.partial(module.greedy_actions, network=network),
+            self.episodes,
+            self.seed,
+            env_kwargs=module.runtime.task.eval.validation_env_kwargs,
         )
         network.train(was_training)
         means = result.means()
