@@ -39,6 +39,18 @@ SMALL_MODEL = [
 ]
 
 
+def files_corpus(train_file: object, test_file: object) -> list[str]:
+    """Overrides that train scan-simple.yaml on corpus files too small to spare validation pairs."""
+    return [
+        "domain_options.corpus=files",
+        f"domain_options.train_file={train_file}",
+        f"domain_options.test_file={test_file}",
+        "domain_options.validation_pairs=0",
+        "eval.every_env_steps=0",
+        "eval.keep_best=false",
+    ]
+
+
 @pytest.fixture
 def tiny_highway_task() -> TaskConfig:
     return load_task(TASKS / "highway-fast.yaml", TINY_TRAINING)

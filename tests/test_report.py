@@ -21,7 +21,7 @@ from attnq.registry import load_plugins
 from attnq.reporting.markdown import write_report
 from attnq.statistics import bootstrap_interval, interquartile_mean
 from conftest import SMALL_MODEL as SMALL_NETWORK
-from conftest import TASKS, attnq_command
+from conftest import TASKS, attnq_command, files_corpus
 
 SMALL_MODEL = (*SMALL_NETWORK, "trainer.progress_bar=false")
 SMALL_SEPSIS = SMALL_MODEL + (
@@ -102,9 +102,7 @@ def small_report(tmp_path_factory):
                 task=str(TASKS / "scan-simple.yaml"),
                 overrides=SMALL_MODEL
                 + (
-                    "domain_options.corpus=files",
-                    f"domain_options.train_file={corpus}",
-                    f"domain_options.test_file={corpus}",
+                    *files_corpus(corpus, corpus),
                     "env.num_envs=8",
                     "trainer.max_env_steps=800",
                     "learner.learning_starts=200",
@@ -367,9 +365,7 @@ def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
     corpus = tmp_path / "corpus.tsv"
     corpus.write_text("a\tX\nb\tY\na b\tX Y\n", encoding="utf-8")
     overrides = list(SMALL_MODEL) + [
-        "domain_options.corpus=files",
-        f"domain_options.train_file={corpus}",
-        f"domain_options.test_file={corpus}",
+        *files_corpus(corpus, corpus),
         "env.num_envs=8",
         "learner.learning_starts=80",
         "replay.batch_size=16",
@@ -467,3 +463,15 @@ def test_training_minutes_say_when_a_run_took_under_one():
 
     assert _minutes([20.0, 25.0, 29.0]) == "<1" and _minutes([600.0, 660.0, 900.0]) == "11"
     assert _minutes([None, 0.0]) == "-" and _minutes([45.0]) == "1"
+
+
+def test_a_variant_s_metrics_say_what_the_variant_changed():
+    from attnq.config import EvalVariant
+    from attnq.registry import load_plugins
+    from attnq.reporting.markdown import metric_meanings
+
+    domain = load_plugins().registry.get("translation")
+    variant = EvalVariant(env_kwargs={"oracle_length": True}, metrics=["exact_match"], description="length given")
+    meanings = metric_meanings(domain, ["exact_match", "exact_match@oracle_length"], {"oracle_length": variant})
+    assert meanings["exact_match@oracle_length"] == f"{domain.metrics['exact_match']}, length given"
+    assert meanings["exact_match"] == domain.metrics["exact_match"]

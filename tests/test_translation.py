@@ -17,10 +17,11 @@ from attnq.runtime import prepare_task
 from attnq.training.run import train
 from attnq_translation import scan
 from attnq_translation.corpus import CorpusError, Pair, ParallelCorpus, load_pairs
+from attnq_translation.encoder import SentenceEncoder
 from attnq_translation.environment import END_ACTION, TextAsActionEnv
 from attnq_translation.options import TranslationOptions
 from attnq_translation.reward import TranslationRewardAdapter
-from conftest import SMALL_MODEL, TASKS, attnq_command
+from conftest import SMALL_MODEL, TASKS, attnq_command, files_corpus
 
 
 def test_scan_generator_yields_every_pair_once():
@@ -139,6 +140,77 @@ def test_test_part_walks_the_held_out_pairs_by_seed():
     assert env.reset()[1]["pair_index"] == 0  # unseeded: the next pair after the last one
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 50, 333])
+def test_validation_pairs_leave_training_and_keep_the_vocabulary(size):
+    """Against the brute-force reading: validation and kept training pairs partition the training
+    pairs, the draw is seeded, and the word ids never depend on it."""
+    train = [Pair((f"w{i % 6}", f"n{i}"), (f"T{i % 4}",) * (1 + i % 3)) for i in range(size + 1)]
+    test = [Pair(("w0",), ("T0",))]
+    whole = ParallelCorpus.from_parts(train, test)
+    for held in sorted({0, 1, size // 2, size}):
+        corpus = ParallelCorpus.from_parts(train, test, validation_pairs=held, seed=3)
+        assert len(corpus.validation) == held and len(corpus.train) == len(train) - held
+        assert sorted(corpus.train + corpus.validation, key=train.index) == train
+        assert corpus.vocabulary == whole.vocabulary
+        assert corpus == ParallelCorpus.from_parts(train, test, validation_pairs=held, seed=3)
+    with pytest.raises(CorpusError, match=r"validation_pairs = .* would leave no training pairs"):
+        ParallelCorpus.from_parts(train, test, validation_pairs=len(train))
+
+
+def test_the_validation_part_is_refused_when_empty_and_must_be_scored_once():
+    overrides = [*SMALL_MODEL, "domain_options.validation_pairs=0"]
+    with pytest.raises(TaskFileError, match=r"'eval.validation_env_kwargs'.*validation_pairs > 0"):
+        prepare_task(load_task(TASKS / "scan-simple.yaml", overrides))
+    prepare_task(load_task(TASKS / "scan-simple.yaml", [*overrides, "eval.every_env_steps=0", "eval.keep_best=false"]))
+    with pytest.raises(TaskFileError, match=r"eval.episodes_during_training' = 1,000.*=500 to score each once"):
+        prepare_task(load_task(TASKS / "scan-simple.yaml", [*SMALL_MODEL, "domain_options.validation_pairs=500"]))
+
+
+def test_oracle_length_gives_the_length_masks_the_end_and_ends_the_sentence():
+    corpus = _tiny_corpus()
+    env = TextAsActionEnv(corpus, part="test", oracle_length=True)
+    encoder = SentenceEncoder(corpus.vocabulary, corpus.max_source_length, corpus.max_output_length, 8)
+    x, y = corpus.vocabulary.actions_for(["X", "Y"])
+    observation, _ = env.reset(seed=0)  # "b a" -> "Y X": two words
+    assert observation[-1] == 2
+    masks = [encoder.action_mask(torch.as_tensor(observation[None]))[0, END_ACTION].item()]
+    observation, reward, terminated, _, _ = env.step(y)
+    masks.append(encoder.action_mask(torch.as_tensor(observation[None]))[0, END_ACTION].item())
+    assert masks == [False, False] and reward == 1.0 and not terminated  # the end stays masked until 2 words
+    _, reward, terminated, truncated, info = env.step(x)
+    assert (reward, terminated, truncated, info["exact_match"], info["token_accuracy"]) == (1.0, True, False, 1.0, 1.0)
+    plain = TextAsActionEnv(corpus, part="test")
+    observation, _ = plain.reset(seed=0)
+    assert observation[-1] == 0 and encoder.action_mask(torch.as_tensor(observation[None])) is None
+    _, _, terminated, _, _ = plain.step(y)
+    _, _, terminated_after_two, _, _ = plain.step(x)
+    assert not terminated and not terminated_after_two  # without the oracle the agent must end it
+
+
+def test_an_oracle_length_variant_is_reported_beside_the_plain_evaluation():
+    """scan-length's ``oracle_length`` variant: the same test pairs with the length given. A policy
+    that always ends at once scores nothing plainly; given the length, it writes every sentence out."""
+    from attnq.evaluation import policy_metrics
+
+    runtime = prepare_task(load_task(TASKS / "scan-length.yaml", [*SMALL_MODEL, "eval.episodes=40"]))
+    network = runtime.build_q_network()
+
+    def end_at_once(observations):
+        q_values = torch.zeros(len(observations), runtime.num_actions)
+        q_values[:, END_ACTION] = 1.0  # ends whenever the end is admissible, else writes word 1
+        mask = network.encoder.action_mask(torch.as_tensor(observations))
+        return (q_values if mask is None else q_values.masked_fill(~mask, -1.0)).argmax(dim=1).numpy()
+
+    _, metrics = policy_metrics(runtime, end_at_once, episodes=40, seed=0)
+    assert metrics["length"] == 1.0 and metrics["exact_match"] == 0.0
+    # by hand: word 1 at every position of each reference, then the end the oracle supplies
+    references = runtime.make_env(evaluation=True).unwrapped.references[:40]
+    expected = np.mean([(sum(a == 1 for a in reference) + 1) / (len(reference) + 1) for reference in references])
+    assert metrics["token_accuracy@oracle_length"] == pytest.approx(expected)
+    assert metrics["exact_match@oracle_length"] == np.mean([set(reference) == {1} for reference in references])
+    assert "return@oracle_length" not in metrics  # only the metrics the variant names
+
+
 def test_file_loaders_read_scan_and_tsv(tmp_path):
     scan_file = tmp_path / "tasks_train.txt"
     scan_file.write_text("IN: jump left OUT: I_TURN_LEFT I_JUMP\n\nIN: walk OUT: I_WALK\n", encoding="utf-8")
@@ -174,9 +246,7 @@ def test_missing_corpus_file_is_a_clear_cli_error(tmp_path):
             "--runs-dir",
             str(tmp_path),
             "--set",
-            "domain_options.corpus=files",
-            f"domain_options.train_file={tmp_path / 'nope.tsv'}",
-            f"domain_options.test_file={tmp_path / 'nope.tsv'}",
+            *files_corpus(tmp_path / "nope.tsv", tmp_path / "nope.tsv"),
         ),
         capture_output=True,
         text=True,
@@ -226,9 +296,7 @@ def test_short_real_training_run_on_a_corpus_file(tmp_path):
         TASKS / "scan-simple.yaml",
         SMALL_MODEL
         + [
-            "domain_options.corpus=files",
-            f"domain_options.train_file={train_file}",
-            f"domain_options.test_file={test_file}",
+            *files_corpus(train_file, test_file),
             "env.num_envs=8",
             "trainer.max_env_steps=1600",
             "trainer.checkpoint_every_env_steps=800",
@@ -236,10 +304,16 @@ def test_short_real_training_run_on_a_corpus_file(tmp_path):
             "learner.learning_starts=200",
             "replay.batch_size=32",
             "eval.episodes=2",
+            # one of the 4 training pairs chooses the checkpoint, in the validation rounds at 800 and 1600
+            "domain_options.validation_pairs=1",
+            "eval.episodes_during_training=1",
+            "eval.every_env_steps=800",
+            "eval.keep_best=true",
         ],
     )
     result = train(task, runs_dir=tmp_path / "runs")
     assert result.env_steps >= 1600
+    assert (result.run_dir / "checkpoints" / "best.ckpt").is_file()
     from attnq.agent import load_agent
 
     agent = load_agent(str(result.run_dir))
@@ -267,9 +341,7 @@ def test_evaluation_episodes_must_fit_the_test_file(tmp_path):
     train_file, test_file = _write_tiny_tsv(tmp_path)
     pairs = len([line for line in test_file.read_text().splitlines() if line.strip()])
     files = [
-        "domain_options.corpus=files",
-        f"domain_options.train_file={train_file}",
-        f"domain_options.test_file={test_file}",
+        *files_corpus(train_file, test_file),
     ]
     with pytest.raises(TaskFileError, match=rf"field 'eval.episodes' = 4,182.*fix: set eval.episodes={pairs}"):
         prepare_task(load_task(TASKS / "scan-simple.yaml", files))
@@ -289,9 +361,7 @@ def test_a_corpus_edited_after_training_is_refused_on_load_and_resume(tmp_path):
         TASKS / "scan-simple.yaml",
         SMALL_MODEL
         + [
-            "domain_options.corpus=files",
-            f"domain_options.train_file={train_file}",
-            f"domain_options.test_file={test_file}",
+            *files_corpus(train_file, test_file),
             "env.num_envs=8",
             "trainer.max_env_steps=400",
             "trainer.progress_bar=false",
@@ -326,8 +396,7 @@ def test_relative_corpus_paths_are_saved_absolute_so_the_run_works_from_any_fold
     data = tmp_path / "work" / "data"
     data.mkdir(parents=True)
     _write_tiny_tsv(data)
-    files = ["domain_options.corpus=files", "domain_options.train_file=data/train.tsv"]
-    files += ["domain_options.test_file=data/test.tsv", "eval.episodes=2"]
+    files = [*files_corpus("data/train.tsv", "data/test.tsv"), "eval.episodes=2"]
     monkeypatch.chdir(tmp_path / "work")
     task = load_named_task("scan-simple", load_plugins(), files)
     assert (

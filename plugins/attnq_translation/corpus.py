@@ -16,12 +16,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from attnq.errors import TaskFileError
 
 EOS = "<eos>"
 PAD_ID = 0  # id 0 is padding in observations; words are numbered from 1
 
 FileFormat = Literal["auto", "scan", "tsv"]
+PARTS = ("train", "validation", "test")
 
 
 class CorpusError(TaskFileError):
@@ -131,26 +134,41 @@ class Vocabulary:
 
 @dataclass(frozen=True)
 class ParallelCorpus:
-    """A train part and a test part sharing one vocabulary and one observation size."""
+    """A train, a test and an optional validation part sharing one vocabulary and one observation size."""
 
     train: tuple[Pair, ...]
     test: tuple[Pair, ...]
     vocabulary: Vocabulary
+    validation: tuple[Pair, ...] = ()
 
     @classmethod
-    def from_parts(cls, train: Iterable[Pair], test: Iterable[Pair]) -> ParallelCorpus:
+    def from_parts(
+        cls, train: Iterable[Pair], test: Iterable[Pair], validation_pairs: int = 0, seed: int = 0
+    ) -> ParallelCorpus:
+        """``validation_pairs`` of the training pairs, a draw seeded by ``seed``, become the validation
+        part and leave training; the vocabulary (the agent's word ids) is the same either way."""
         train, test = tuple(train), tuple(test)
-        return cls(train, test, Vocabulary.from_pairs(train + test))
+        vocabulary = Vocabulary.from_pairs(train + test)
+        if validation_pairs >= len(train):
+            raise CorpusError(
+                f"domain_options.validation_pairs = {validation_pairs:,} would leave no training pairs (there are "
+                f"{len(train):,}); fix: hold out fewer, e.g. a tenth"
+            )
+        held = set(np.random.default_rng(seed).choice(len(train), size=validation_pairs, replace=False).tolist())
+        kept = tuple(pair for i, pair in enumerate(train) if i not in held)
+        return cls(kept, test, vocabulary, tuple(train[i] for i in sorted(held)))
 
     def part(self, name: str) -> tuple[Pair, ...]:
-        if name not in ("train", "test"):
-            raise ValueError(f"corpus part must be 'train' or 'test', got {name!r}")
-        return self.train if name == "train" else self.test
+        if name not in PARTS:
+            raise ValueError(f"corpus part must be one of {', '.join(PARTS)}, got {name!r}")
+        if name == "validation" and not self.validation:
+            raise ValueError("the validation part is empty; fix: set domain_options.validation_pairs > 0")
+        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
 
     @cached_property
     def max_source_length(self) -> int:
-        return max(len(p.source) for p in self.train + self.test)
+        return max(len(p.source) for p in self.train + self.validation + self.test)
 
     @cached_property
     def max_output_length(self) -> int:
-        return max(len(p.target) for p in self.train + self.test)
+        return max(len(p.target) for p in self.train + self.validation + self.test)

@@ -7,7 +7,9 @@ Three segments, each token = word embedding + position embedding (per segment) +
 * the source words;
 * the target words written so far.
 
-Padding is masked, so attention never lands on it.
+Padding is masked, so attention never lands on it. The observation's last slot (a length given by
+an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
+are written.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 
 from attnq.domain import StateEncoder, Tokens
 from attnq_translation.corpus import PAD_ID, Vocabulary
+from attnq_translation.environment import END_ACTION
 
 QUERY_SEGMENT, SOURCE_SEGMENT, TARGET_SEGMENT = 0, 1, 2
 
@@ -37,12 +40,17 @@ class SentenceEncoder(StateEncoder):
         self.target_position = nn.Embedding(output_length + 1, d_model)
         self.segment = nn.Embedding(3, d_model)
 
-    def forward(self, observations_BX: torch.Tensor) -> Tokens:
-        expected = self.source_length + self.output_length
+    def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Source ids, prefix ids and the given length, from a batch of observations."""
+        expected = self.source_length + self.output_length + 1
         if observations_BX.dim() != 2 or observations_BX.shape[1] != expected:
             raise ValueError(f"expected text-as-action observations [B, {expected}], got {list(observations_BX.shape)}")
         ids_BX = observations_BX.long()
-        source_BS, prefix_BL = ids_BX[:, : self.source_length], ids_BX[:, self.source_length :]
+        end = self.source_length + self.output_length
+        return ids_BX[:, : self.source_length], ids_BX[:, self.source_length : end], ids_BX[:, end]
+
+    def forward(self, observations_BX: torch.Tensor) -> Tokens:
+        source_BS, prefix_BL, _ = self._split(observations_BX)
         device = observations_BX.device
         source_positions = torch.arange(self.source_length, device=device)
         target_positions = torch.arange(self.output_length, device=device)
@@ -58,13 +66,23 @@ class SentenceEncoder(StateEncoder):
         )
         embeddings_BTD = torch.cat([query_B1D, source_BSD, prefix_BLD], dim=1)
         mask_BT = torch.cat(
-            [written_B.new_ones(len(ids_BX), 1, dtype=torch.bool), source_BS != PAD_ID, prefix_BL != PAD_ID], dim=1
+            [written_B.new_ones(len(source_BS), 1, dtype=torch.bool), source_BS != PAD_ID, prefix_BL != PAD_ID], dim=1
         )
         return Tokens(embeddings_BTD, mask_BT, query_index=0)
 
+    def action_mask(self, observations_BX: torch.Tensor) -> torch.Tensor | None:
+        """With a length given, the end is inadmissible until that many words are written; None when
+        no observation gives one (training), so the learner's fast paths stay."""
+        _, prefix_BL, given_B = self._split(observations_BX)
+        if not bool((given_B > 0).any()):
+            return None
+        mask_BA = torch.ones(len(given_B), self.vocabulary.num_actions, dtype=torch.bool, device=given_B.device)
+        mask_BA[:, END_ACTION] = (given_B == 0) | ((prefix_BL != PAD_ID).sum(dim=1) >= given_B)
+        return mask_BA
+
     def token_labels(self, observation: np.ndarray) -> list[str]:
         ids = np.asarray(observation).astype(np.int64)
-        source, prefix = ids[: self.source_length], ids[self.source_length :]
+        source, prefix = ids[: self.source_length], ids[self.source_length : self.source_length + self.output_length]
         written = int((prefix != PAD_ID).sum())
         labels = [f"write #{written + 1}"]
         labels += [

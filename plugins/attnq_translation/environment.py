@@ -1,14 +1,18 @@
 """Translation as an MDP: the agent writes the target sentence one word per step.
 
-Observation: ``[source ids (padded) | target prefix ids written so far (padded)]`` as floats, 0 for
-padding. Action: ``0`` ends the sentence, ``a > 0`` writes target word ``a``. Reward: 1 when the word
-written (or the end) is the reference's word at that position, else 0 - position-aligned, so a
-mistake does not make every later word wrong. The episode ends when the agent ends the sentence, or
-is truncated when it writes past the longest sentence of the corpus.
+Observation: ``[source ids (padded) | target prefix ids written so far (padded) | given length]`` as
+floats, 0 for padding. Action: ``0`` ends the sentence, ``a > 0`` writes target word ``a``. Reward: 1
+when the word written (or the end) is the reference's word at that position, else 0 -
+position-aligned, so a mistake does not make every later word wrong. The episode ends when the agent
+ends the sentence, or is truncated when it writes past the longest sentence of the corpus.
 
-``part="train"`` samples pairs at random. ``part="test"`` walks the held-out pairs in order: the
-episode reset with seed ``s`` translates test pair ``s mod N``, so evaluating ``N`` episodes from
-seed 0 covers the test set exactly once.
+``part="train"`` samples pairs at random. ``part="test"`` (and ``"validation"``) walks its pairs in
+order: the episode reset with seed ``s`` translates pair ``s mod N``, so evaluating ``N`` episodes
+from seed 0 covers the part exactly once.
+
+``oracle_length=True`` separates composing from stopping (Lake & Baroni 2018's oracle-length
+evaluation): the observation's last slot gives the reference's length, so the encoder masks the end
+until that many words are written, and the sentence ends when they are. Otherwise that slot is 0.
 
 At the end of an episode ``info`` carries the sentence scores: exact match, token accuracy (correct
 positions over reference length + 1 for the end), and sentence BLEU and chrF from sacrebleu (0-1).
@@ -46,9 +50,10 @@ class SentenceScorer:
 class TextAsActionEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, corpus: ParallelCorpus, part: str = "train") -> None:
+    def __init__(self, corpus: ParallelCorpus, part: str = "train", oracle_length: bool = False) -> None:
         self.corpus = corpus
         self.part = part
+        self.oracle_length = oracle_length
         self.pairs = corpus.part(part)
         vocabulary = corpus.vocabulary
         self.source_length = corpus.max_source_length
@@ -56,9 +61,9 @@ class TextAsActionEnv(gym.Env):
         self.source_ids = [np.array(vocabulary.source_ids(p.source), dtype=np.float32) for p in self.pairs]
         self.references = [vocabulary.actions_for(p.target) for p in self.pairs]
         self.action_space = gym.spaces.Discrete(vocabulary.num_actions)
-        high = max(len(vocabulary.source_words), len(vocabulary.target_words))
+        high = max(len(vocabulary.source_words), len(vocabulary.target_words), self.output_length)
         self.observation_space = gym.spaces.Box(
-            0.0, float(high), shape=(self.source_length + self.output_length,), dtype=np.float32
+            0.0, float(high), shape=(self.source_length + self.output_length + 1,), dtype=np.float32
         )
         self.scorer = SentenceScorer()
         self._next_test_pair = 0
@@ -77,6 +82,8 @@ class TextAsActionEnv(gym.Env):
         self._observation[:] = PAD_ID
         source = self.source_ids[self._pair]
         self._observation[: len(source)] = source
+        if self.oracle_length:
+            self._observation[-1] = len(self.references[self._pair])
         return self._observation.copy(), {"pair_index": self._pair}
 
     def step(self, action):
@@ -92,7 +99,8 @@ class TextAsActionEnv(gym.Env):
             correct = position < len(reference) and reference[position] == action
             self._output.append(action)
             self._observation[self.source_length + position] = action
-            terminated = truncated = False
+            # with the length given, the sentence ends when it is written (the end is never the agent's)
+            terminated, truncated = self.oracle_length and len(self._output) == len(reference), False
         info: dict[str, Any] = {"token_correct": float(correct)}
         if terminated or truncated:
             info.update(self._sentence_scores(reference, ended=terminated))

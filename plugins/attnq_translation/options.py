@@ -20,7 +20,10 @@ class TranslationOptions(BaseModel):
     corpus: Literal["scan-simple", "scan-length", "scan-jump", "files"] = Field(
         "scan-simple", description="SCAN generated in code (simple, length or add-primitive jump split), or your files"
     )
-    split_seed: int = Field(0, ge=0, description="seed of the simple split's random 80/20 cut")
+    split_seed: int = Field(0, ge=0, description="seed of the simple split's 80/20 cut and of the validation draw")
+    validation_pairs: int = Field(
+        0, ge=0, description="training pairs held out as the validation part (env part: validation)"
+    )
     train_file: Path | None = Field(None, description="corpus: files - training pairs (SCAN 'IN: .. OUT: ..' or TSV)")
     test_file: Path | None = Field(None, description="corpus: files - held-out pairs for evaluation")
     file_format: FileFormat = "auto"
@@ -43,11 +46,12 @@ class TranslationOptions(BaseModel):
 def build_corpus(options: TranslationOptions) -> ParallelCorpus:
     """The corpus the options name; cached so the many envs of one process share it."""
     if options.corpus == "scan-simple":
-        return ParallelCorpus.from_parts(*scan.simple_split(options.split_seed))
-    if options.corpus == "scan-length":
-        return ParallelCorpus.from_parts(*scan.length_split())
-    if options.corpus == "scan-jump":
-        return ParallelCorpus.from_parts(*scan.add_primitive_split("jump"))
-    return ParallelCorpus.from_parts(
-        load_pairs(options.train_file, options.file_format), load_pairs(options.test_file, options.file_format)
-    )
+        train, test = scan.simple_split(options.split_seed)
+    elif options.corpus == "scan-length":
+        train, test = scan.length_split()
+    elif options.corpus == "scan-jump":
+        train, test = scan.add_primitive_split("jump")
+    else:
+        train = load_pairs(options.train_file, options.file_format)
+        test = load_pairs(options.test_file, options.file_format)
+    return ParallelCorpus.from_parts(train, test, options.validation_pairs, options.split_seed)

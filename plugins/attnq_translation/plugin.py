@@ -11,6 +11,8 @@ import gymnasium as gym
 
 from attnq import DomainContext, DomainSpec, hookimpl
 from attnq.errors import TaskFileError
+from attnq.runtime import merge_kwargs
+from attnq_translation.corpus import PARTS
 from attnq_translation.encoder import SentenceEncoder
 from attnq_translation.environment import TextAsActionEnv
 from attnq_translation.options import TranslationOptions, build_corpus
@@ -22,19 +24,36 @@ ENV_ID = "TextAsAction-v0"
 def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: TranslationOptions) -> gym.Env:
     if env_id != ENV_ID:
         raise gym.error.Error(f"the translation domain builds {ENV_ID!r} only; the corpus is chosen in domain_options")
-    unknown = set(env_kwargs) - {"part"}
+    unknown = set(env_kwargs) - {"part", "oracle_length"}
     if unknown:
-        raise ValueError(f"unknown env kwargs {sorted(unknown)}; {ENV_ID} takes only part: train | test")
+        raise ValueError(
+            f"unknown env kwargs {sorted(unknown)}; {ENV_ID} takes part: {' | '.join(PARTS)} and oracle_length: bool"
+        )
     part = env_kwargs.get("part", "train")
-    if part not in ("train", "test"):
-        raise ValueError(f"part must be 'train' or 'test', got {part!r}")
-    return TextAsActionEnv(build_corpus(options), part)
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    oracle_length = env_kwargs.get("oracle_length", False)
+    if not isinstance(oracle_length, bool):
+        raise ValueError(f"oracle_length must be true or false, got {oracle_length!r}")
+    corpus = build_corpus(options)
+    corpus.part(part)  # an empty validation part fails here, with its fix
+    return TextAsActionEnv(corpus, part, oracle_length)
 
 
 def check_task(task, context: DomainContext) -> None:
     """Evaluation episode i scores test pair i (mod the test part's size), so more episodes than test
-    pairs would count pairs twice, and fewer score only the first ones."""
-    pairs = len(build_corpus(context.options).test)
+    pairs would count pairs twice, and fewer score only the first ones; the same holds for the
+    evaluations during training on the validation part."""
+    corpus = build_corpus(context.options)
+    validation = merge_kwargs(task.eval.env_kwargs, task.eval.validation_env_kwargs).get("part")
+    if task.eval.every_env_steps and validation == "validation":
+        if task.eval.episodes_during_training != len(corpus.validation):
+            raise TaskFileError(
+                f"task {task.name!r}: field 'eval.episodes_during_training' = {task.eval.episodes_during_training:,}"
+                f", but the validation part has {len(corpus.validation):,} pairs; fix: set "
+                f"eval.episodes_during_training={len(corpus.validation)} to score each once"
+            )
+    pairs = len(corpus.test)
     if task.eval.episodes > pairs:
         raise TaskFileError(
             f"task {task.name!r}: field 'eval.episodes' = {task.eval.episodes:,}, but the test part has {pairs:,} "
