@@ -187,6 +187,29 @@ def test_oracle_length_gives_the_length_masks_the_end_and_ends_the_sentence():
     assert not terminated and not terminated_after_two  # without the oracle the agent must end it
 
 
+def test_relative_target_positions_depend_on_the_distance_back_only():
+    """A word written k steps ago looks the same whatever the sentence's length so far, and the query
+    carries no position: a longer output than any in training meets no untrained embedding."""
+    corpus = ParallelCorpus.from_parts([Pair(("a",), ("X",) * 30)], [Pair(("a",), ("X",) * 30)])
+    torch.manual_seed(0)
+    encoder = SentenceEncoder(corpus.vocabulary, 1, 30, 8, relative_clip=4)
+    x = corpus.vocabulary.actions_for(["X"])[0]
+
+    def observation(written: int) -> torch.Tensor:
+        row = torch.zeros(1 + 30 + 1)
+        row[0], row[1 : 1 + written] = 1, x
+        return row[None]
+
+    short, long = encoder(observation(6)).embeddings_BTD[0], encoder(observation(25)).embeddings_BTD[0]
+    assert torch.equal(short[0], long[0])  # the query
+    assert torch.equal(short[2 + 6 - 4 : 2 + 6], long[2 + 25 - 4 : 2 + 25])  # the last 4 words, distances 4..1
+    assert torch.equal(long[2], long[2 + 25 - 5])  # distances 25 and 5: both past the clip
+    absolute = SentenceEncoder(corpus.vocabulary, 1, 30, 8)
+    assert not torch.equal(
+        absolute(observation(6)).embeddings_BTD[0, 0], absolute(observation(25)).embeddings_BTD[0, 0]
+    )
+
+
 def test_an_oracle_length_variant_is_reported_beside_the_plain_evaluation():
     """scan-length's ``oracle_length`` variant: the same test pairs with the length given. A policy
     that always ends at once scores nothing plainly; given the length, it writes every sentence out."""

@@ -7,6 +7,10 @@ Three segments, each token = word embedding + position embedding (per segment) +
 * the source words;
 * the target words written so far.
 
+With ``relative_clip`` the written words carry their distance back from the word to write (1 = the
+last one; distances past the clip share one embedding) and the query no position, so an output
+longer than any in training meets no untrained position (Shaw et al. 2018's clipped distances).
+
 Padding is masked, so attention never lands on it. The observation's last slot (a length given by
 an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
 are written.
@@ -26,18 +30,26 @@ QUERY_SEGMENT, SOURCE_SEGMENT, TARGET_SEGMENT = 0, 1, 2
 
 
 class SentenceEncoder(StateEncoder):
-    def __init__(self, vocabulary: Vocabulary, source_length: int, output_length: int, d_model: int) -> None:
+    def __init__(
+        self,
+        vocabulary: Vocabulary,
+        source_length: int,
+        output_length: int,
+        d_model: int,
+        relative_clip: int | None = None,
+    ) -> None:
         super().__init__(d_model)
         self.vocabulary = vocabulary
         self.source_length = source_length
         self.output_length = output_length
+        self.relative_clip = relative_clip
         self.num_tokens = 1 + source_length + output_length
         self.source_word = nn.Embedding(len(vocabulary.source_words) + 1, d_model, padding_idx=PAD_ID)
         self.target_word = nn.Embedding(len(vocabulary.target_words) + 1, d_model, padding_idx=PAD_ID)
         self.write_query = nn.Parameter(torch.randn(d_model) * 0.02)
         self.source_position = nn.Embedding(source_length, d_model)
         # output_length + 1 positions: the query may sit after a full prefix, where only the end fits
-        self.target_position = nn.Embedding(output_length + 1, d_model)
+        self.target_position = nn.Embedding(output_length + 1 if relative_clip is None else relative_clip + 1, d_model)
         self.segment = nn.Embedding(3, d_model)
 
     def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -57,13 +69,16 @@ class SentenceEncoder(StateEncoder):
         source_BSD = (
             self.source_word(source_BS) + self.source_position(source_positions) + self.segment.weight[SOURCE_SEGMENT]
         )
-        prefix_BLD = (
-            self.target_word(prefix_BL) + self.target_position(target_positions) + self.segment.weight[TARGET_SEGMENT]
-        )
         written_B = (prefix_BL != PAD_ID).sum(dim=1)
-        query_B1D = (self.write_query + self.target_position(written_B) + self.segment.weight[QUERY_SEGMENT]).unsqueeze(
-            1
-        )
+        if self.relative_clip is None:
+            prefix_position_BLD = self.target_position(target_positions).expand(len(prefix_BL), -1, -1)
+            query_position_BD = self.target_position(written_B)
+        else:  # distance back from the word to write; padding (distance <= 0) is masked anyway
+            distance_BL = (written_B.unsqueeze(1) - target_positions).clamp(0, self.relative_clip)
+            prefix_position_BLD = self.target_position(distance_BL)
+            query_position_BD = torch.zeros_like(self.write_query).expand(len(prefix_BL), -1)
+        prefix_BLD = self.target_word(prefix_BL) + prefix_position_BLD + self.segment.weight[TARGET_SEGMENT]
+        query_B1D = (self.write_query + query_position_BD + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
         embeddings_BTD = torch.cat([query_B1D, source_BSD, prefix_BLD], dim=1)
         mask_BT = torch.cat(
             [written_B.new_ones(len(source_BS), 1, dtype=torch.bool), source_BS != PAD_ID, prefix_BL != PAD_ID], dim=1

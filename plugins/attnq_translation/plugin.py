@@ -80,7 +80,11 @@ def _corpus_env(context: DomainContext) -> TextAsActionEnv:
 
 def make_encoder(context: DomainContext, d_model: int) -> SentenceEncoder:
     corpus = _corpus_env(context).corpus
-    return SentenceEncoder(corpus.vocabulary, corpus.max_source_length, corpus.max_output_length, d_model)
+    options = context.options
+    relative_clip = options.relative_clip if options.target_positions == "relative" else None
+    return SentenceEncoder(
+        corpus.vocabulary, corpus.max_source_length, corpus.max_output_length, d_model, relative_clip
+    )
 
 
 def make_reward_adapter(context: DomainContext) -> TranslationRewardAdapter:
