@@ -20,7 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnq.checkpoints import CONFIG_FILE, POLICY_CHECKPOINT
+from attnq.checkpoints import CONFIG_FILE, POLICY_CHECKPOINT, read_run_config
 from attnq.config import BUDGET, EVALUATES, LEARNS, role_of
 from attnq.experiments.executors import Executor
 from attnq.experiments.pipeline import run_plan
@@ -122,10 +122,10 @@ def demo_parts(
         # the agents' own settings (the task file may have moved on since), evaluated on fresh episodes
         fresh = (*_QUIET, *declared.get(name, ()), f"eval.seed={FRESH_EVAL_SEED}", *_not_learning(overrides))
         chosen.append(ReportTask(task=str(runs[0] / CONFIG_FILE), overrides=fresh))
-        for run in runs:
-            torso, _, seed = run.name.rpartition("-seed")
-            torsos.add(torso)
-            seeds.add(int(seed))
+        for run in runs:  # what each agent is, as its own config says (not its folder's name)
+            config = read_run_config(run)
+            torsos.add(config["model"]["torso"])
+            seeds.add(int(config["seed"]))
     agents = ReportPlan(
         name="demo",
         tasks=tuple(chosen),
