@@ -158,3 +158,30 @@ def test_model_width_comes_from_the_config_and_must_match_the_encoder(highway_ru
     encoder = highway_runtime.build_q_network().encoder
     with pytest.raises(ValueError, match="encoder width 32 != model.d_model 64"):
         TransformerDQN(encoder, 5, ModelConfig(d_model=64))
+
+
+@pytest.mark.parametrize("pool", ["query_token", "cls"])
+def test_tokens_after_the_last_present_one_are_dropped_with_the_same_q_values(
+    highway_runtime, highway_observations, pool
+):
+    """Against the full computation (the attention-map path keeps every token), for every number
+    of vehicles present in the batch's fullest row: the blocks see only up to that one."""
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    base = highway_runtime.task.model.model_dump()
+    network = TransformerDQN(highway_runtime.build_q_network().encoder, 5, ModelConfig(**{**base, "pool": pool}))
+    network.eval()
+    seen: list[int] = []
+    network.blocks[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[1]))
+    rng = np.random.default_rng(0)
+    for fullest in range(1, 9):
+        observations = torch.as_tensor(highway_observations.copy())
+        observations[:, fullest:, :] = 0.0
+        for row in range(len(observations)):  # other rows hold fewer vehicles, some none but ego
+            observations[row, int(rng.integers(1, fullest + 1)) :, :] = 0.0
+        observations[int(rng.integers(len(observations))), :fullest, 0] = 1.0  # one row is the fullest
+        seen.clear()
+        pooled = network(observations).q_values_BA
+        every_token = network(observations, return_attention=True).q_values_BA
+        assert seen == [fullest + (pool == "cls"), 8 + (pool == "cls")]
+        assert torch.allclose(pooled, every_token, atol=1e-6)

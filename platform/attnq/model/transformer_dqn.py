@@ -150,6 +150,8 @@ class TransformerDQN(nn.Module):
         # asked for, the last block computes that token's output alone: the same Q-values, and for
         # the 1-block sepsis network about a third of the time per update (docs/experiments/2026-12-01-sepsis.md).
         pooled_alone = self.head_kind == "dueling" and not return_attention
+        if pooled_alone and not torch.compiler.is_compiling():  # a compiled graph keeps its shapes
+            x_BTD, padding_BT = without_trailing_padding(x_BTD, padding_BT, query_index)
         last = len(self.blocks) - 1
         attention: list[torch.Tensor] = []
         for depth, block in enumerate(self.blocks):
@@ -169,6 +171,17 @@ class TransformerDQN(nn.Module):
         else:
             q_values = self.head(x_BTD[:, query_index])
         return QOutput(q_values, attention if return_attention else None, tokens.mask_BT, self.uses_cls)
+
+
+def without_trailing_padding(
+    x_BTD: torch.Tensor, padding_BT: torch.Tensor, query_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tokens up to the last one present in any row (and the query). Absent tokens get no
+    attention, so a pooled query's output is the same, and a batch of short sentences or few
+    vehicles attends over fewer tokens."""
+    present_T = (~padding_BT).any(dim=0)
+    length = max(int(present_T.nonzero().max()) + 1, query_index + 1)
+    return x_BTD[:, :length], padding_BT[:, :length]
 
 
 def masked_argmax(q_values_BA: torch.Tensor, action_mask_BA: torch.Tensor | None) -> torch.Tensor:
