@@ -191,6 +191,10 @@ class EvalConfig(Section):
     def _best_needs_evaluations(self) -> EvalConfig:
         if self.keep_best and not self.every_env_steps:
             raise ValueError("keep_best needs evaluations during training: set eval.every_env_steps > 0")
+        return self
+
+    @model_validator(mode="after")
+    def _variant_names_fit_report_columns(self) -> EvalConfig:
         for name in self.variants:
             if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
                 raise ValueError(f"variant name {name!r} names report columns: use letters, digits and '_'")

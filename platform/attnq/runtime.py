@@ -37,17 +37,10 @@ class TaskRuntime:
     observation_shape: tuple[int, ...]
     slate_size: int = 1  # >1: an action is this many distinct items out of ``num_actions``
 
-    def env_kwargs(self, evaluation: bool = False, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """``env.kwargs``; for evaluation envs ``eval.env_kwargs`` merged over them (that is how a domain
-        with held-out data, a corpus's test part, is evaluated on it and trained on the rest), then
-        ``extra`` over those (the validation part of the evaluations during training, a variant)."""
-        kwargs = merge_kwargs(self.task.env.kwargs, self.task.eval.env_kwargs) if evaluation else self.task.env.kwargs
-        return merge_kwargs(kwargs, extra) if extra else dict(kwargs)
-
     def env_factory(self, evaluation: bool = False, extra: Mapping[str, Any] | None = None) -> Callable[[], gym.Env]:
-        """A picklable zero-argument factory (for vector-env worker processes); see :meth:`env_kwargs`."""
+        """A picklable zero-argument factory (for vector-env worker processes); see :func:`task_env_kwargs`."""
         return functools.partial(
-            self.domain.make_env, self.task.env.id, self.env_kwargs(evaluation, extra), self.context.options
+            self.domain.make_env, self.task.env.id, task_env_kwargs(self.task, evaluation, extra), self.context.options
         )
 
     def make_env(self, evaluation: bool = False, extra: Mapping[str, Any] | None = None) -> gym.Env:
@@ -66,7 +59,7 @@ class TaskRuntime:
             autoreset
         ]
         if self.domain.make_vector_env is not None:
-            kwargs = self.env_kwargs(evaluation, extra)
+            kwargs = task_env_kwargs(self.task, evaluation, extra)
             return self.domain.make_vector_env(self.task.env.id, kwargs, self.context.options, count, mode)
         factories = [self.env_factory(evaluation, extra)] * count
         if self.task.env.vectorization == "async" and count > 1:
@@ -111,6 +104,16 @@ class TaskRuntime:
                 f"domain {self.domain.name!r} has no baseline {name!r}; available: {', '.join(self.baseline_names())}"
             )
         return self.domain.baselines[name](self.context, seed)
+
+
+def task_env_kwargs(
+    task: TaskConfig, evaluation: bool = False, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``env.kwargs``; for evaluation envs ``eval.env_kwargs`` merged over them (that is how a domain
+    with held-out data, a corpus's test part, is evaluated on it and trained on the rest), then
+    ``extra`` over those (the validation part of the evaluations during training, a variant)."""
+    kwargs = merge_kwargs(task.env.kwargs, task.eval.env_kwargs) if evaluation else task.env.kwargs
+    return merge_kwargs(kwargs, extra or {})
 
 
 def merge_kwargs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,17 +237,18 @@ def split_vector_info(infos: Mapping[str, Any], index: int) -> dict[str, Any]:
 
 def _check_eval_env_kwargs(task: TaskConfig, domain: DomainSpec, options: Any) -> None:
     """Every env an evaluation will make can be made: a bad key fails here, not after training."""
-    evaluation = merge_kwargs(task.env.kwargs, task.eval.env_kwargs)
-    # the validation env is made only by the evaluations during training
-    extras = {"eval.validation_env_kwargs": task.eval.validation_env_kwargs if task.eval.every_env_steps else {}}
-    extras |= {f"eval.variants.{name}.env_kwargs": v.env_kwargs for name, v in task.eval.variants.items()}
-    fields = [("eval.env_kwargs", task.eval.env_kwargs, evaluation)]
-    fields += [(name, value, merge_kwargs(evaluation, value)) for name, value in extras.items()]
-    for name, value, kwargs in fields:
+    # (field, its value, what it adds over eval.env_kwargs)
+    fields = [("eval.env_kwargs", task.eval.env_kwargs, {})]
+    if task.eval.every_env_steps:  # the validation env is made only by the evaluations during training
+        fields.append(("eval.validation_env_kwargs", task.eval.validation_env_kwargs, task.eval.validation_env_kwargs))
+    fields += [
+        (f"eval.variants.{name}.env_kwargs", v.env_kwargs, v.env_kwargs) for name, v in task.eval.variants.items()
+    ]
+    for name, value, extra in fields:
         if not value:
             continue
         try:
-            domain.make_env(task.env.id, kwargs, options).close()
+            domain.make_env(task.env.id, task_env_kwargs(task, True, extra), options).close()
         except (gym.error.Error, TypeError, ValueError) as exc:
             raise TaskFileError(
                 f"task {task.name!r}: field {name!r} = {value!r} gives an env that cannot be made ({exc}); "

@@ -11,7 +11,7 @@ import gymnasium as gym
 
 from attnq import DomainContext, DomainSpec, hookimpl
 from attnq.errors import TaskFileError
-from attnq.runtime import merge_kwargs
+from attnq.runtime import task_env_kwargs
 from attnq_translation.corpus import PARTS
 from attnq_translation.encoder import SentenceEncoder
 from attnq_translation.environment import TextAsActionEnv
@@ -29,15 +29,11 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: TranslationOpt
         raise ValueError(
             f"unknown env kwargs {sorted(unknown)}; {ENV_ID} takes part: {' | '.join(PARTS)} and oracle_length: bool"
         )
-    part = env_kwargs.get("part", "train")
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
     oracle_length = env_kwargs.get("oracle_length", False)
     if not isinstance(oracle_length, bool):
         raise ValueError(f"oracle_length must be true or false, got {oracle_length!r}")
-    corpus = build_corpus(options)
-    corpus.part(part)  # an empty validation part fails here, with its fix
-    return TextAsActionEnv(corpus, part, oracle_length)
+    # the env takes its part from the corpus, which refuses an unknown or empty one with the fix
+    return TextAsActionEnv(build_corpus(options), env_kwargs.get("part", "train"), oracle_length)
 
 
 def check_task(task, context: DomainContext) -> None:
@@ -45,7 +41,7 @@ def check_task(task, context: DomainContext) -> None:
     pairs would count pairs twice, and fewer score only the first ones; the same holds for the
     evaluations during training on the validation part."""
     corpus = build_corpus(context.options)
-    validation = merge_kwargs(task.eval.env_kwargs, task.eval.validation_env_kwargs).get("part")
+    validation = task_env_kwargs(task, evaluation=True, extra=task.eval.validation_env_kwargs).get("part")
     if task.eval.every_env_steps and validation == "validation":
         if task.eval.episodes_during_training != len(corpus.validation):
             raise TaskFileError(
