@@ -215,6 +215,11 @@ def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
     assert len(evaluated_at) >= 2 and all(b - a >= 80 for a, b in zip(evaluated_at, evaluated_at[1:]))  # one row each
     assert best["attnq"]["best_eval_return"] == pytest.approx(max(validation_returns), rel=1e-5)
     assert load_agent(str(result.run_dir / "checkpoints" / "best.ckpt")).env_steps == best["attnq"]["env_steps"]
+    # the run folder stands for the checkpoint its report evaluates: `attnq evaluate RUN` shows the same figures
+    assert load_agent(str(result.run_dir)).checkpoint == result.run_dir / "checkpoints" / "best.ckpt"
+    config = result.run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("keep_best: true", "keep_best: false"))
+    assert load_agent(str(result.run_dir)).checkpoint == result.run_dir / "checkpoints" / "last.ckpt"
 
 
 def test_weight_averaging_exports_the_averaged_network_and_leaves_learning_unchanged(trained_run, tmp_path):

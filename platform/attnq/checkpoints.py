@@ -3,7 +3,8 @@
 A run folder holds ``config.yaml`` (the resolved task), ``checkpoints/last.ckpt`` (a Lightning
 checkpoint, replay buffer included: what a resume needs), ``logs/metrics.csv`` and, once the run is
 evaluated, ``policy.ckpt``: the evaluated network alone, small enough to commit beside a report, which
-``attnq evaluate`` and reports load where the run's own checkpoints are gone. Checkpoints are
+``attnq evaluate`` and reports load where the run's own checkpoints are gone (a task with
+``eval.keep_best`` also writes ``checkpoints/best.ckpt``, which then stands for the run). Checkpoints are
 loaded with ``weights_only=True``: attnq stores only tensors and plain Python values in them, so no
 pickled code is ever executed. Each carries a SHA-256 of its tensors (weights, optimizer state,
 replay buffer), checked on load, so a file damaged on disk is refused instead of evaluated; writes
@@ -164,13 +165,17 @@ class RunLocation:
 
 
 def resolve_run(path_text: str) -> RunLocation:
-    """Accept a run folder (its last checkpoint, or its exported policy where that is all it holds)
-    or a checkpoint file."""
+    """Accept a run folder (the checkpoint that stands for it: see :func:`evaluated_checkpoint`) or a
+    checkpoint file."""
     path = Path(path_text)
     if path.is_dir():
-        for checkpoint in (path / CHECKPOINT_DIR / LAST_CHECKPOINT, path / POLICY_CHECKPOINT):
-            if checkpoint.is_file():
-                return RunLocation(path, checkpoint)
+        config = path / CONFIG_FILE
+        keep_best = config.is_file() and bool(
+            ((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("eval") or {}).get("keep_best")
+        )
+        checkpoint, _ = evaluated_checkpoint(path, keep_best)
+        if checkpoint.is_file():
+            return RunLocation(path, checkpoint)
         raise CheckpointError(
             f"{path} has neither {CHECKPOINT_DIR}/{LAST_CHECKPOINT} nor {POLICY_CHECKPOINT}; is it a run folder "
             "written by `attnq train`?"
@@ -179,6 +184,20 @@ def resolve_run(path_text: str) -> RunLocation:
         run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
         return RunLocation(run_dir, path)
     raise CheckpointError(f"{path} does not exist; give a run folder (printed by `attnq train`) or a .ckpt file")
+
+
+def evaluated_checkpoint(run_dir: Path, keep_best: bool) -> tuple[Path, str]:
+    """The checkpoint that stands for a run, and which it is: the best one when its task keeps it
+    (``eval.keep_best``, chosen on the validation episodes), its last one otherwise, and also when
+    the budget ended before the first validation round; the exported policy of a run that holds
+    nothing else. Reports evaluate it, and ``attnq evaluate`` and ``explain`` of the folder load it."""
+    best = run_dir / CHECKPOINT_DIR / BEST_CHECKPOINT
+    if keep_best and best.is_file():
+        return best, "best"
+    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if last.is_file():
+        return last, "last"
+    return run_dir / POLICY_CHECKPOINT, "policy"
 
 
 def task_from_checkpoint(checkpoint: dict[str, Any], source: Path) -> TaskConfig:

@@ -20,11 +20,9 @@ import numpy as np
 
 from attnq.agent import load_agent
 from attnq.checkpoints import (
-    BEST_CHECKPOINT,
-    CHECKPOINT_DIR,
-    LAST_CHECKPOINT,
     POLICY_CHECKPOINT,
     atomic_write_text,
+    evaluated_checkpoint,
     export_policy,
 )
 from attnq.config import TaskConfig, apply_overrides, validate_task
@@ -145,20 +143,6 @@ def ensure_trained(task: TaskConfig, run_dir: Path, runtime: TaskRuntime, say: S
     return "trained", train(task, run_dir=run_dir, runtime=runtime).env_steps
 
 
-def evaluated_checkpoint(run_dir: Path, task: TaskConfig) -> tuple[Path, str]:
-    """The checkpoint a report evaluates and which it is: the run's best one when the task keeps it
-    (``eval.keep_best``, chosen on the validation episodes), its last one otherwise, and also when
-    the budget ended before the first validation round; the exported policy of a run that holds
-    nothing else."""
-    best = run_dir / CHECKPOINT_DIR / BEST_CHECKPOINT
-    if task.eval.keep_best and best.is_file():
-        return best, "best"
-    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
-    if last.is_file():
-        return last, "last"
-    return run_dir / POLICY_CHECKPOINT, "policy"
-
-
 def episode_interval(evaluation: EvaluationResult) -> list[float]:
     """95 % percentile-bootstrap interval of the mean return over the evaluation episodes."""
     estimate = bootstrap_interval([episode["return"] for episode in evaluation.episodes], statistic=np.mean)
@@ -182,7 +166,7 @@ def ensure_evaluated(
     """
     path = run_dir / EVALUATION_FILE
     steps = trained_steps(run_dir) if steps is None else steps
-    checkpoint, which = evaluated_checkpoint(run_dir, task)
+    checkpoint, which = evaluated_checkpoint(run_dir, task.eval.keep_best)
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
         same_episodes = (saved.get("episodes"), saved.get("eval_seed")) == (task.eval.episodes, task.eval.seed)
