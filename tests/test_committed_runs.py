@@ -76,7 +76,7 @@ def test_a_run_without_its_checkpoints_is_reused_not_trained_again(committed):
     assert again[0].runs[0].metrics == records[0].runs[0].metrics
 
 
-def test_a_run_without_its_checkpoints_loads_and_acts_as_before(committed):
+def test_a_run_without_its_checkpoints_loads_and_acts_as_before(committed, capsys):
     _, run_dir, _, clone_run = committed
     trained = load_agent(str(run_dir / "checkpoints" / "best.ckpt"), device="cpu")
     restored = load_agent(str(clone_run), device="cpu")  # a run folder: its policy.ckpt
@@ -84,6 +84,7 @@ def test_a_run_without_its_checkpoints_loads_and_acts_as_before(committed):
     np.testing.assert_array_equal(trained(observations), restored(observations))
     assert restored.env_steps == trained.env_steps <= read_state(run_dir).env_steps  # the best
     assert main(["evaluate", str(clone_run), "--episodes", "5"]) == 0
+    assert f"agent ({clone_run / 'policy.ckpt'})" in capsys.readouterr().out  # says which network it evaluated
     with pytest.raises(CheckpointError, match="holds no target network"):
         load_agent(str(clone_run), device="cpu", network="target")
 

@@ -144,7 +144,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     policy = agent if args.baseline is None else agent.runtime.baseline(args.baseline, seed)
     # as a report evaluates: the exact return where the domain has one (never for random), and the variants
     result, means = policy_metrics(agent.runtime, policy, episodes, seed, exact=args.baseline != "random")
-    label = f"{agent.task.name} {'agent' if args.baseline is None else 'baseline ' + args.baseline}"
+    who = f"agent ({agent.checkpoint})" if args.baseline is None else f"baseline {args.baseline}"
+    label = f"{agent.task.name} {who}"
     _print_metrics_table(f"{label}: {episodes} episodes, seeds {seed}..{seed + episodes - 1}", means, result.stds())
     payload = {
         "task": agent.task.name,
