@@ -220,6 +220,9 @@ def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
     config = result.run_dir / "config.yaml"
     config.write_text(config.read_text().replace("keep_best: true", "keep_best: false"))
     assert load_agent(str(result.run_dir)).checkpoint == result.run_dir / "checkpoints" / "last.ckpt"
+    config.write_text("eval: [keep_best\n")
+    with pytest.raises(CheckpointError, match="config.yaml is not valid YAML"):
+        load_agent(str(result.run_dir))
 
 
 def test_weight_averaging_exports_the_averaged_network_and_leaves_learning_unchanged(trained_run, tmp_path):

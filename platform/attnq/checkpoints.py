@@ -169,11 +169,7 @@ def resolve_run(path_text: str) -> RunLocation:
     checkpoint file."""
     path = Path(path_text)
     if path.is_dir():
-        config = path / CONFIG_FILE
-        keep_best = config.is_file() and bool(
-            ((yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("eval") or {}).get("keep_best")
-        )
-        checkpoint, _ = evaluated_checkpoint(path, keep_best)
+        checkpoint, _ = evaluated_checkpoint(path, keeps_best(path))
         if checkpoint.is_file():
             return RunLocation(path, checkpoint)
         raise CheckpointError(
@@ -198,6 +194,20 @@ def evaluated_checkpoint(run_dir: Path, keep_best: bool) -> tuple[Path, str]:
     if last.is_file():
         return last, "last"
     return run_dir / POLICY_CHECKPOINT, "policy"
+
+
+def keeps_best(run_dir: Path) -> bool:
+    """Whether the run's task keeps its best checkpoint (``eval.keep_best`` in its config.yaml)."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        return False
+    try:
+        config = read_run_config(run_dir)
+    except yaml.YAMLError as exc:
+        raise CheckpointError(
+            f"{run_dir / CONFIG_FILE} is not valid YAML ({exc}); fix: restore it, or load a checkpoint file of the run"
+        ) from None
+    section = config.get("eval") if isinstance(config, dict) else None
+    return isinstance(section, dict) and bool(section.get("keep_best"))
 
 
 def task_from_checkpoint(checkpoint: dict[str, Any], source: Path) -> TaskConfig:
