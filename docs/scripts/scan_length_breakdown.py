@@ -25,12 +25,11 @@ def longest_run(words: tuple[str, ...], longest_unit: int = 3) -> int:
     """Most words in a row covered by one unit of 1..longest_unit words repeated."""
     best = 0
     for start in range(len(words)):
-        for unit in range(1, longest_unit + 1):
+        for unit in range(1, min(longest_unit, len(words) - start) + 1):
             repeats = 1
             while words[start + repeats * unit : start + (repeats + 1) * unit] == words[start : start + unit]:
                 repeats += 1
-            if start + unit <= len(words):
-                best = max(best, repeats * unit)
+            best = max(best, repeats * unit)
     return best
 
 

@@ -77,7 +77,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from attnq.checkpoints import BEST_CHECKPOINT
+    from attnq.checkpoints import evaluated_checkpoint
     from attnq.registry import load_plugins
     from attnq.training.run import train
 
@@ -88,8 +88,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(task, runs_dir=Path(args.runs_dir), resume=Path(args.resume) if args.resume else None, host=host)
     print(f"run folder: {result.run_dir}")
     print(f"checkpoint: {result.checkpoint}")
-    best = result.checkpoint.parent / BEST_CHECKPOINT
-    if task.eval.keep_best and best.is_file():
+    best, which = evaluated_checkpoint(result.run_dir, task.eval.keep_best)
+    if which == "best":
         print(f"best:       {best} (best mean return on the validation episodes during training)")
     evaluations = f", {result.evaluation_seconds:.0f} s of it in evaluations" if result.evaluation_seconds else ""
     print(
