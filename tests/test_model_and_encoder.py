@@ -185,3 +185,74 @@ def test_tokens_after_the_last_present_one_are_dropped_with_the_same_q_values(
         every_token = network(observations, return_attention=True).q_values_BA
         assert seen == [fullest + (pool == "cls"), 8 + (pool == "cls")]
         assert torch.allclose(pooled, every_token, atol=1e-6)
+
+
+class ContextEncoder(torch.nn.Module):
+    """The highway encoder's tokens with a context named: the tokens attended to."""
+
+    def __init__(self, encoder, context: slice) -> None:
+        super().__init__()
+        self.inner, self.context = encoder, context
+        self.num_tokens, self.d_model = encoder.num_tokens, encoder.d_model
+
+    def forward(self, observations_BX):
+        from attnq.domain import Tokens
+
+        tokens = self.inner(observations_BX)
+        return Tokens(tokens.embeddings_BTD, tokens.mask_BT, tokens.query_index, context=self.context)
+
+
+def attention_masked_by_hand(network, observations_BX, keys: list[int]):
+    """Brute force: every token through full attention, the columns off ``keys`` forbidden by an
+    attention mask. Returns (Q-values, last layer's weights [B, H, T, T])."""
+    tokens = network.encoder(observations_BX)
+    x_BTD, mask_BT = tokens.embeddings_BTD, tokens.mask_BT
+    if network.uses_cls:
+        x_BTD = torch.cat([network.cls_token.expand(len(x_BTD), -1, -1), x_BTD], dim=1)
+        mask_BT = torch.cat([mask_BT.new_ones(len(x_BTD), 1), mask_BT], dim=1)
+    forbidden_TT = torch.ones(x_BTD.shape[1], x_BTD.shape[1], dtype=torch.bool)
+    forbidden_TT[:, keys] = False
+    for block in network.blocks:
+        normed = block.attention_norm(x_BTD)
+        attended, weights = block.attention(
+            normed, normed, normed, key_padding_mask=~mask_BT, attn_mask=forbidden_TT, average_attn_weights=False
+        )
+        x_BTD = x_BTD + attended
+        x_BTD = x_BTD + block.feedforward(block.feedforward_norm(x_BTD))
+    x_BTD = network.final_norm(x_BTD)
+    offset = int(network.uses_cls)
+    if network.head_kind == "per_token":
+        q_BA = network.head(x_BTD).squeeze(-1)[:, offset : offset + network.num_actions]
+        q_BA = q_BA.masked_fill(~tokens.mask_BT[:, : network.num_actions], torch.finfo(q_BA.dtype).min)
+    else:
+        q_BA = network.head(x_BTD[:, 0 if network.uses_cls else tokens.query_index])
+    return q_BA, weights
+
+
+@pytest.mark.parametrize("pool, head", [("query_token", "dueling"), ("cls", "dueling"), ("cls", "per_token")])
+def test_a_named_context_is_the_only_tokens_attended_to_as_an_attention_mask_would_make_it(
+    highway_runtime, highway_observations, pool, head
+):
+    """Against full attention with the other columns masked, for every context of the 8 tokens:
+    the same Q-values, and the weights (one column per token) zero off the context and the query."""
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    base = highway_runtime.task.model.model_dump()
+    encoder = highway_runtime.build_q_network().encoder
+    observations = torch.as_tensor(highway_observations.copy())
+    observations[1, 3:, :] = 0.0  # a row whose context is partly or wholly absent
+    offset = int(pool == "cls")
+    for start in range(8):
+        for stop in range(start + 1, 9):
+            context = slice(start, stop)
+            network = TransformerDQN(
+                ContextEncoder(encoder, context), 5, ModelConfig(**{**base, "pool": pool, "head": head, "layers": 2})
+            ).eval()
+            keys = sorted({0, *(offset + i for i in range(start, stop))})
+            expected_q, expected_weights = attention_masked_by_hand(network, observations, keys)
+            output = network(observations, return_attention=True)
+            assert torch.allclose(network(observations).q_values_BA, expected_q, atol=1e-5), context
+            assert torch.allclose(output.q_values_BA, expected_q, atol=1e-5), context
+            assert torch.allclose(output.attention[-1], expected_weights, atol=1e-6), context
+            off_keys = [t for t in range(8 + offset) if t not in keys]
+            assert torch.all(output.attention[-1][..., off_keys] == 0.0)

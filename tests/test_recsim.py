@@ -252,3 +252,29 @@ def test_without_document_identity_documents_are_known_only_by_their_features(op
     same = anonymous(observations).embeddings_BTD
     assert torch.allclose(same[:, 0], same[:, 1])
     assert not torch.allclose(*SlateEncoder(layout, env.doc_is_trashy, 16)(observations).embeddings_BTD[0, :2])
+
+
+@pytest.mark.parametrize("attend_to", ["all", "history"])
+def test_with_history_attention_documents_are_scored_against_the_history_not_each_other(attend_to):
+    overrides = ["domain_options.horizon=5", "env.num_envs=2", f"domain_options.attend_to={attend_to}"]
+    runtime = prepare_task(load_task(TASKS / "recsim-interest.yaml", SMALL_MODEL + overrides))
+    network = runtime.build_q_network().eval()
+    env = runtime.make_env()
+    observation = env.reset(seed=0)[0]
+    for _ in range(3):  # some history to attend to
+        observation = env.step(env.action_space.sample())[0]
+    env.close()
+    layout = network.encoder.layout
+    observations = torch.as_tensor(np.stack([observation, observation]))
+    observations[1, 1, layout.FEATURES : layout.quality] += 0.5  # document 1 changes in row 1
+    output = network(observations, return_attention=True)
+    document_0 = output.q_values_BA[:, 0]
+    if attend_to == "all":
+        assert not torch.allclose(document_0[0], document_0[1])
+        return
+    assert torch.allclose(document_0[0], document_0[1], atol=1e-6)
+    # a document's attention row: the [CLS] token and the history rows present, nothing else
+    present_history = torch.nonzero(observations[0, layout.history_rows, layout.PRESENT] > 0.5).flatten()
+    assert len(present_history) > 0
+    attended = torch.nonzero(output.attention[-1][0, :, 1].mean(dim=0) > 0).flatten()
+    assert attended.tolist() == [0, *(1 + layout.num_docs + present_history).tolist()]

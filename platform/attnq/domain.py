@@ -36,11 +36,15 @@ class Tokens:
     ``mask_BT`` is True where a token exists; absent tokens (an empty vehicle slot, padding) are
     never attended to. ``query_index`` names the token whose output is pooled for Q-values when
     the model pools on a domain token (the ego vehicle in ego-attention) instead of a [CLS] token.
+    ``context``, when set, is the only tokens attended to (keys and values) besides the pooled query
+    token: e.g. candidate documents that attend to the user's history and not to each other, which
+    costs attention over the context alone instead of over every token.
     """
 
     embeddings_BTD: torch.Tensor
     mask_BT: torch.Tensor
     query_index: int = 0
+    context: slice | None = None
 
 
 class StateEncoder(nn.Module):

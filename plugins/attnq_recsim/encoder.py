@@ -4,7 +4,8 @@ Each token = a projection of its numeric columns (topic features, quality when o
 time) + a learned embedding of the document's corpus index (``document_identity``) + a segment embedding (candidate or
 history) + for history tokens a learned position (how recent). With ``model.head: per_token`` the
 first ``num_docs`` outputs are the documents' Q-values (SlateQ's item values), so a document's
-attention row shows which past consumption it was scored against.
+attention row shows which past consumption it was scored against. With ``attend_to: history`` the
+history is the only context (besides the [CLS] token): documents do not attend to each other.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ CANDIDATE_SEGMENT, HISTORY_SEGMENT = 0, 1
 
 class SlateEncoder(StateEncoder):
     def __init__(
-        self, layout: TokenLayout, doc_is_trashy: np.ndarray, d_model: int, document_identity: bool = True
+        self,
+        layout: TokenLayout,
+        doc_is_trashy: np.ndarray,
+        d_model: int,
+        document_identity: bool = True,
+        attend_to_history: bool = False,
     ) -> None:
         super().__init__(d_model)
         self.layout = layout
@@ -32,6 +38,7 @@ class SlateEncoder(StateEncoder):
         self.document = nn.Embedding(layout.num_docs, d_model) if document_identity else None
         self.segment = nn.Embedding(2, d_model)
         self.recency = nn.Embedding(layout.history_length, d_model)
+        self.context = layout.history_rows if attend_to_history else None
 
     def forward(self, observations_BX: torch.Tensor) -> Tokens:
         layout = self.layout
@@ -48,7 +55,7 @@ class SlateEncoder(StateEncoder):
             embeddings_BTD = embeddings_BTD + self.document(doc_BT)
         history_BHD = embeddings_BTD[:, layout.history_rows] + self.recency.weight
         embeddings_BTD = torch.cat([embeddings_BTD[:, : layout.num_docs], history_BHD], dim=1)
-        return Tokens(embeddings_BTD, observations_BX[..., layout.PRESENT] > 0.5)
+        return Tokens(embeddings_BTD, observations_BX[..., layout.PRESENT] > 0.5, context=self.context)
 
     def token_labels(self, observation: np.ndarray) -> list[str]:
         layout = self.layout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +45,11 @@ class EcosystemOptions(BaseModel):
         True,
         description="give each document a learned identity embedding; without it a "
         "document is known only by its features (and the history)",
+    )
+    attend_to: Literal["all", "history"] = Field(
+        "all",
+        description="what the Transformer's tokens attend to: every token, or the consumed history alone "
+        "(documents scored against the history, not each other; attention over 16 keys instead of 116)",
     )
     collab_filtering: CollabFilteringOptions = Field(default_factory=CollabFilteringOptions)
 

@@ -48,7 +48,11 @@ def make_vector_env(
 def make_encoder(context: DomainContext, d_model: int) -> SlateEncoder:
     probe = context.probe_env.unwrapped
     return SlateEncoder(
-        TokenLayout.of(context.options), probe.vector_env.doc_is_trashy, d_model, context.options.document_identity
+        TokenLayout.of(context.options),
+        probe.vector_env.doc_is_trashy,
+        d_model,
+        context.options.document_identity,
+        attend_to_history=context.options.attend_to == "history",
     )
 
 

@@ -50,30 +50,39 @@ class PreLNBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x_BTD: torch.Tensor, padding_BT: torch.Tensor, return_attention: bool, only_token: int | None = None
+        self,
+        x_BTD: torch.Tensor,
+        padding_BT: torch.Tensor,
+        return_attention: bool,
+        only_token: int | None = None,
+        keys_K: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The block's output for every token, or with ``only_token`` for that one token (``[B, 1, D]``).
 
         One token's output needs every token's keys and values but only its own query, attention
-        row and feed-forward pass, so it costs a fraction of the whole block.
+        row and feed-forward pass, so it costs a fraction of the whole block. ``keys_K``, when given,
+        are the indices of the only tokens attended to; the weights then have ``K`` columns.
         """
         normed = self.attention_norm(x_BTD)
+        keys_BKD, key_padding_BK = (
+            (normed, padding_BT) if keys_K is None else (normed[:, keys_K], padding_BT[:, keys_K])
+        )
         if only_token is None:
             residual_BQD, queries_BQD = x_BTD, normed
         else:
             residual_BQD = x_BTD[:, only_token : only_token + 1]
             queries_BQD = normed[:, only_token : only_token + 1]
-        attended, weights_BHQT = self.attention(
+        attended, weights_BHQK = self.attention(
             queries_BQD,
-            normed,
-            normed,
-            key_padding_mask=padding_BT,
+            keys_BKD,
+            keys_BKD,
+            key_padding_mask=key_padding_BK,
             need_weights=return_attention,
             average_attn_weights=False,
         )
         x_BQD = residual_BQD + self.dropout(attended)
         x_BQD = x_BQD + self.dropout(self.feedforward(self.feedforward_norm(x_BQD)))
-        return x_BQD, weights_BHQT
+        return x_BQD, weights_BHQK
 
 
 class DuelingHead(nn.Module):
@@ -146,17 +155,21 @@ class TransformerDQN(nn.Module):
             mask_BT = torch.cat([mask_BT.new_ones(batch, 1), mask_BT], dim=1)
             query_index = 0
         padding_BT = ~mask_BT
+        keys_K = context_keys(tokens, query_index, int(self.uses_cls), x_BTD.device)
         # A pooled head reads one token of the last block, so unless the full attention maps are
         # asked for, the last block computes that token's output alone: the same Q-values, and for
         # the 1-block sepsis network about a third of the time per update (docs/experiments/2026-12-01-sepsis.md).
         pooled_alone = self.head_kind == "dueling" and not return_attention
-        if pooled_alone and not torch.compiler.is_compiling():  # a compiled graph keeps its shapes
+        if pooled_alone and keys_K is None and not torch.compiler.is_compiling():  # a compiled graph keeps its shapes
             x_BTD, padding_BT = without_trailing_padding(x_BTD, padding_BT, query_index)
         last = len(self.blocks) - 1
         attention: list[torch.Tensor] = []
         for depth, block in enumerate(self.blocks):
             only_token = query_index if pooled_alone and depth == last else None
-            x_BTD, weights = block(x_BTD, padding_BT, return_attention, only_token)
+            num_tokens = x_BTD.shape[1]
+            x_BTD, weights = block(x_BTD, padding_BT, return_attention, only_token, keys_K)
+            if weights is not None and keys_K is not None:  # back to one column per token, 0 off the context
+                weights = weights.new_zeros(*weights.shape[:-1], num_tokens).index_copy_(-1, keys_K, weights)
             if weights is not None:
                 attention.append(weights)
         if pooled_alone:
@@ -182,6 +195,16 @@ def without_trailing_padding(
     present_T = (~padding_BT).any(dim=0)
     length = max(int(present_T.nonzero().max()) + 1, query_index + 1)
     return x_BTD[:, :length], padding_BT[:, :length]
+
+
+def context_keys(tokens: Tokens, query_index: int, offset: int, device: torch.device) -> torch.Tensor | None:
+    """Indices of the tokens attended to when the encoder names a context: the context (shifted by
+    ``offset`` when a [CLS] token comes first) and the pooled query, so that no row is left with
+    nothing to attend to when its whole context is absent. None: every token."""
+    if tokens.context is None:
+        return None
+    context = range(tokens.embeddings_BTD.shape[1])[tokens.context]
+    return torch.tensor(sorted({query_index, *(offset + i for i in context)}), device=device)
 
 
 def masked_argmax(q_values_BA: torch.Tensor, action_mask_BA: torch.Tensor | None) -> torch.Tensor:
