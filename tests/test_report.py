@@ -475,3 +475,25 @@ def test_a_variant_s_metrics_say_what_the_variant_changed():
     meanings = metric_meanings(domain, ["exact_match", "exact_match@oracle_length"], {"oracle_length": variant})
     assert meanings["exact_match@oracle_length"] == f"{domain.metrics['exact_match']}, length given"
     assert meanings["exact_match"] == domain.metrics["exact_match"]
+
+
+@pytest.mark.parametrize(
+    "trained_by, smoke_note",
+    [("attnq report --profile full --executor ray", False), ("attnq report --profile=quick", True), (None, True)],
+)
+def test_a_redraw_takes_the_profile_of_the_command_that_trained_the_runs(
+    small_report, tmp_path, trained_by, smoke_note
+):
+    """A full report redrawn without --profile is not labelled as smoke budgets (the quick default)."""
+    runs_dir, _ = small_report
+    copied = tmp_path / "runs"
+    shutil.copytree(runs_dir, copied)
+    (copied / "report-command.txt").unlink(missing_ok=True)
+    if trained_by:
+        (copied / "report-command.txt").write_text(trained_by + "\n")
+    out = tmp_path / "reports" / "full"
+    completed = subprocess.run(
+        attnq_command("report", "--from", str(copied), "--out", str(out)), capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert ("**Smoke budgets**" in (out / "README.md").read_text()) == smoke_note

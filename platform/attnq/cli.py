@@ -225,11 +225,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     from attnq.errors import AttnqError
     from attnq.experiments.pipeline import run_plan
     from attnq.experiments.plan import report_profile
-    from attnq.experiments.records import load_records, read_training_command, write_training_command
+    from attnq.experiments.records import (
+        load_records,
+        read_training_command,
+        recorded_profile,
+        write_training_command,
+    )
     from attnq.registry import load_plugins
     from attnq.reporting.markdown import check_headline_page, library_versions, write_report
 
     host = load_plugins()
+    if args.profile is None:  # a redraw describes its runs as the command that trained them made them
+        args.profile = (recorded_profile(Path(args.from_runs)) if args.from_runs else None) or "quick"
     if args.profile == "demo" and not args.from_runs:  # a redraw is the same whatever the profile
         return _report_demo(args, host)
     plan = report_profile(args.profile, host).with_choices(args.tasks, args.seeds, args.torsos, args.set)
@@ -534,11 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         choices=["demo", "quick", "full"],
-        default="quick",
+        default=None,
         help="demo (make demo): the committed full-budget agents on fresh episodes, plus live training of "
         "the tasks that learn in minutes (about 15 min on 2 CPU cores); "
         "quick (the default): every domain, 2 seeds, small budgets (16-29 min on 2 CPU cores); full: task budgets, "
-        "3 seeds (hours; its runs are kept in docs/reports/full/runs)",
+        "3 seeds (hours; its runs are kept in docs/reports/full/runs); with --from: the profile that trained the runs",
     )
     p.add_argument("--name", help="report name (default: the profile's); output goes to docs/reports/NAME")
     p.add_argument("--tasks", nargs="+", help="only these tasks (names or .yaml paths)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,18 @@ def write_training_command(runs_dir: Path, command: str) -> None:
 def read_training_command(runs_dir: Path) -> str | None:
     path = runs_dir / COMMAND_FILE
     return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
+def recorded_profile(runs_dir: Path) -> str | None:
+    """The ``--profile`` of the command that trained a runs folder, if it recorded one."""
+    command = read_training_command(runs_dir)
+    words = shlex.split(command.splitlines()[0]) if command else []
+    for word, after in zip(words, [*words[1:], None]):
+        if word == "--profile":
+            return after
+        if word.startswith("--profile="):
+            return word.split("=", 1)[1]
+    return None
 
 
 def load_records(runs_dir: Path, tasks: set[str] | None = None) -> list[TaskRecord]:
