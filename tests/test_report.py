@@ -497,3 +497,20 @@ def test_a_redraw_takes_the_profile_of_the_command_that_trained_the_runs(
     )
     assert completed.returncode == 0, completed.stderr
     assert ("**Smoke budgets**" in (out / "README.md").read_text()) == smoke_note
+
+
+def test_a_staged_agent_is_reused_until_its_committed_run_changes(committed_full_report, tmp_path):
+    """A demo staged before a pull must not keep showing (or refuse) the agent the pull replaced."""
+    from attnq.experiments.demo import stage_run
+
+    committed = tmp_path / "committed"
+    shutil.copytree(committed_full_report / "full" / "runs" / "sepsis" / "transformer-seed0", committed)
+    staged = tmp_path / "staged"
+    stage_run(committed, staged)
+    (staged / "evaluation.json").write_text("{}")  # as the demo's evaluation leaves it
+    stage_run(committed, staged)
+    assert (staged / "evaluation.json").is_file()  # unchanged: reused with its evaluation
+    config = committed / "config.yaml"
+    config.write_text(config.read_text().replace("seed: 0", "seed: 7", 1))  # a retrained agent arrives
+    stage_run(committed, staged)
+    assert not (staged / "evaluation.json").exists() and "seed: 7" in (staged / "config.yaml").read_text()

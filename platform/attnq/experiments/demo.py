@@ -15,6 +15,7 @@ nothing here trains or evaluates by itself.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 from dataclasses import dataclass
@@ -83,12 +84,18 @@ def _not_learning(overrides: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(kept)
 
 
+STAGED_FILES = (CONFIG_FILE, STATE_FILE, POLICY_CHECKPOINT)
+
+
 def stage_run(source: Path, target: Path) -> None:
     """Copy what a committed run keeps (config, state, exported policy, training logs) to ``target``,
     where it is a finished policy-only run that the pipeline evaluates and never trains. Once: a
-    staged run is reused with its evaluation by the next demo."""
+    staged run is reused with its evaluation by the next demo, until the committed run changes
+    (a pull brings a retrained agent), when it is staged afresh and evaluated again."""
     if policy_only(target):
-        return
+        if all(filecmp.cmp(source / name, target / name, shallow=False) for name in STAGED_FILES):
+            return
+        shutil.rmtree(target)
     target.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG_FILE, STATE_FILE):
         shutil.copy2(source / name, target / name)
