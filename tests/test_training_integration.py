@@ -223,6 +223,10 @@ def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
     config.write_text("eval: [keep_best\n")
     with pytest.raises(CheckpointError, match="config.yaml is not valid YAML"):
         load_agent(str(result.run_dir))
+    from attnq.experiments.plan import check_reusable
+
+    with pytest.raises(CheckpointError, match="config.yaml is not valid YAML"):  # a report reusing it says so too
+        check_reusable(result.run_dir, task)
 
 
 def test_weight_averaging_exports_the_averaged_network_and_leaves_learning_unchanged(trained_run, tmp_path):

@@ -200,12 +200,7 @@ def keeps_best(run_dir: Path) -> bool:
     """Whether the run's task keeps its best checkpoint (``eval.keep_best`` in its config.yaml)."""
     if not (run_dir / CONFIG_FILE).is_file():
         return False
-    try:
-        config = read_run_config(run_dir)
-    except yaml.YAMLError as exc:
-        raise CheckpointError(
-            f"{run_dir / CONFIG_FILE} is not valid YAML ({exc}); fix: restore it, or load a checkpoint file of the run"
-        ) from None
+    config = read_run_config(run_dir)
     section = config.get("eval") if isinstance(config, dict) else None
     return isinstance(section, dict) and bool(section.get("keep_best"))
 
@@ -221,4 +216,10 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"{run_dir} has no {CONFIG_FILE}; is it a run folder written by `attnq train`?")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CheckpointError(
+            f"{path} is not valid YAML ({exc}); fix: restore it, or pass one of the run's checkpoint files, "
+            "which store the task"
+        ) from None
