@@ -287,5 +287,19 @@ def test_sample_normalisation_is_the_same_wherever_the_env_is_made(env_id):
     assert np.all(np.abs(first.mean(axis=0)) < 1.0) and np.all(first.std(axis=0) > 0.2)
 
 
+def test_an_evaluation_env_cut_shorter_is_scaled_as_the_training_env():
+    """The statistics come from random-action steps under the env's registered time limit, so a
+    validation env cut at 5 steps (whose own random episodes would see only starting states) maps
+    each raw observation to the same input as the training env does."""
+    from attnq.catalog import load_named_task
+
+    host = load_plugins()
+    runtime = prepare_task(load_named_task("gym:CartPole-v1", host, ["domain_options.normalize=sample"]), host)
+    training, cut = runtime.make_env(), runtime.make_env(extra={"max_episode_steps": 5})
+    for seed in range(5):
+        np.testing.assert_array_equal(training.reset(seed=seed)[0], cut.reset(seed=seed)[0])
+    assert cut.step(0)[0].tolist() == training.step(0)[0].tolist()
+
+
 def test_a_normalised_gym_task_meets_the_contract():
     check_domain("gym:Acrobot-v1", ["domain_options.normalize=sample", "domain_options.normalize_steps=500"])
