@@ -4,6 +4,7 @@ the mistake it is for, naming the field at fault."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import types
 
@@ -13,7 +14,7 @@ import pytest
 
 from attnq import hookimpl
 from attnq.config import load_task
-from attnq.domain import ReturnAndLength, SumRewardAdapter, Tokens
+from attnq.domain import ReturnAndLength, Slate, SumRewardAdapter, Tokens
 from attnq.errors import PluginError
 from attnq.registry import load_plugins
 from attnq.runtime import prepare_task
@@ -36,6 +37,32 @@ from conftest import TASKS
 )
 def test_every_built_in_domain_passes_the_kit(task, check):
     check(task)
+
+
+SLATE_SIZES = [(n, k, b) for n in (1, 2, 3, 5, 12, 60) for k in sorted({1, 2, 3, n}) if k <= n for b in (None, 1, 4)]
+
+
+@pytest.mark.parametrize("num_items,slate_size,batch", SLATE_SIZES)
+def test_a_slate_space_holds_exactly_the_slates_without_a_repeated_item(num_items, slate_size, batch):
+    space = Slate(num_items, slate_size, batch=batch, seed=num_items * 10 + slate_size)
+    assert isinstance(space, gym.spaces.MultiDiscrete) and space.shape == (*([batch] if batch else []), slate_size)
+
+    def brute_force_contains(x):  # every entry an item, and no row naming one twice
+        rows = x.reshape(-1, slate_size).tolist()
+        return (
+            x.shape == space.shape
+            and all(0 <= i < num_items for r in rows for i in r)
+            and all(len(set(r)) == slate_size for r in rows)
+        )
+
+    rng = np.random.default_rng(num_items)
+    for _ in range(300):  # arrays near the boundary: out-of-range items and repeats, both common
+        x = rng.integers(-1, num_items + 1, size=space.shape)
+        assert space.contains(x) == brute_force_contains(x), x
+    samples = [space.sample() for _ in range(1500)]
+    assert all(space.contains(x) and brute_force_contains(x) for x in samples)
+    if batch is None and num_items <= 5:  # uniform: every ordered slate turns up
+        assert {tuple(x) for x in samples} == set(itertools.permutations(range(num_items), slate_size))
 
 
 # ----- each check against a domain broken in the one way it is for ---------------------------------

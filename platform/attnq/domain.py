@@ -3,7 +3,8 @@
 A domain supplies four things, bundled in a :class:`DomainSpec`:
 
 * an environment factory (a gymnasium ``Env`` whose action space is ``Discrete(n)``, or
-  ``MultiDiscrete([n] * k)`` for a *slate*: k distinct items out of n, as in recommendation; a
+  ``MultiDiscrete([n] * k)`` for a *slate*: k distinct items out of n, as in recommendation
+  (:class:`Slate` is that space with samples and ``contains`` that respect "distinct"); a
   slate env should report ``info["slate_choice"]``, the slot the user consumed or k for none, so
   that learning credits the consumed item alone),
 * a :class:`StateEncoder` mapping a batch of observations to :class:`Tokens`,
@@ -207,6 +208,46 @@ class ReturnAndLength:
         return {"return": self.episode_return, "length": float(self.length)}
 
 
+def distinct_items(rng: np.random.Generator, rows: tuple[int, ...], num_items: int, slate_size: int) -> np.ndarray:
+    """Uniform slates: for each of ``rows``, the first ``slate_size`` of a random permutation of
+    ``num_items``, so no row repeats an item. Shape ``[*rows, slate_size]``."""
+    return np.argsort(rng.random((*rows, num_items)), axis=-1)[..., :slate_size]
+
+
+class Slate(gym.spaces.MultiDiscrete):
+    """``slate_size`` distinct items out of ``num_items``: a ``MultiDiscrete([n] * k)`` whose
+    ``sample`` never repeats an item and whose ``contains`` rejects a repeat, as a slate env's
+    ``step`` does. With ``batch``, a vector env's action space of ``batch`` such rows.
+
+    :param num_items: the n items a slate picks from
+    :param slate_size: the k items in one slate, at most n
+    :param batch: number of stacked slates (a vector env's ``num_envs``), or None for one slate
+    :param seed: seed for ``sample``
+    """
+
+    def __init__(self, num_items: int, slate_size: int, batch: int | None = None, seed: int | None = None) -> None:
+        if not 1 <= slate_size <= num_items:
+            raise ValueError(f"a slate needs 1 <= slate_size <= num_items; got {slate_size} of {num_items}")
+        shape = (slate_size,) if batch is None else (batch, slate_size)
+        super().__init__(np.full(shape, num_items, dtype=np.int64), seed=seed)
+        self.num_items, self.slate_size, self.batch = num_items, slate_size, batch
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
+        if mask is not None or probability is not None:
+            raise NotImplementedError("Slate.sample draws uniform slates; it takes no mask or probability")
+        return distinct_items(self.np_random, self.shape[:-1], self.num_items, self.slate_size).astype(self.dtype)
+
+    def contains(self, x: Any) -> bool:
+        if not super().contains(x):
+            return False
+        rows = np.sort(np.asarray(x).reshape(-1, self.slate_size), axis=1)
+        return bool((rows[:, 1:] != rows[:, :-1]).all())
+
+    def __repr__(self) -> str:
+        batch = "" if self.batch is None else f", batch={self.batch}"
+        return f"Slate({self.num_items}, {self.slate_size}{batch})"
+
+
 class RandomPolicy:
     """Uniform random actions (or slates of ``slate_size`` distinct items), seeded for reproducible baselines."""
 
@@ -218,5 +259,4 @@ class RandomPolicy:
     def __call__(self, observations: np.ndarray) -> np.ndarray:
         if self.slate_size == 1:
             return self.rng.integers(0, self.num_actions, size=len(observations))
-        # the first k of a random permutation: k distinct items per row
-        return np.argsort(self.rng.random((len(observations), self.num_actions)), axis=1)[:, : self.slate_size]
+        return distinct_items(self.rng, (len(observations),), self.num_actions, self.slate_size)

@@ -177,7 +177,7 @@ def action_space_shape(domain: DomainSpec, env_id: str, space: gym.Space) -> tup
             return num_actions, slate_size
     raise PluginError(
         f"domain {domain.name!r} env {env_id!r} has action space {space}; attnq needs Discrete(n) "
-        "or a slate MultiDiscrete([n] * k) with k <= n"
+        "or a slate MultiDiscrete([n] * k) with k <= n (attnq.domain.Slate(n, k))"
     )
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from attnq.domain import Slate
 from attnq_recsim.options import EcosystemOptions, TokenLayout
 
 ENV_ID = "RecSimNG/InterestEvolution-v0"
@@ -51,9 +52,9 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         self.single_observation_space = gym.spaces.Box(
             -np.inf, np.inf, (self.layout.num_rows, self.layout.num_columns), np.float32
         )
-        self.single_action_space = gym.spaces.MultiDiscrete([options.num_docs] * options.slate_size)
+        self.single_action_space = Slate(options.num_docs, options.slate_size)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.action_space = Slate(options.num_docs, options.slate_size, batch=num_envs)
         documents = self.ecosystem.documents
         self.doc_features = documents["doc_features"].astype(np.float32)  # [docs, topics]
         self.doc_quality = documents["doc_quality"].astype(np.float32)
