@@ -20,6 +20,7 @@ from attnq.registry import load_plugins
 from attnq.runtime import prepare_task
 from attnq.testing import (
     CheckFailed,
+    check_actions,
     check_baselines,
     check_domain,
     check_episode_summaries,
@@ -27,6 +28,7 @@ from attnq.testing import (
     check_same_seed_same_observations,
     parametrize_with_checks,
 )
+from attnq_recsim.plugin import make_env as recsim_env
 from attnq_sepsis.plugin import make_encoder as sepsis_encoder
 from attnq_sepsis.plugin import make_env as sepsis_env
 from conftest import TASKS
@@ -66,9 +68,9 @@ def test_a_slate_space_holds_exactly_the_slates_without_a_repeated_item(num_item
 
 
 # ----- each check against a domain broken in the one way it is for ---------------------------------
-def _broken_runtime(**changes):
-    """The sepsis domain with some parts replaced, registered by a plugin of its own."""
-    base = load_plugins().registry.get("sepsis")
+def _broken_runtime(base_domain="sepsis", task="sepsis", **changes):
+    """A built-in domain with some parts replaced, registered by a plugin of its own."""
+    base = load_plugins().registry.get(base_domain)
     spec = dataclasses.replace(base, name="broken", **changes)
 
     @hookimpl
@@ -78,7 +80,7 @@ def _broken_runtime(**changes):
     host = load_plugins(
         extra_plugins=[("broken", types.SimpleNamespace(attnq_register_domains=attnq_register_domains))]
     )
-    return prepare_task(load_task(TASKS / "sepsis.yaml", ["domain=broken"]), host)
+    return prepare_task(load_task(TASKS / f"{task}.yaml", ["domain=broken"]), host)
 
 
 def _encoder_with(**methods):
@@ -100,6 +102,13 @@ class _PromisesAGoal(SumRewardAdapter):
 
     def new_episode(self):
         return _NoGoal()
+
+
+def _multidiscrete_slates(env_id, env_kwargs, options):
+    """RecSim's env declaring its slates as a plain MultiDiscrete, whose samples may repeat a document."""
+    env = recsim_env(env_id, env_kwargs, options)
+    env.action_space = gym.spaces.MultiDiscrete(env.action_space.nvec)
+    return env
 
 
 class _Unseeded(gym.ObservationWrapper):
@@ -159,6 +168,17 @@ def test_each_check_names_the_field_at_fault(check, changes, field, problem):
         check(runtime)
     message = str(failed.value)
     assert message.startswith(f"{field}: ") and problem in message and "fix: " in message
+
+
+def test_a_slate_action_space_whose_samples_repeat_an_item_is_refused():
+    runtime = _broken_runtime("recsim", "recsim-interest", make_env=_multidiscrete_slates, make_vector_env=None)
+    with pytest.raises(CheckFailed) as failed:
+        check_actions(runtime)
+    message = str(failed.value)
+    assert message.startswith("DomainSpec.make_env: its action space MultiDiscrete([")
+    assert "which repeats an item" in message and message.endswith(
+        f"fix: declare the action space as attnq.domain.Slate({runtime.num_actions}, 2)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ fails with the field at fault and the fix.
 
 The checks: gymnasium's env checker; ``make_env`` picklable (vector-env workers pickle it); the
 same seed gives the same observations; tokens of the declared shape, dtype and mask; a label and
-at most one position per token; an action name per action and an action mask of the right shape;
+at most one position per token; an action name per action, an action mask of the right shape, and
+for a slate an action space whose samples never repeat an item;
 episode summaries with ``return`` and every ``metric_names`` entry; baselines that return actions
 of the action space, one per observation; and 200 env steps of real training with a finite loss.
 """
@@ -52,6 +53,7 @@ TRAINING_OVERRIDES = (
     "trainer.log_every_updates=1",
 )
 BATCH = 4  # observations per batch given to the encoder and the baselines
+SLATE_SAMPLES = 1000  # enough that a plain MultiDiscrete([n] * k) repeats an item for n up to about 1,000
 
 
 class DomainCheckError(AssertionError):
@@ -169,6 +171,8 @@ def check_actions(runtime: TaskRuntime) -> None:
             f"gave {len(names)} names for {runtime.num_actions} actions",
             "return one name per action of the env's action space",
         )
+    if runtime.slate_size > 1:
+        _check_slate_samples(runtime)
     encoder = runtime.build_q_network().encoder
     batch = sample_observations(runtime)
     mask = encoder.action_mask(torch.as_tensor(batch, dtype=torch.float32))
@@ -185,6 +189,24 @@ def check_actions(runtime: TaskRuntime) -> None:
             "StateEncoder.action_mask",
             f"leaves fewer than {runtime.slate_size} admissible actions for an observation",
             "allow at least one action (a slate's size for slates) in every state",
+        )
+
+
+def _check_slate_samples(runtime: TaskRuntime) -> None:
+    """Random-action tools (gymnasium's checker, exploration wrappers) sample the action space, so
+    every sample must be a slate the env accepts: k distinct items."""
+    env = runtime.make_env()
+    try:
+        env.action_space.seed(0)
+        samples = [np.asarray(env.action_space.sample()) for _ in range(SLATE_SAMPLES)]
+    finally:
+        env.close()
+    repeat = next((s for s in samples if len(set(s.tolist())) < runtime.slate_size), None)
+    if repeat is not None:
+        raise CheckFailed(
+            "DomainSpec.make_env",
+            f"its action space {env.action_space} sampled the slate {repeat.tolist()}, which repeats an item",
+            f"declare the action space as attnq.domain.Slate({runtime.num_actions}, {runtime.slate_size})",
         )
 
 
