@@ -214,6 +214,12 @@ def distinct_items(rng: np.random.Generator, rows: tuple[int, ...], num_items: i
     return np.argsort(rng.random((*rows, num_items)), axis=-1)[..., :slate_size]
 
 
+def repeats_an_item(slates: np.ndarray) -> np.ndarray:
+    """Per slate (the last axis), whether it names some item twice. Shape ``slates.shape[:-1]``."""
+    ordered = np.sort(np.asarray(slates), axis=-1)
+    return (ordered[..., 1:] == ordered[..., :-1]).any(axis=-1)
+
+
 class Slate(gym.spaces.MultiDiscrete):
     """``slate_size`` distinct items out of ``num_items``: a ``MultiDiscrete([n] * k)`` whose
     ``sample`` never repeats an item and whose ``contains`` rejects a repeat, as a slate env's
@@ -238,10 +244,7 @@ class Slate(gym.spaces.MultiDiscrete):
         return distinct_items(self.np_random, self.shape[:-1], self.num_items, self.slate_size).astype(self.dtype)
 
     def contains(self, x: Any) -> bool:
-        if not super().contains(x):
-            return False
-        rows = np.sort(np.asarray(x).reshape(-1, self.slate_size), axis=1)
-        return bool((rows[:, 1:] != rows[:, :-1]).all())
+        return super().contains(x) and not repeats_an_item(np.asarray(x)).any()
 
     def __repr__(self) -> str:
         batch = "" if self.batch is None else f", batch={self.batch}"

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from attnq.catalog import load_named_task
-from attnq.domain import Tokens
+from attnq.domain import Tokens, repeats_an_item
 from attnq.errors import AttnqError
 from attnq.registry import PluginHost, load_plugins
 from attnq.runtime import TaskRuntime, prepare_task
@@ -201,7 +201,7 @@ def _check_slate_samples(runtime: TaskRuntime) -> None:
         samples = [np.asarray(env.action_space.sample()) for _ in range(SLATE_SAMPLES)]
     finally:
         env.close()
-    repeat = next((s for s in samples if len(set(s.tolist())) < runtime.slate_size), None)
+    repeat = next((s for s in samples if repeats_an_item(s)), None)
     if repeat is not None:
         raise CheckFailed(
             "DomainSpec.make_env",

@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from attnq.domain import Slate
+from attnq.domain import Slate, repeats_an_item
 from attnq_recsim.options import EcosystemOptions, TokenLayout
 
 ENV_ID = "RecSimNG/InterestEvolution-v0"
@@ -117,7 +117,7 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
             raise ValueError(
                 f"{ENV_ID}: each action must be {k} corpus indices in [0, {n}); got shape {np.shape(actions)}"
             )
-        if k > 1 and (np.sort(slates, axis=1)[:, 1:] == np.sort(slates, axis=1)[:, :-1]).any():
+        if repeats_an_item(slates).any():
             raise ValueError(f"{ENV_ID}: a slate must not repeat a document")
         return slates
 
