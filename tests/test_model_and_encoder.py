@@ -88,16 +88,17 @@ def test_attention_is_only_computed_when_asked(highway_runtime, highway_observat
     assert output.attention is None and output.q_values_BA.shape == (4, 5)
 
 
-@pytest.mark.parametrize("pool, layers", [("query_token", 2), ("cls", 1), ("cls", 2)])
-def test_pooled_head_computes_only_the_query_token_in_the_last_block_with_the_same_q_values(
-    highway_runtime, highway_observations, pool, layers
+@pytest.mark.parametrize(
+    "pool, layers, queries", [("query_token", 2, 1), ("cls", 1, 1), ("cls", 2, 1), ("cls", 1, 3), ("cls", 2, 3)]
+)
+def test_pooled_head_computes_only_the_query_tokens_in_the_last_block_with_the_same_q_values(
+    highway_runtime, highway_observations, pool, layers, queries
 ):
     from attnq.model.transformer_dqn import TransformerDQN
 
     base = highway_runtime.task.model.model_dump()
-    network = TransformerDQN(
-        highway_runtime.build_q_network().encoder, 5, ModelConfig(**{**base, "pool": pool, "layers": layers})
-    ).eval()
+    config = ModelConfig(**{**base, "pool": pool, "layers": layers, "queries": queries})
+    network = TransformerDQN(highway_runtime.build_q_network().encoder, 5, config).eval()
     observations = torch.as_tensor(highway_observations.copy())
     observations[1, 4:, :] = 0.0  # absent vehicles stay masked as keys
     block_outputs: list[tuple[int, ...]] = []
@@ -106,8 +107,8 @@ def test_pooled_head_computes_only_the_query_token_in_the_last_block_with_the_sa
     )
     pooled = network(observations).q_values_BA
     every_token = network(observations, return_attention=True).q_values_BA  # maps asked for: every token's output
-    tokens = 8 + (pool == "cls")
-    assert block_outputs == [(4, 1, 32), (4, tokens, 32)]
+    tokens = 8 + (pool == "cls") * queries
+    assert block_outputs == [(4, queries, 32), (4, tokens, 32)]
     assert torch.allclose(pooled, every_token, atol=1e-6)
 
 
@@ -119,7 +120,7 @@ def test_cls_pooling_mlp_ablation_and_per_token_head(highway_runtime, highway_ob
     encoder = highway_runtime.build_q_network().encoder
     cls = TransformerDQN(encoder, 5, ModelConfig(**{**base, "pool": "cls"}))
     output = cls(observations, return_attention=True)
-    assert output.has_cls and output.attention[0].shape == (4, 2, 9, 9)
+    assert output.cls_tokens == 1 and output.attention[0].shape == (4, 2, 9, 9)
     mlp = TransformerDQN(encoder, 5, ModelConfig(**{**base, "torso": "mlp", "mlp_hidden": (16,)}))
     assert mlp(observations).q_values_BA.shape == (4, 5)
     assert not hasattr(mlp, "blocks")
@@ -152,6 +153,19 @@ def test_dueling_head_hidden_width_defaults_to_the_torso_width_and_is_configurab
         ModelConfig(**{**base, "head_hidden": 0})
 
 
+def test_several_queries_are_cls_tokens_read_side_by_side_by_the_dueling_head(highway_runtime):
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    base = highway_runtime.task.model.model_dump()
+    network = TransformerDQN(
+        highway_runtime.build_q_network().encoder, 5, ModelConfig(**{**base, "pool": "cls", "queries": 4})
+    )
+    assert network.cls_token.shape == (1, 4, 32) and network.head.advantage[0].in_features == 4 * 32
+    for wrong in ({"pool": "query_token"}, {"pool": "cls", "head": "per_token"}):
+        with pytest.raises(ValueError, match=r"queries \(2\) above 1 .* set pool: cls and head: dueling"):
+            ModelConfig(**{**base, **wrong, "queries": 2})
+
+
 def test_model_width_comes_from_the_config_and_must_match_the_encoder(highway_runtime):
     from attnq.model.transformer_dqn import TransformerDQN
 
@@ -160,17 +174,17 @@ def test_model_width_comes_from_the_config_and_must_match_the_encoder(highway_ru
         TransformerDQN(encoder, 5, ModelConfig(d_model=64))
 
 
-@pytest.mark.parametrize("pool", ["query_token", "cls"])
+@pytest.mark.parametrize("pool, queries", [("query_token", 1), ("cls", 1), ("cls", 3)])
 def test_tokens_after_the_last_present_one_are_dropped_with_the_same_q_values(
-    highway_runtime, highway_observations, pool
+    highway_runtime, highway_observations, pool, queries
 ):
     """Against the full computation (the attention-map path keeps every token), for every number
     of vehicles present in the batch's fullest row: the blocks see only up to that one."""
     from attnq.model.transformer_dqn import TransformerDQN
 
     base = highway_runtime.task.model.model_dump()
-    network = TransformerDQN(highway_runtime.build_q_network().encoder, 5, ModelConfig(**{**base, "pool": pool}))
-    network.eval()
+    config = ModelConfig(**{**base, "pool": pool, "queries": queries})
+    network = TransformerDQN(highway_runtime.build_q_network().encoder, 5, config).eval()
     seen: list[int] = []
     network.blocks[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[1]))
     rng = np.random.default_rng(0)
@@ -183,7 +197,8 @@ def test_tokens_after_the_last_present_one_are_dropped_with_the_same_q_values(
         seen.clear()
         pooled = network(observations).q_values_BA
         every_token = network(observations, return_attention=True).q_values_BA
-        assert seen == [fullest + (pool == "cls"), 8 + (pool == "cls")]
+        cls_tokens = (pool == "cls") * queries
+        assert seen == [fullest + cls_tokens, 8 + cls_tokens]
         assert torch.allclose(pooled, every_token, atol=1e-6)
 
 
@@ -207,9 +222,10 @@ def attention_masked_by_hand(network, observations_BX, keys: list[int]):
     attention mask. Returns (Q-values, last layer's weights [B, H, T, T])."""
     tokens = network.encoder(observations_BX)
     x_BTD, mask_BT = tokens.embeddings_BTD, tokens.mask_BT
-    if network.uses_cls:
+    offset = network.cls_tokens
+    if offset:
         x_BTD = torch.cat([network.cls_token.expand(len(x_BTD), -1, -1), x_BTD], dim=1)
-        mask_BT = torch.cat([mask_BT.new_ones(len(x_BTD), 1), mask_BT], dim=1)
+        mask_BT = torch.cat([mask_BT.new_ones(len(x_BTD), offset), mask_BT], dim=1)
     forbidden_TT = torch.ones(x_BTD.shape[1], x_BTD.shape[1], dtype=torch.bool)
     forbidden_TT[:, keys] = False
     for block in network.blocks:
@@ -220,18 +236,21 @@ def attention_masked_by_hand(network, observations_BX, keys: list[int]):
         x_BTD = x_BTD + attended
         x_BTD = x_BTD + block.feedforward(block.feedforward_norm(x_BTD))
     x_BTD = network.final_norm(x_BTD)
-    offset = int(network.uses_cls)
     if network.head_kind == "per_token":
         q_BA = network.head(x_BTD).squeeze(-1)[:, offset : offset + network.num_actions]
         q_BA = q_BA.masked_fill(~tokens.mask_BT[:, : network.num_actions], torch.finfo(q_BA.dtype).min)
     else:
-        q_BA = network.head(x_BTD[:, 0 if network.uses_cls else tokens.query_index])
+        queries = range(offset) if offset else [tokens.query_index]
+        q_BA = network.head(torch.cat([x_BTD[:, q] for q in queries], dim=1))
     return q_BA, weights
 
 
-@pytest.mark.parametrize("pool, head", [("query_token", "dueling"), ("cls", "dueling"), ("cls", "per_token")])
+@pytest.mark.parametrize(
+    "pool, head, queries",
+    [("query_token", "dueling", 1), ("cls", "dueling", 1), ("cls", "per_token", 1), ("cls", "dueling", 3)],
+)
 def test_a_named_context_is_the_only_tokens_attended_to_as_an_attention_mask_would_make_it(
-    highway_runtime, highway_observations, pool, head
+    highway_runtime, highway_observations, pool, head, queries
 ):
     """Against full attention with the other columns masked, for every context of the 8 tokens:
     the same Q-values, and the weights (one column per token) zero off the context and the query."""
@@ -241,14 +260,13 @@ def test_a_named_context_is_the_only_tokens_attended_to_as_an_attention_mask_wou
     encoder = highway_runtime.build_q_network().encoder
     observations = torch.as_tensor(highway_observations.copy())
     observations[1, 3:, :] = 0.0  # a row whose context is partly or wholly absent
-    offset = int(pool == "cls")
+    offset = (pool == "cls") * queries
+    config = ModelConfig(**{**base, "pool": pool, "head": head, "layers": 2, "queries": queries})
     for start in range(8):
         for stop in range(start + 1, 9):
             context = slice(start, stop)
-            network = TransformerDQN(
-                ContextEncoder(encoder, context), 5, ModelConfig(**{**base, "pool": pool, "head": head, "layers": 2})
-            ).eval()
-            keys = sorted({0, *(offset + i for i in range(start, stop))})
+            network = TransformerDQN(ContextEncoder(encoder, context), 5, config).eval()
+            keys = sorted({*range(max(offset, 1)), *(offset + i for i in range(start, stop))})
             expected_q, expected_weights = attention_masked_by_hand(network, observations, keys)
             output = network(observations, return_attention=True)
             assert torch.allclose(network(observations).q_values_BA, expected_q, atol=1e-5), context

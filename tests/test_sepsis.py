@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -62,7 +64,28 @@ def test_encoder_makes_one_labelled_token_per_feature(runtime):
     labels = network.encoder.token_labels(observations[1])
     assert len(labels) == 47 and labels[FEATURE_NAMES.index("SOFA")].startswith("SOFA ")
     output = network(torch.as_tensor(observations), return_attention=True)
-    assert output.has_cls and output.attention[0].shape == (3, 2, 48, 48)
+    assert output.cls_tokens == 1 and output.attention[0].shape == (3, 2, 48, 48)
+
+
+def test_several_queries_show_the_mean_of_their_attention_rows_under_cls_labels():
+    """With model.queries: 3 the picture shows what the head reads: the three [CLS] rows averaged
+    over heads and queries, over the three [CLS] tokens and the 47 features."""
+    from attnq.agent import TrainedAgent
+    from attnq.explain import record_episode
+
+    runtime = prepare_task(load_task(TASKS / "sepsis.yaml", [*SMALL_MODEL, "model.queries=3"]))
+    network = runtime.build_q_network().eval()
+    agent = TrainedAgent(runtime.task, runtime, network, Path("run"), Path("run/last.ckpt"), 0, float("nan"))
+    observation = _observations_of_states(runtime, np.array([100]))[0]
+    weights, cls_tokens = agent.query_attention(observation)
+    with torch.no_grad():
+        output = network(torch.as_tensor(observation[None]), return_attention=True)
+    assert cls_tokens == output.cls_tokens == 3 and output.attention[-1].shape == (1, 2, 50, 50)
+    assert np.allclose(weights, output.attention[-1][0, :, :3].mean(dim=(0, 1)).numpy(), atol=1e-6)
+    assert weights.shape == (50,) and weights.sum() == pytest.approx(1.0, abs=1e-5)
+    steps, _ = record_episode(agent, seed=0, max_steps=2)
+    assert steps[0].labels[:3] == ["[CLS1]", "[CLS2]", "[CLS3]"] and steps[0].labels[3].startswith(FEATURE_NAMES[0])
+    assert len(steps[0].labels) == len(steps[0].weights) == 50
 
 
 def test_agent_never_picks_an_inadmissible_action_in_1000_random_states(runtime, mdp):

@@ -51,12 +51,13 @@ class TrainedAgent:
         return next(self.q_network.parameters()).device
 
     @torch.no_grad()
-    def query_attention(self, observation: np.ndarray, action: int | None = None) -> tuple[np.ndarray, bool]:
-        """Last layer's attention of the pooled query over the tokens, averaged over heads.
+    def query_attention(self, observation: np.ndarray, action: int | None = None) -> tuple[np.ndarray, int]:
+        """Last layer's attention of the pooled query over the tokens, averaged over heads (and over
+        the queries when ``model.queries`` learns several: the share of all the head reads).
 
         With ``model.head: per_token`` the Q-value of ``action`` comes from that action's own token,
         so its attention row is the one shown (what a recommended document was scored against).
-        Returns ``(weights_T, has_cls)``; with a [CLS] query the first weight is the CLS token's own.
+        Returns ``(weights_T, cls_tokens)``; the first ``cls_tokens`` weights are the [CLS] tokens' own.
         """
         if self.task.model.torso != "transformer":
             raise CheckpointError(
@@ -65,11 +66,13 @@ class TrainedAgent:
         observations_BX = torch.as_tensor(np.asarray(observation, dtype=np.float32)[None], device=self.device)
         output = self.q_network(observations_BX, return_attention=True)
         if self.task.model.head == "per_token" and action is not None:
-            tokens_query = int(action) + int(output.has_cls)
+            queries = [int(action) + output.cls_tokens]
+        elif output.cls_tokens:
+            queries = list(range(output.cls_tokens))
         else:
-            tokens_query = 0 if output.has_cls else self.q_network.encoder(observations_BX).query_index
-        weights_HT = output.attention[-1][0, :, tokens_query, :]
-        return weights_HT.mean(dim=0).cpu().numpy(), output.has_cls
+            queries = [self.q_network.encoder(observations_BX).query_index]
+        weights_HQT = output.attention[-1][0, :, queries, :]
+        return weights_HQT.mean(dim=(0, 1)).cpu().numpy(), output.cls_tokens
 
 
 def load_agent(

@@ -61,6 +61,12 @@ class ModelConfig(Section):
     pool: Literal["cls", "query_token"] = field(
         LEARNS, "query_token", description="cls = learned [CLS]; query_token = the encoder's query token (ego)"
     )
+    queries: int = field(
+        LEARNS,
+        1,
+        ge=1,
+        description="learned [CLS] queries whose outputs the dueling head reads side by side (pool: cls)",
+    )
     head: Literal["dueling", "per_token"] = field(
         LEARNS,
         "dueling",
@@ -72,9 +78,14 @@ class ModelConfig(Section):
     head_hidden: int | None = field(LEARNS, None, ge=1, description="hidden width of the dueling head's two streams")
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> ModelConfig:
+    def _torso_settings_agree(self) -> ModelConfig:
         if self.torso == "transformer" and self.d_model % self.heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        if self.queries > 1 and (self.pool != "cls" or self.head != "dueling"):
+            raise ValueError(
+                f"queries ({self.queries}) above 1 are learned [CLS] tokens read by the dueling head: "
+                "set pool: cls and head: dueling, or queries: 1"
+            )
         return self
 
 

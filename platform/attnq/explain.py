@@ -57,13 +57,13 @@ def record_episode(
         for t in range(max_steps):
             action = agent(np.asarray(observation)[None])[0]
             slate = [int(a) for a in np.atleast_1d(action)]
-            weights, has_cls = agent.query_attention(observation, slate[0])
+            weights, cls_tokens = agent.query_attention(observation, slate[0])
             encoder = agent.q_network.encoder
             labels = encoder.token_labels(np.asarray(observation))
             positions = encoder.token_positions(np.asarray(observation))
-            if has_cls:
-                labels = ["[CLS]", *labels]
-                positions = None if positions is None else [None, *positions]
+            if cls_tokens:
+                labels = [*cls_labels(cls_tokens), *labels]
+                positions = None if positions is None else [*[None] * cls_tokens, *positions]
             steps.append(
                 AttentionStep(
                     t,
@@ -81,6 +81,11 @@ def record_episode(
     finally:
         env.close()
     return steps, metrics.summary()
+
+
+def cls_labels(count: int) -> list[str]:
+    """The learned query tokens' labels: [CLS], or [CLS1] ... [CLSk] when there are several."""
+    return ["[CLS]"] if count == 1 else [f"[CLS{i + 1}]" for i in range(count)]
 
 
 def relative_to_uniform(weights: np.ndarray) -> np.ma.MaskedArray:

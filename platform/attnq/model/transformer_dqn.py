@@ -5,7 +5,9 @@ One class serves every domain; nothing domain-specific lives here. The domain's
 
 * ``transformer``: pre-LN encoder blocks over the tokens, absent tokens masked out; the output of
   the query token (a learned [CLS] or the encoder's own query token, e.g. the ego vehicle as in
-  ego-attention, Leurent & Mercat 2019) is pooled.
+  ego-attention, Leurent & Mercat 2019) is pooled. ``model.queries: k`` learns k [CLS] tokens whose
+  outputs the head reads side by side: k reads of the tokens instead of one, as the k seed vectors of
+  the Set Transformer's pooling by attention (Lee et al. 2019).
 * ``mlp``: the flattened tokens through an MLP - the ablation that shows what attention adds.
 
 Two heads: ``dueling`` (Wang et al. 2016; V + A - mean A over a fixed action set) and
@@ -28,12 +30,13 @@ from attnq.domain import StateEncoder, Tokens
 
 @dataclass
 class QOutput:
-    """Q-values and, on request, the attention of each layer (``[B, H, T, T]`` per layer)."""
+    """Q-values and, on request, the attention of each layer (``[B, H, T, T]`` per layer, the
+    ``cls_tokens`` learned [CLS] tokens first)."""
 
     q_values_BA: torch.Tensor
     attention: list[torch.Tensor] | None = None
     token_mask_BT: torch.Tensor | None = None
-    has_cls: bool = False
+    cls_tokens: int = 0
 
 
 class PreLNBlock(nn.Module):
@@ -54,24 +57,24 @@ class PreLNBlock(nn.Module):
         x_BTD: torch.Tensor,
         padding_BT: torch.Tensor,
         return_attention: bool,
-        only_token: int | None = None,
+        only: slice | None = None,
         keys_K: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The block's output for every token, or with ``only_token`` for that one token (``[B, 1, D]``).
+        """The block's output for every token, or with ``only`` for those tokens alone (``[B, Q, D]``).
 
-        One token's output needs every token's keys and values but only its own query, attention
-        row and feed-forward pass, so it costs a fraction of the whole block. ``keys_K``, when given,
-        are the indices of the only tokens attended to; the weights then have ``K`` columns.
+        A few tokens' outputs need every token's keys and values but only their own queries,
+        attention rows and feed-forward passes, so they cost a fraction of the whole block.
+        ``keys_K``, when given, are the indices of the only tokens attended to; the weights then have
+        ``K`` columns.
         """
         normed = self.attention_norm(x_BTD)
         keys_BKD, key_padding_BK = (
             (normed, padding_BT) if keys_K is None else (normed[:, keys_K], padding_BT[:, keys_K])
         )
-        if only_token is None:
+        if only is None:
             residual_BQD, queries_BQD = x_BTD, normed
         else:
-            residual_BQD = x_BTD[:, only_token : only_token + 1]
-            queries_BQD = normed[:, only_token : only_token + 1]
+            residual_BQD, queries_BQD = x_BTD[:, only], normed[:, only]
         attended, weights_BHQK = self.attention(
             queries_BQD,
             keys_BKD,
@@ -119,14 +122,15 @@ class TransformerDQN(nn.Module):
         self.num_actions = num_actions
         d_model = config.d_model
         self.uses_cls = config.torso == "transformer" and config.pool == "cls"
+        self.cls_tokens = config.queries if self.uses_cls else 0
         if self.uses_cls:
-            self.cls_token = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
+            self.cls_token = nn.Parameter(torch.randn(1, self.cls_tokens, d_model) * 0.02)
         if config.torso == "transformer":
             self.blocks = nn.ModuleList(
                 PreLNBlock(d_model, config.heads, config.feedforward_dim, config.dropout) for _ in range(config.layers)
             )
             self.final_norm = nn.LayerNorm(d_model)
-            width = d_model
+            width = d_model * max(self.cls_tokens, 1)
         else:
             layers: list[nn.Module] = []
             width = encoder.num_tokens * d_model
@@ -148,63 +152,61 @@ class TransformerDQN(nn.Module):
 
     def _attend(self, tokens: Tokens, return_attention: bool) -> QOutput:
         x_BTD, mask_BT = tokens.embeddings_BTD, tokens.mask_BT
-        query_index = tokens.query_index
+        queries = range(tokens.query_index, tokens.query_index + 1)
         if self.uses_cls:
             batch = x_BTD.shape[0]
             x_BTD = torch.cat([self.cls_token.expand(batch, -1, -1), x_BTD], dim=1)
-            mask_BT = torch.cat([mask_BT.new_ones(batch, 1), mask_BT], dim=1)
-            query_index = 0
+            mask_BT = torch.cat([mask_BT.new_ones(batch, self.cls_tokens), mask_BT], dim=1)
+            queries = range(self.cls_tokens)
         padding_BT = ~mask_BT
-        keys_K = context_keys(tokens, query_index, int(self.uses_cls), x_BTD.device)
-        # A pooled head reads one token of the last block, so unless the full attention maps are
-        # asked for, the last block computes that token's output alone: the same Q-values, and for
-        # the 1-block sepsis network about a third of the time per update (docs/experiments/2026-12-01-sepsis.md).
+        keys_K = context_keys(tokens, queries, self.cls_tokens, x_BTD.device)
+        # A pooled head reads the query tokens of the last block, so unless the full attention maps
+        # are asked for, the last block computes their outputs alone: the same Q-values, and for the
+        # 1-block sepsis network about a third of the time per update (docs/experiments/2026-12-01-sepsis.md).
         pooled_alone = self.head_kind == "dueling" and not return_attention
         if pooled_alone and keys_K is None and not torch.compiler.is_compiling():  # a compiled graph keeps its shapes
-            x_BTD, padding_BT = without_trailing_padding(x_BTD, padding_BT, query_index)
+            x_BTD, padding_BT = without_trailing_padding(x_BTD, padding_BT, queries.stop - 1)
         last = len(self.blocks) - 1
         attention: list[torch.Tensor] = []
         for depth, block in enumerate(self.blocks):
-            only_token = query_index if pooled_alone and depth == last else None
+            only = slice(queries.start, queries.stop) if pooled_alone and depth == last else None
             num_tokens = x_BTD.shape[1]
-            x_BTD, weights = block(x_BTD, padding_BT, return_attention, only_token, keys_K)
+            x_BTD, weights = block(x_BTD, padding_BT, return_attention, only, keys_K)
             if weights is not None and keys_K is not None:  # back to one column per token, 0 off the context
                 weights = weights.new_zeros(*weights.shape[:-1], num_tokens).index_copy_(-1, keys_K, weights)
             if weights is not None:
                 attention.append(weights)
         if pooled_alone:
-            query_index = 0  # the last block returned the query token alone
+            queries = range(len(queries))  # the last block returned the query tokens alone
         x_BTD = self.final_norm(x_BTD)
         if self.head_kind == "per_token":
-            q_BT = self.head(x_BTD).squeeze(-1)
-            if self.uses_cls:
-                q_BT = q_BT[:, 1:]
+            q_BT = self.head(x_BTD).squeeze(-1)[:, self.cls_tokens :]
             q_BA, present_BA = q_BT[:, : self.num_actions], tokens.mask_BT[:, : self.num_actions]
             q_values = q_BA.masked_fill(~present_BA, torch.finfo(q_BA.dtype).min)
         else:
-            q_values = self.head(x_BTD[:, query_index])
-        return QOutput(q_values, attention if return_attention else None, tokens.mask_BT, self.uses_cls)
+            q_values = self.head(x_BTD[:, queries.start : queries.stop].flatten(1))
+        return QOutput(q_values, attention if return_attention else None, tokens.mask_BT, self.cls_tokens)
 
 
 def without_trailing_padding(
-    x_BTD: torch.Tensor, padding_BT: torch.Tensor, query_index: int
+    x_BTD: torch.Tensor, padding_BT: torch.Tensor, last_query: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The tokens up to the last one present in any row (and the query). Absent tokens get no
+    """The tokens up to the last one present in any row (and the last query). Absent tokens get no
     attention, so a pooled query's output is the same, and a batch of short sentences or few
     vehicles attends over fewer tokens."""
     present_T = (~padding_BT).any(dim=0)
-    length = max(int(present_T.nonzero().max()) + 1, query_index + 1)
+    length = max(int(present_T.nonzero().max()) + 1, last_query + 1)
     return x_BTD[:, :length], padding_BT[:, :length]
 
 
-def context_keys(tokens: Tokens, query_index: int, offset: int, device: torch.device) -> torch.Tensor | None:
+def context_keys(tokens: Tokens, queries: range, offset: int, device: torch.device) -> torch.Tensor | None:
     """Indices of the tokens attended to when the encoder names a context: the context (shifted by
-    ``offset`` when a [CLS] token comes first) and the pooled query, so that no row is left with
+    ``offset`` when [CLS] tokens come first) and the pooled queries, so that no row is left with
     nothing to attend to when its whole context is absent. None: every token."""
     if tokens.context is None:
         return None
     context = range(tokens.embeddings_BTD.shape[1])[tokens.context]
-    return torch.tensor(sorted({query_index, *(offset + i for i in context)}), device=device)
+    return torch.tensor(sorted({*queries, *(offset + i for i in context)}), device=device)
 
 
 def masked_argmax(q_values_BA: torch.Tensor, action_mask_BA: torch.Tensor | None) -> torch.Tensor:
