@@ -35,9 +35,9 @@ def let_the_last_block_compute_every_token() -> None:
     """Make ``LastBlock.every_token`` switch the blocks back to computing every token's output."""
     query_only_forward = PreLNBlock.forward
 
-    def forward(self, x_BTD, padding_BT, return_attention, only_token=None):
+    def forward(self, x_BTD, padding_BT, return_attention, only=None, keys_K=None):
         return query_only_forward(
-            self, x_BTD, padding_BT, return_attention, None if LastBlock.every_token else only_token
+            self, x_BTD, padding_BT, return_attention, None if LastBlock.every_token else only, keys_K
         )
 
     PreLNBlock.forward = forward
