@@ -121,9 +121,9 @@ class TransformerDQN(nn.Module):
         self.config = config
         self.num_actions = num_actions
         d_model = config.d_model
-        self.uses_cls = config.torso == "transformer" and config.pool == "cls"
-        self.cls_tokens = config.queries if self.uses_cls else 0
-        if self.uses_cls:
+        uses_cls = config.torso == "transformer" and config.pool == "cls"
+        self.cls_tokens = config.queries if uses_cls else 0
+        if self.cls_tokens:
             self.cls_token = nn.Parameter(torch.randn(1, self.cls_tokens, d_model) * 0.02)
         if config.torso == "transformer":
             self.blocks = nn.ModuleList(
@@ -153,7 +153,7 @@ class TransformerDQN(nn.Module):
     def _attend(self, tokens: Tokens, return_attention: bool) -> QOutput:
         x_BTD, mask_BT = tokens.embeddings_BTD, tokens.mask_BT
         queries = range(tokens.query_index, tokens.query_index + 1)
-        if self.uses_cls:
+        if self.cls_tokens:
             batch = x_BTD.shape[0]
             x_BTD = torch.cat([self.cls_token.expand(batch, -1, -1), x_BTD], dim=1)
             mask_BT = torch.cat([mask_BT.new_ones(batch, self.cls_tokens), mask_BT], dim=1)
