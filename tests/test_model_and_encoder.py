@@ -166,42 +166,6 @@ def test_several_queries_are_cls_tokens_read_side_by_side_by_the_dueling_head(hi
             ModelConfig(**{**base, **wrong, "queries": 2})
 
 
-@pytest.mark.parametrize("pool, queries", [("query_token", 1), ("cls", 1), ("cls", 3)])
-def test_flat_skip_adds_a_linear_map_of_the_present_tokens_to_what_the_head_reads(
-    highway_runtime, highway_observations, pool, queries
-):
-    from attnq.model.transformer_dqn import TransformerDQN
-
-    encoder = highway_runtime.build_q_network().encoder
-    base = {**highway_runtime.task.model.model_dump(), "pool": pool, "queries": queries}
-    torch.manual_seed(0)
-    skipping = TransformerDQN(encoder, 5, ModelConfig(**{**base, "flat_skip": True})).eval()
-    plain = TransformerDQN(encoder, 5, ModelConfig(**base)).eval()
-    plain.load_state_dict({k: v for k, v in skipping.state_dict().items() if not k.startswith("flat_skip.")})
-    observations = torch.as_tensor(highway_observations.copy())
-    observations[1, 4:, :] = 0.0  # vehicles 4.. absent in one row
-    read: list[torch.Tensor] = []
-    plain.head.register_forward_hook(lambda module, inputs, output: read.append(inputs[0]))
-    plain(observations)
-    tokens = encoder(observations)
-    expected_BW = read[0].clone()
-    for t in range(tokens.embeddings_BTD.shape[1]):  # brute force: one token's weight block at a time
-        weight_WD = skipping.flat_skip.weight[:, t * 32 : (t + 1) * 32]
-        expected_BW += tokens.mask_BT[:, t : t + 1] * (tokens.embeddings_BTD[:, t] @ weight_WD.T)
-    expected_BW += skipping.flat_skip.bias
-    q_BA = skipping(observations).q_values_BA
-    assert torch.allclose(q_BA, skipping.head(expected_BW), atol=1e-5)
-    assert not torch.allclose(q_BA, plain(observations).q_values_BA, atol=1e-3)
-    garbage = observations.clone()
-    garbage[1, 4:, 1:] = 7.0  # absent vehicles' features stay unread
-    garbage[1, 4:, 0] = 0.0
-    assert torch.allclose(skipping(garbage).q_values_BA, q_BA, atol=1e-5)
-    q_BA.sum().backward()
-    assert skipping.flat_skip.weight.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="flat_skip feeds the dueling head.*set head: dueling, or flat_skip: false"):
-        ModelConfig(**{**base, "queries": 1, "head": "per_token", "flat_skip": True})
-
-
 def test_model_width_comes_from_the_config_and_must_match_the_encoder(highway_runtime):
     from attnq.model.transformer_dqn import TransformerDQN
 

@@ -67,11 +67,6 @@ class ModelConfig(Section):
         ge=1,
         description="learned [CLS] queries whose outputs the dueling head reads side by side (pool: cls)",
     )
-    flat_skip: bool = field(
-        LEARNS,
-        False,
-        description="add a linear map of the flattened tokens to the pooled outputs the dueling head reads",
-    )
     head: Literal["dueling", "per_token"] = field(
         LEARNS,
         "dueling",
@@ -91,8 +86,6 @@ class ModelConfig(Section):
                 f"queries ({self.queries}) above 1 are learned [CLS] tokens read by the dueling head: "
                 "set pool: cls and head: dueling, or queries: 1"
             )
-        if self.flat_skip and self.head != "dueling":
-            raise ValueError("flat_skip feeds the dueling head's pooled input: set head: dueling, or flat_skip: false")
         return self
 
 

@@ -8,8 +8,6 @@ One class serves every domain; nothing domain-specific lives here. The domain's
   ego-attention, Leurent & Mercat 2019) is pooled. ``model.queries: k`` learns k [CLS] tokens whose
   outputs the head reads side by side: k reads of the tokens instead of one, as the k seed vectors of
   the Set Transformer's pooling by attention (Lee et al. 2019).
-  ``model.flat_skip`` adds a linear map of the flattened tokens to the pooled outputs, so that the
-  head reads every feature directly, as the MLP ablation's does, and attention adds to that.
 * ``mlp``: the flattened tokens through an MLP - the ablation that shows what attention adds.
 
 Two heads: ``dueling`` (Wang et al. 2016; V + A - mean A over a fixed action set) and
@@ -133,8 +131,6 @@ class TransformerDQN(nn.Module):
             )
             self.final_norm = nn.LayerNorm(d_model)
             width = d_model * max(self.cls_tokens, 1)
-            # every feature reaches the head directly, as in the MLP ablation, and attention adds to it
-            self.flat_skip = nn.Linear(encoder.num_tokens * d_model, width) if config.flat_skip else None
         else:
             layers: list[nn.Module] = []
             width = encoder.num_tokens * d_model
@@ -150,7 +146,8 @@ class TransformerDQN(nn.Module):
     def forward(self, observations_BX: torch.Tensor, return_attention: bool = False) -> QOutput:
         tokens = self.encoder(observations_BX)
         if self.config.torso == "mlp":
-            return QOutput(self.head(self.mlp(flattened_tokens(tokens))), token_mask_BT=tokens.mask_BT)
+            present_BTD = tokens.embeddings_BTD * tokens.mask_BT.unsqueeze(-1)
+            return QOutput(self.head(self.mlp(present_BTD.flatten(1))), token_mask_BT=tokens.mask_BT)
         return self._attend(tokens, return_attention)
 
     def _attend(self, tokens: Tokens, return_attention: bool) -> QOutput:
@@ -187,16 +184,8 @@ class TransformerDQN(nn.Module):
             q_BA, present_BA = q_BT[:, : self.num_actions], tokens.mask_BT[:, : self.num_actions]
             q_values = q_BA.masked_fill(~present_BA, torch.finfo(q_BA.dtype).min)
         else:
-            features_BW = x_BTD[:, queries.start : queries.stop].flatten(1)
-            if self.flat_skip is not None:
-                features_BW = features_BW + self.flat_skip(flattened_tokens(tokens))
-            q_values = self.head(features_BW)
+            q_values = self.head(x_BTD[:, queries.start : queries.stop].flatten(1))
         return QOutput(q_values, attention if return_attention else None, tokens.mask_BT, self.cls_tokens)
-
-
-def flattened_tokens(tokens: Tokens) -> torch.Tensor:
-    """All token embeddings side by side ``[B, T * D]``, absent tokens zeroed."""
-    return (tokens.embeddings_BTD * tokens.mask_BT.unsqueeze(-1)).flatten(1)
 
 
 def without_trailing_padding(
