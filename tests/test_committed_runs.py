@@ -3,6 +3,7 @@ run's evaluation is all a fresh clone needs to reuse the run, redraw the report 
 
 from __future__ import annotations
 
+import csv
 import io
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from attnq.agent import load_agent
-from attnq.checkpoints import CHECKSUM_KEY
+from attnq.checkpoints import CHECKSUM_KEY, load_checkpoint_file
 from attnq.cli import main
 from attnq.errors import AttnqError, CheckpointError
 from attnq.experiments.pipeline import run_plan
@@ -109,3 +110,15 @@ def test_git_keeps_a_full_report_s_runs_but_not_their_checkpoints():
         ["git", "check-ignore", "--no-index", *kept, *dropped], cwd=REPO, capture_output=True, text=True
     ).stdout.split()
     assert sorted(ignored) == sorted(dropped)
+
+
+def test_the_kept_checkpoint_is_the_best_exact_return_on_validation(committed):
+    """Sepsis computes exact returns, so validation rounds choose on them, without sampling noise:
+    the final evaluation of the kept checkpoint gives the best round's figure again."""
+    records, run_dir, _, _ = committed
+    rows = [row for row in csv.DictReader(open(run_dir / "logs" / "metrics.csv")) if row.get("eval/exact_return")]
+    exact = [float(row["eval/exact_return"]) for row in rows]
+    assert len(exact) >= 2 and all(0 < value < 1 for value in exact)
+    best = load_checkpoint_file(run_dir / "checkpoints" / "best.ckpt")["attnq"]
+    assert best["best_eval_return"] == pytest.approx(max(exact), rel=1e-6)
+    assert records[0].runs[0].metrics["exact_return"] == pytest.approx(max(exact), rel=1e-6)

@@ -3,6 +3,7 @@ killed mid-run, and the clear errors for addresses and resources that cannot wor
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -251,6 +252,10 @@ def test_tune_stops_weak_trials_early_and_writes_a_task_file_that_trains(tmp_pat
     finished = [t for t in result["trials"] if not t["stopped_early"]]
     top = max(finished, key=lambda t: t["validation_return"])
     assert best.learner.lr == pytest.approx(top["point"]["learner.lr"]) and best.name == "sepsis-tuned"
+    # ranked on the exact return of the last validation round (sepsis computes it and keeps no best checkpoint)
+    metrics = csv.DictReader(open(out / "trials" / top["trial"] / "logs" / "metrics.csv"))
+    exact = [float(row["eval/exact_return"]) for row in metrics if row.get("eval/exact_return")]
+    assert top["validation_return"] == pytest.approx(exact[-1], rel=1e-6)
     # the best point and the task as it was, trained again on the confirmation seed through the pipeline
     assert {p.parent.parent.name for p in (out / "confirm").glob("*/*/evaluation.json")} == {"sepsis", "sepsis-tuned"}
     page = (out / "README.md").read_text()

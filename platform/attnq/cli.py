@@ -379,7 +379,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             "```",
             "",
             f"ASHA over {args.samples} trials of {task.trainer.max_env_steps:,} env steps (grace "
-            f"{result['grace_env_steps']:,}), ranked on the validation return.",
+            f"{result['grace_env_steps']:,}), ranked on the validation return "
+            "(exact where the domain computes it).",
             "",
             trials_table(result),
             "",

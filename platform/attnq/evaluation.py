@@ -64,6 +64,13 @@ def policy_metrics(
     return evaluation, metrics
 
 
+def validation_score(means: dict[str, float]) -> float:
+    """What a validation round is judged by (the kept-best checkpoint, a sweep's ranking): the exact
+    expected return where the domain computes one, since sampled returns of a few thousand episodes
+    carry noise as large as the gaps between settings; else the sampled mean return."""
+    return means.get("exact_return", means["return"])
+
+
 def variant_metric(metric: str, variant: str) -> str:
     """The name a variant's metric is reported under."""
     return f"{metric}@{variant}"

@@ -2,11 +2,12 @@
 
 Each trial is one training run of the task with sampled overrides. Trials report the validation
 return that ``eval.every_env_steps`` already measures (on the validation seeds, never the final
-evaluation's): the latest one, or, for a task that keeps its best checkpoint (``eval.keep_best``),
-the best so far, which is what that task's final evaluation will load. ASHA (Li et al. 2020,
-asynchronous successive halving) stops the weaker half of the trials at each rung. The best point
-is then trained again on fresh seeds beside the task's own settings, through the same pipeline as
-``attnq report``, before it is called best, and written as a task file that ``attnq train`` accepts.
+evaluation's; the exact one where the domain computes it, :func:`attnq.evaluation.validation_score`):
+the latest one, or, for a task that keeps its best checkpoint (``eval.keep_best``), the best so far,
+which is what that task's final evaluation will load. ASHA (Li et al. 2020, asynchronous successive
+halving) stops the weaker half of the trials at each rung. The best point is then trained again on
+fresh seeds beside the task's own settings, through the same pipeline as ``attnq report``, before it
+is called best, and written as a task file that ``attnq train`` accepts.
 
 Search space syntax (``--param FIELD=SPEC``): ``uniform:LOW:HIGH``, ``loguniform:LOW:HIGH``,
 ``randint:LOW:HIGH`` (HIGH excluded), or ``A,B,C`` (a choice; values are YAML scalars).
@@ -25,6 +26,7 @@ import yaml
 from attnq.checkpoints import atomic_write_text
 from attnq.config import DESCRIBES, TaskConfig, apply_overrides, role_of, validate_task
 from attnq.errors import AttnqError, TaskFileError
+from attnq.evaluation import validation_score
 from attnq.experiments.executors import RayExecutor
 from attnq.experiments.jobs import RunJob
 
@@ -135,7 +137,7 @@ def _trial(config: dict[str, Any], task: dict[str, Any], trials_dir: str) -> Non
     scores = []
 
     def report(env_steps: int, means: dict[str, float]) -> None:
-        scores.append(means["return"])
+        scores.append(validation_score(means))
         score = trial_score(scores, point.eval.keep_best)
         tune.report({METRIC: score, "last_validation_return": scores[-1], "env_steps": env_steps})
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytorch_lightning as pl
 from tqdm.auto import tqdm
 
-from attnq.evaluation import evaluate_policy
+from attnq.evaluation import evaluate_policy, validation_score
 from attnq.experiments.state import RunState
 
 
@@ -92,10 +92,11 @@ class PeriodicCheckpoint(pl.Callback):
 
 class PeriodicEvaluation(pl.Callback):
     """Greedy evaluation every N env steps on its own fixed seeds, in envs with the task's
-    ``eval.validation_env_kwargs`` (a corpus's validation part); logs ``eval/<metric>``.
+    ``eval.validation_env_kwargs`` (a corpus's validation part); logs ``eval/<metric>``, with
+    ``eval/exact_return`` where the domain computes one.
 
-    With ``best_path`` it also keeps the checkpoint with the best mean return so far (model
-    selection on validation episodes, never on the final evaluation's).
+    With ``best_path`` it also keeps the checkpoint with the best :func:`validation_score` so far
+    (model selection on validation episodes, never on the final evaluation's).
     """
 
     def __init__(
@@ -121,22 +122,25 @@ class PeriodicEvaluation(pl.Callback):
         network = module.evaluation_network
         was_training = network.training
         network.eval()
+        policy = functools.partial(module.greedy_actions, network=network)
         result = evaluate_policy(
             module.runtime,
-            functools.partial(module.greedy_actions, network=network),
+            policy,
             self.episodes,
             self.seed,
             env_kwargs=module.runtime.task.eval.validation_env_kwargs,
         )
-        network.train(was_training)
         means = result.means()
+        if module.runtime.domain.exact_return is not None:
+            means["exact_return"] = module.runtime.domain.exact_return(module.runtime.context, policy)
+        network.train(was_training)
         # Straight to the loggers, one row per evaluation: values given to module.log from a callback
         # hook would be written again on every later logging step, as if evaluated there.
         row = {f"eval/{name}": value for name, value in means.items()} | {"train/env_steps": float(module.env_steps)}
         for logger in trainer.loggers:
             logger.log_metrics(row, step=trainer.global_step)
-        if self.best_path is not None and means["return"] > module.best_eval_return:
-            module.best_eval_return = means["return"]
+        if self.best_path is not None and validation_score(means) > module.best_eval_return:
+            module.best_eval_return = validation_score(means)
             trainer.save_checkpoint(self.best_path, weights_only=False)
         module.evaluation_seconds += time.perf_counter() - started
         for listener in self.listeners:
