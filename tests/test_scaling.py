@@ -355,3 +355,64 @@ def test_a_trial_is_ranked_by_the_checkpoint_its_task_would_evaluate():
     rounds = [120.0, 480.0, 135.0]
     assert trial_score(rounds, keeps_best=True) == 480.0 and trial_score(rounds, keeps_best=False) == 135.0
     assert trial_score(rounds[:1], keeps_best=True) == trial_score(rounds[:1], keeps_best=False) == 120.0
+
+
+def test_an_interrupted_tune_resumes_its_trials_and_refuses_another_search_in_its_folder(tmp_path):
+    out = tmp_path / "tune"
+    sweep = [
+        *TINY[:-2],
+        "trainer.max_env_steps=6000",
+        "trainer.checkpoint_every_env_steps=400",
+        "eval.every_env_steps=1000",
+        "eval.episodes_during_training=10",
+    ]
+
+    def tune(samples: str = "2") -> list[str]:
+        return attnq_command(
+            "tune",
+            str(TASKS / "sepsis.yaml"),
+            "--set",
+            *sweep,
+            "--param",
+            "learner.lr=loguniform:1e-4:1e-3",
+            "--samples",
+            samples,
+            "--confirm-seeds",
+            "1",
+            "--num-cpus",
+            "2",
+            "--runs-dir",
+            str(out),
+        )
+
+    process = subprocess.Popen(tune(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None and not list((out / "trials").glob("*/checkpoints/*.ckpt")):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143 and "interrupted by SIGTERM" in stderr and "resume with: attnq tune" in stderr, (
+        stderr
+    )
+    assert (out / "search.json").is_file() and not (out / "trials.json").exists()
+    stopped = {
+        run.name: read_state(run).env_steps
+        for run in (out / "trials").iterdir()
+        if (run / "checkpoints" / "last.ckpt").is_file() and read_state(run).env_steps < 6000
+    }
+    assert stopped, "no trial was stopped between its checkpoints"
+
+    resumed = subprocess.run(tune(), capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming the search" in resumed.stdout
+    result = json.loads((out / "trials.json").read_text())
+    assert len(result["trials"]) == 2 and not any(t["error"] for t in result["trials"])
+    for name, steps in stopped.items():  # carried on from its checkpoint, not trained again from the start
+        run = out / "trials" / name
+        assert list(run.glob("logs-resumed-*")) and read_state(run).live_env_steps > steps
+
+    again = subprocess.run(tune(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "finished before" in again.stdout, again.stdout + again.stderr
+    assert json.loads((out / "trials.json").read_text()) == result
+    other = subprocess.run(tune(samples="3"), capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "holds another search" in other.stderr and "samples" in other.stderr, other.stderr

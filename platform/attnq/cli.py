@@ -343,7 +343,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
         flush=True,
     )
     result = search(task, params, args.samples, out_dir, executor, args.grace_env_steps, args.seed)
-    atomic_write_text(out_dir / "trials.json", json.dumps(result, indent=1))
     best = best_trial(result)
     tuned_path = out_dir / f"{task.name}-tuned.yaml"
     tuned = write_best_task(
@@ -576,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    from attnq.errors import AttnqError, RunInterrupted
+    from attnq.errors import AttnqError, RunInterrupted, SearchInterrupted
 
     for name in ("episodes",):
         value = getattr(args, name, None)
@@ -590,14 +589,14 @@ def main(argv: list[str] | None = None) -> int:
     except AttnqError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except RunInterrupted as exc:
+    except (RunInterrupted, SearchInterrupted) as exc:
         print(f"interrupted by {exc.signal_name}: {exc}", file=sys.stderr)
         print(f"resume with: {resume_command(args, exc.run_dir)}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
         signum = _received[-1] if _received else signal.SIGINT
         print(f"interrupted by {signal.Signals(signum).name}; runs keep their last checkpoints", file=sys.stderr)
-        if args.command in ("report", "bench"):
+        if args.command in ("report", "bench", "tune"):
             print(f"resume with: {resume_command(args, None)}", file=sys.stderr)
         return 128 + signum
 

@@ -50,3 +50,26 @@ class RunInterrupted(Exception):
     @property
     def exit_status(self) -> int:
         return 128 + self.signum
+
+
+class SearchInterrupted(Exception):
+    """``attnq tune`` stopped on SIGINT or SIGTERM; Tune saved the search, which resumes when run again.
+
+    Not an :class:`AttnqError`, for the same reason as :class:`RunInterrupted`.
+    """
+
+    run_dir = None  # a search has no single run to resume; the same command resumes it
+
+    def __init__(self, out_dir, signum: int) -> None:
+        import signal
+
+        self.out_dir, self.signum = out_dir, signum
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(
+            f"{self.signal_name}: stopped the search in {out_dir}; each unfinished trial resumes from its run "
+            "folder's last checkpoint"
+        )
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum

@@ -15,9 +15,14 @@ Search space syntax (``--param FIELD=SPEC``): ``uniform:LOW:HIGH``, ``loguniform
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from dataclasses import dataclass
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +30,15 @@ import yaml
 
 from attnq.checkpoints import atomic_write_text
 from attnq.config import DESCRIBES, TaskConfig, apply_overrides, role_of, validate_task
-from attnq.errors import AttnqError, TaskFileError
+from attnq.errors import AttnqError, SearchInterrupted, TaskFileError
 from attnq.evaluation import validation_score
 from attnq.experiments.executors import RayExecutor
 from attnq.experiments.jobs import RunJob
+from attnq.experiments.reuse import learning_hash
 
 DISTRIBUTIONS = ("uniform", "loguniform", "randint")
 METRIC = "validation_return"
+SEARCH_FILE, TRIALS_FILE = "search.json", "trials.json"  # what was searched; its trials once it finished
 
 
 @dataclass(frozen=True)
@@ -125,23 +132,32 @@ def check_sweepable(task: TaskConfig, params: list[Param], samples: int) -> None
 
 
 def _trial(config: dict[str, Any], task: dict[str, Any], trials_dir: str) -> None:
-    """One Tune trial: train the task with the sampled point, reporting each validation return."""
+    """One Tune trial: train the task with the sampled point, reporting each validation return.
+    A trial restarted by a resumed search resumes its run folder from the last checkpoint."""
     from ray import tune
 
+    from attnq.checkpoints import CHECKPOINT_DIR, LAST_CHECKPOINT, load_checkpoint_file
     from attnq.experiments.jobs import worker_host
     from attnq.training.run import train
 
     trial_id = tune.get_context().get_trial_id()
     point = overridden(validate_task(task, "sweep"), config)
     run_dir = Path(trials_dir) / trial_id
+    checkpoint = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
     scores = []
+    if checkpoint.is_file() and point.eval.keep_best:  # the best round before the stop still counts
+        best = float(load_checkpoint_file(checkpoint)["attnq"].get("best_eval_return", -math.inf))
+        scores += [best] if math.isfinite(best) else []
 
     def report(env_steps: int, means: dict[str, float]) -> None:
         scores.append(validation_score(means))
         score = trial_score(scores, point.eval.keep_best)
         tune.report({METRIC: score, "last_validation_return": scores[-1], "env_steps": env_steps})
 
-    train(point, run_dir=run_dir, host=worker_host(), on_evaluation=report)
+    if checkpoint.is_file():
+        train(point, resume=run_dir, host=worker_host(), on_evaluation=report)
+    else:
+        train(point, run_dir=run_dir, host=worker_host(), on_evaluation=report)
 
 
 def trial_score(validation_returns: list[float], keeps_best: bool) -> float:
@@ -159,36 +175,61 @@ def search(
     grace_env_steps: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Run the trials on Ray Tune with ASHA; returns every trial's point, progress and status."""
+    """Run the trials on Ray Tune with ASHA; returns every trial's point, progress and status.
+
+    The search is kept in ``out_dir``: run again with the same settings, a finished search is read
+    back (``trials.json``), an interrupted one resumes (unfinished trials from their run folders'
+    last checkpoints), and a different search there is refused.
+    """
+    budget, every = task.trainer.max_env_steps, task.eval.every_env_steps
+    grace = grace_env_steps or max(every, (budget // 4) // every * every)
+    identity = search_identity(task, params, samples, grace, seed)
+    if (out_dir / TRIALS_FILE).is_file():
+        check_same_search(out_dir, identity)
+        print(f"[tune] the search in {out_dir} finished before; its trials are read back", flush=True)
+        return json.loads((out_dir / TRIALS_FILE).read_text(encoding="utf-8"))
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     ray = executor.connect()
     [placement] = executor.placements(ray, [RunJob(task.to_dict(), str(out_dir))])
-    budget, every = task.trainer.max_env_steps, task.eval.every_env_steps
-    grace = grace_env_steps or max(every, (budget // 4) // every * every)
-    scheduler = ASHAScheduler(time_attr="env_steps", max_t=budget, grace_period=grace, reduction_factor=2)
     trainable = tune.with_resources(
         tune.with_parameters(_trial, task=task.to_dict(), trials_dir=str(out_dir / "trials")),
         {"cpu": placement.num_cpus, "gpu": placement.num_gpus},
     )
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+    experiment = out_dir.resolve() / "tune"
+    if (out_dir / SEARCH_FILE).is_file():
+        check_same_search(out_dir, identity)
+    if (out_dir / SEARCH_FILE).is_file() and tune.Tuner.can_restore(experiment):
+        print(f"[tune] resuming the search in {out_dir}", flush=True)
+        tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    tuner = tune.Tuner(
-        trainable,
-        param_space={p.path: p.sample_space(tune) for p in params},
-        tune_config=tune.TuneConfig(
-            metric=METRIC,
-            mode="max",
-            scheduler=scheduler,
-            num_samples=samples,
-            search_alg=BasicVariantGenerator(random_state=seed),
-        ),
-        run_config=tune.RunConfig(
-            name="tune", storage_path=str(out_dir.resolve()), verbose=0, callbacks=[progress_callback(samples, budget)]
-        ),
-    )
-    grid = tuner.fit()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / SEARCH_FILE, json.dumps(identity, indent=1))
+        scheduler = ASHAScheduler(time_attr="env_steps", max_t=budget, grace_period=grace, reduction_factor=2)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={p.path: p.sample_space(tune) for p in params},
+            tune_config=tune.TuneConfig(
+                metric=METRIC,
+                mode="max",
+                scheduler=scheduler,
+                num_samples=samples,
+                search_alg=BasicVariantGenerator(random_state=seed),
+            ),
+            run_config=tune.RunConfig(
+                name=experiment.name,
+                storage_path=str(experiment.parent),
+                verbose=0,
+                callbacks=[progress_callback(samples, budget)],
+            ),
+        )
+    with _stops_cleanly() as stop:
+        grid = tuner.fit()
+    if stop.interrupted:
+        raise SearchInterrupted(out_dir, stop.signum)
     trials = []
     for result in grid:
         history = result.metrics_dataframe
@@ -206,7 +247,73 @@ def search(
                 "error": str(result.error) if result.error else None,
             }
         )
-    return {"task": task.name, "budget": budget, "grace_env_steps": grace, "samples": samples, "trials": trials}
+    result = {"task": task.name, "budget": budget, "grace_env_steps": grace, "samples": samples, "trials": trials}
+    atomic_write_text(out_dir / TRIALS_FILE, json.dumps(result, indent=1))
+    return result
+
+
+def search_identity(task: TaskConfig, params: list[Param], samples: int, grace: int, seed: int) -> dict[str, Any]:
+    """What makes two searches the same one: what the trials learn from (speed settings may change
+    between a search and its resumption), the searched fields and the schedule."""
+    return {
+        "task": task.name,
+        "learning_hash": learning_hash(task),
+        "params": [[p.path, p.kind, list(p.values)] for p in params],
+        "samples": samples,
+        "grace_env_steps": grace,
+        "seed": seed,
+    }
+
+
+def check_same_search(out_dir: Path, identity: dict[str, Any]) -> None:
+    recorded = json.loads((out_dir / SEARCH_FILE).read_text(encoding="utf-8"))
+    changed = sorted(key for key in identity if recorded.get(key) != identity[key])
+    if changed:
+        raise AttnqError(
+            f"--runs-dir {out_dir} holds another search (its {SEARCH_FILE} differs in {', '.join(changed)}); "
+            "fix: run again with the task, --set, --param, --samples, --grace-env-steps and --seed it was "
+            "started with to resume it, or give another --runs-dir"
+        )
+
+
+@dataclass
+class _Stop:
+    signals: list[int] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def signum(self) -> int:
+        return signal.SIGTERM if signal.SIGTERM in self.signals else signal.SIGINT
+
+
+@contextlib.contextmanager
+def _stops_cleanly() -> Iterator[_Stop]:
+    """Tune stops a search cleanly, saving its state, on SIGINT: its handler sets a flag and puts back
+    the handler it replaced. So SIGTERM is passed on as SIGINT, and finding our own handler back in
+    place afterwards is how a stopped search is told from a finished one (Tune returns normally from
+    both). Both handlers are restored after the search, so a signal during the confirmation is ours."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def put_back_by_tune(signum: int, frame: object) -> None:  # a second signal: stop at once
+        stop.signals.append(signum)
+        raise KeyboardInterrupt
+
+    def forward(signum: int, frame: object) -> None:
+        stop.signals.append(signum)
+        signal.raise_signal(signal.SIGINT)
+
+    previous_int = signal.signal(signal.SIGINT, put_back_by_tune)
+    previous_term = signal.signal(signal.SIGTERM, forward)
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "0"  # the clean stop above needs Tune's handler
+    try:
+        yield stop
+        stop.interrupted = signal.getsignal(signal.SIGINT) is put_back_by_tune
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def progress_callback(samples: int, budget: int) -> Any:
