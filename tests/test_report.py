@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import shutil
@@ -371,6 +372,9 @@ def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
         "replay.batch_size=16",
         "trainer.log_every_updates=2",
         "eval.episodes=3",  # one per test pair
+        "eval.every_env_steps=200",
+        "eval.episodes_during_training=3",
+        "eval.validation_env_kwargs={}",  # three pairs: no validation part to carve
     ]
     first = train(load_task(TASKS / "scan-simple.yaml", overrides + ["trainer.max_env_steps=400"]), runs_dir=tmp_path)
     before = learning_curve(first.run_dir)
@@ -381,6 +385,13 @@ def test_resumed_run_keeps_its_earlier_learning_curve(tmp_path):
     assert before["env_steps"] and max(before["env_steps"]) <= 400 < max(after["env_steps"])
     assert after["env_steps"][: len(before["env_steps"])] == before["env_steps"]
     assert after["env_steps"] == sorted(after["env_steps"]) and min(after["wall_seconds"]) >= 0.0
+    validated = [
+        float(row["train/env_steps"])
+        for log in sorted(first.run_dir.glob("logs*/metrics.csv"))
+        for row in csv.DictReader(open(log))
+        if row.get("eval/return")
+    ]
+    assert [steps // 200 for steps in validated] == [1, 2, 3, 4]  # on the same grid after the resume
 
 
 @pytest.fixture(scope="module")

@@ -112,6 +112,10 @@ class PeriodicEvaluation(pl.Callback):
         self.next_at = every_env_steps
         self.listeners = listeners  # called with (env steps, mean metrics) after each evaluation (sweeps)
 
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        # a resumed run evaluates on the same env-step grid as one that never stopped
+        self.next_at = (module.env_steps // self.every + 1) * self.every
+
     def on_train_batch_end(
         self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
