@@ -404,7 +404,7 @@ def test_an_interrupted_tune_resumes_its_trials_and_refuses_another_search_in_it
 
     resumed = subprocess.run(tune(), capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "resuming the search" in resumed.stdout
+    assert "resuming the search" in resumed.stdout and "(2/2)" in resumed.stdout  # counts trials of both parts
     result = json.loads((out / "trials.json").read_text())
     assert len(result["trials"]) == 2 and not any(t["error"] for t in result["trials"])
     for name, steps in stopped.items():  # carried on from its checkpoint, not trained again from the start

@@ -323,9 +323,13 @@ def progress_callback(samples: int, budget: int) -> Any:
 
     from ray.tune import Callback
 
+    def done(trials: list[Any], ending: Any = None) -> int:
+        # counted from the trials, not here, so that a resumed search counts the ones finished before
+        return sum(t.status in ("TERMINATED", "ERROR") or t is ending for t in trials)
+
     class ProgressLines(Callback):
         def __init__(self) -> None:
-            self.finished, self.last_line = 0, time.time()
+            self.last_line = time.time()
             self.latest: dict[str, int] = {}
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -333,10 +337,9 @@ def progress_callback(samples: int, budget: int) -> Any:
             if time.time() - self.last_line > 60:
                 self.last_line = time.time()
                 running = ", ".join(f"{t} {s:,}/{budget:,}" for t, s in sorted(self.latest.items()))
-                print(f"[tune] {self.finished}/{samples} trials done; running: {running}", flush=True)
+                print(f"[tune] {done(trials)}/{samples} trials done; running: {running}", flush=True)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            self.finished += 1
             self.latest.pop(trial.trial_id, None)
             last = trial.last_result or {}
             steps, value = int(last.get("env_steps", 0)), last.get(METRIC)
@@ -344,12 +347,11 @@ def progress_callback(samples: int, budget: int) -> Any:
             print(
                 f"[tune] trial {trial.trial_id} {'stopped early' if steps < budget else 'finished'} at "
                 f"{steps:,} env steps, "
-                f"validation return {shown} ({self.finished}/{samples})",
+                f"validation return {shown} ({done(trials, trial)}/{samples})",
                 flush=True,
             )
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self.finished += 1
             self.latest.pop(trial.trial_id, None)
             print(f"[tune] trial {trial.trial_id} failed; its error: {trial.error_file}", flush=True)
 
