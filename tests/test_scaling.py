@@ -209,29 +209,22 @@ def test_unreachable_cluster_and_impossible_requests_are_clear_errors(tmp_path, 
         RayExecutor(gpus_per_run=-1)
 
 
+def _tune_sepsis(out: Path, overrides: list[str], *params: str, samples: int, grace_env_steps: int = 0) -> list[str]:
+    """`attnq tune` of the sepsis task on this machine's 2 cores, confirmed on one seed."""
+    grace = ["--grace-env-steps", str(grace_env_steps)] if grace_env_steps else []
+    searched = [word for param in params for word in ("--param", param)]
+    return attnq_command(
+        "tune", str(TASKS / "sepsis.yaml"), "--set", *overrides, *searched, "--samples", str(samples), *grace,
+        "--confirm-seeds", "1", "--num-cpus", "2", "--runs-dir", str(out),
+    )  # fmt: skip
+
+
 def test_tune_stops_weak_trials_early_and_writes_a_task_file_that_trains(tmp_path, fresh_ray):
     out = tmp_path / "tune"
     sweep = [*TINY[:-2], "trainer.max_env_steps=1600", "eval.every_env_steps=200", "eval.episodes_during_training=20"]
     completed = subprocess.run(
-        attnq_command(
-            "tune",
-            str(TASKS / "sepsis.yaml"),
-            "--set",
-            *sweep,
-            "--param",
-            "learner.lr=loguniform:1e-5:1e-2",
-            "--param",
-            "replay.batch_size=16,32",
-            "--samples",
-            "6",
-            "--grace-env-steps",
-            "200",
-            "--confirm-seeds",
-            "1",
-            "--num-cpus",
-            "2",
-            "--runs-dir",
-            str(out),
+        _tune_sepsis(
+            out, sweep, "learner.lr=loguniform:1e-5:1e-2", "replay.batch_size=16,32", samples=6, grace_env_steps=200
         ),
         capture_output=True,
         text=True,
@@ -367,23 +360,8 @@ def test_an_interrupted_tune_resumes_its_trials_and_refuses_another_search_in_it
         "eval.episodes_during_training=10",
     ]
 
-    def tune(samples: str = "2") -> list[str]:
-        return attnq_command(
-            "tune",
-            str(TASKS / "sepsis.yaml"),
-            "--set",
-            *sweep,
-            "--param",
-            "learner.lr=loguniform:1e-4:1e-3",
-            "--samples",
-            samples,
-            "--confirm-seeds",
-            "1",
-            "--num-cpus",
-            "2",
-            "--runs-dir",
-            str(out),
-        )
+    def tune(samples: int = 2) -> list[str]:
+        return _tune_sepsis(out, sweep, "learner.lr=loguniform:1e-4:1e-3", samples=samples)
 
     process = subprocess.Popen(tune(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
@@ -414,5 +392,5 @@ def test_an_interrupted_tune_resumes_its_trials_and_refuses_another_search_in_it
     again = subprocess.run(tune(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "finished before" in again.stdout, again.stdout + again.stderr
     assert json.loads((out / "trials.json").read_text()) == result
-    other = subprocess.run(tune(samples="3"), capture_output=True, text=True, timeout=300)
+    other = subprocess.run(tune(samples=3), capture_output=True, text=True, timeout=300)
     assert other.returncode == 2 and "holds another search" in other.stderr and "samples" in other.stderr, other.stderr
