@@ -394,3 +394,39 @@ def test_an_interrupted_tune_resumes_its_trials_and_refuses_another_search_in_it
     assert json.loads((out / "trials.json").read_text()) == result
     other = subprocess.run(tune(samples=3), capture_output=True, text=True, timeout=300)
     assert other.returncode == 2 and "holds another search" in other.stderr and "samples" in other.stderr, other.stderr
+
+
+@pytest.mark.parametrize("rungs_before_the_stop", [1, 2, 5])
+def test_asha_judges_a_resumed_search_by_the_scores_recorded_before_the_stop(tmp_path, rungs_before_the_stop):
+    """Restored from the settings it started with, as Tune restores it, the scheduler reads its rung
+    records back: it stops what an uninterrupted ASHA stops, where a fresh one would let it pass."""
+    import pickle
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    from attnq.experiments.asha import ResumableASHA
+    from attnq.experiments.sweep import METRIC
+
+    settings = {"time_attr": "env_steps", "max_t": 800, "grace_period": 100, "reduction_factor": 2}
+    started = pickle.dumps(ResumableASHA(str(tmp_path / "rungs.pkl"), **settings))  # as tuner.pkl holds it
+
+    def scheduler(kind):
+        made = pickle.loads(started) if kind == "resumable" else ASHAScheduler(**settings)
+        made.set_search_properties(METRIC, "max")
+        return made
+
+    before, uninterrupted = scheduler("resumable"), scheduler("plain")
+    for index in range(rungs_before_the_stop):  # good trials reach the first rungs, then the search stops
+        good = SimpleNamespace(trial_id=f"good{index}")
+        for each in (before, uninterrupted):
+            each.on_trial_add(None, good)
+            for steps in (100, 200, 400):
+                each.on_trial_result(None, good, {"env_steps": steps, METRIC: 0.9 + 0.01 * index})
+    weak = SimpleNamespace(trial_id="weak")
+    for resumed in (scheduler("resumable"), uninterrupted):
+        resumed.on_trial_add(None, weak)
+        assert resumed.on_trial_result(None, weak, {"env_steps": 100, METRIC: 0.5}) == TrialScheduler.STOP
+    fresh = scheduler("plain")  # what Tune's restore alone gives: no records, so the weak trial passes
+    fresh.on_trial_add(None, weak)
+    assert fresh.on_trial_result(None, weak, {"env_steps": 100, METRIC: 0.5}) == TrialScheduler.CONTINUE

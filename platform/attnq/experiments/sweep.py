@@ -39,6 +39,7 @@ from attnq.experiments.reuse import learning_hash
 DISTRIBUTIONS = ("uniform", "loguniform", "randint")
 METRIC = "validation_return"
 SEARCH_FILE, TRIALS_FILE = "search.json", "trials.json"  # what was searched; its trials once it finished
+RUNGS_FILE = "asha-rungs.pkl"  # the scores ASHA recorded at its rungs, for a resumed search
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,8 @@ def search(
         print(f"[tune] the search in {out_dir} finished before; its trials are read back", flush=True)
         return json.loads((out_dir / TRIALS_FILE).read_text(encoding="utf-8"))
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+
+    from attnq.experiments.asha import ResumableASHA
 
     ray = executor.connect()
     [placement] = executor.placements(ray, [RunJob(task.to_dict(), str(out_dir))])
@@ -208,7 +210,13 @@ def search(
 
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / SEARCH_FILE, json.dumps(identity, indent=1))
-        scheduler = ASHAScheduler(time_attr="env_steps", max_t=budget, grace_period=grace, reduction_factor=2)
+        scheduler = ResumableASHA(
+            str(out_dir.resolve() / RUNGS_FILE),
+            time_attr="env_steps",
+            max_t=budget,
+            grace_period=grace,
+            reduction_factor=2,
+        )
         tuner = tune.Tuner(
             trainable,
             param_space={p.path: p.sample_space(tune) for p in params},
