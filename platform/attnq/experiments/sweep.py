@@ -200,8 +200,7 @@ def search(
         {"cpu": placement.num_cpus, "gpu": placement.num_gpus},
     )
     experiment = out_dir.resolve() / "tune"
-    if (out_dir / SEARCH_FILE).is_file():
-        check_same_search(out_dir, identity)
+    check_same_search(out_dir, identity)
     if (out_dir / SEARCH_FILE).is_file() and tune.Tuner.can_restore(experiment):
         print(f"[tune] resuming the search in {out_dir}", flush=True)
         tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
@@ -274,6 +273,8 @@ def search_identity(task: TaskConfig, params: list[Param], samples: int, grace: 
 
 
 def check_same_search(out_dir: Path, identity: dict[str, Any]) -> None:
+    if not (out_dir / SEARCH_FILE).is_file():
+        return  # finished by an attnq that recorded no search.json: its trials are taken as they are
     recorded = json.loads((out_dir / SEARCH_FILE).read_text(encoding="utf-8"))
     changed = sorted(key for key in identity if recorded.get(key) != identity[key])
     if changed:
