@@ -430,3 +430,16 @@ def test_asha_judges_a_resumed_search_by_the_scores_recorded_before_the_stop(tmp
     fresh = scheduler("plain")  # what Tune's restore alone gives: no records, so the weak trial passes
     fresh.on_trial_add(None, weak)
     assert fresh.on_trial_result(None, weak, {"env_steps": 100, METRIC: 0.5}) == TrialScheduler.CONTINUE
+
+
+def test_a_search_folder_is_checked_against_the_search_asked_for(tmp_path):
+    from attnq.checkpoints import atomic_write_text
+    from attnq.experiments.sweep import SEARCH_FILE, check_same_search
+
+    identity = {"task": "sepsis", "learning_hash": "abc", "params": [["learner.lr", "choice", [1, 2]]], "samples": 8}
+    check_same_search(tmp_path, identity)  # a folder from before search.json existed: taken as it is
+    atomic_write_text(tmp_path / SEARCH_FILE, json.dumps(identity))
+    check_same_search(tmp_path, dict(identity))
+    for changed in ({"samples": 9}, {"learning_hash": "abd"}, {"params": [["learner.lr", "choice", [1, 3]]]}):
+        with pytest.raises(AttnqError, match=f"differs in {next(iter(changed))}.*fix: run again"):
+            check_same_search(tmp_path, identity | changed)
