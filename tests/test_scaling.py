@@ -340,16 +340,6 @@ def test_sigterm_to_a_ray_report_checkpoints_its_running_runs(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_trial_is_ranked_by_the_checkpoint_its_task_would_evaluate():
-    """With eval.keep_best the final evaluation loads the best validated checkpoint, so a trial whose
-    last validation round dipped is still as good as its best round; without it, the last counts."""
-    from attnq.experiments.sweep import trial_score
-
-    rounds = [120.0, 480.0, 135.0]
-    assert trial_score(rounds, keeps_best=True) == 480.0 and trial_score(rounds, keeps_best=False) == 135.0
-    assert trial_score(rounds[:1], keeps_best=True) == trial_score(rounds[:1], keeps_best=False) == 120.0
-
-
 def test_an_interrupted_tune_resumes_its_trials_and_refuses_another_search_in_its_folder(tmp_path):
     out = tmp_path / "tune"
     sweep = [

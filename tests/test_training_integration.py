@@ -4,6 +4,7 @@ evaluate, explain, determinism, and the errors a user meets with runs and checkp
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from attnq.agent import load_agent
 from attnq.checkpoints import load_checkpoint_file
 from attnq.config import load_task
 from attnq.errors import CheckpointError
-from attnq.evaluation import evaluate_policy
+from attnq.evaluation import evaluate_policy, validation_score
 from attnq.explain import explain
 from attnq.training.run import train
 from conftest import TASKS, TINY_TRAINING, attnq_command
@@ -201,7 +202,12 @@ def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
         TINY_TRAINING + ["eval.every_env_steps=80", "eval.episodes_during_training=1", "eval.keep_best=true"],
     )
     assert task.eval.seed_during_training != task.eval.seed  # selection never sees the final episodes
-    result = train(task, runs_dir=tmp_path)
+    heard: list[tuple[float, float]] = []  # what a sweep's trial hears: (this round's score, the run's best)
+
+    def listen(steps: int, means: dict[str, float], best: float) -> None:
+        heard.append((validation_score(means), best))
+
+    result = train(task, runs_dir=tmp_path, on_evaluation=listen)
     assert 0 < result.evaluation_seconds < result.wall_seconds  # left out of the training throughput
     best = load_checkpoint_file(result.run_dir / "checkpoints" / "best.ckpt")
     last = load_checkpoint_file(result.run_dir / "checkpoints" / "last.ckpt")
@@ -214,6 +220,22 @@ def test_keep_best_saves_the_best_validation_checkpoint(tmp_path):
     evaluated_at = [float(row["train/env_steps"]) for row in validation_rows]
     assert len(evaluated_at) >= 2 and all(b - a >= 80 for a, b in zip(evaluated_at, evaluated_at[1:]))  # one row each
     assert best["attnq"]["best_eval_return"] == pytest.approx(max(validation_returns), rel=1e-5)
+    scores, bests = zip(*heard)
+    assert bests == tuple(itertools.accumulate(scores, max))
+    # resumed with a larger budget, the best recorded before the stop still counts (here one no round reaches)
+    stopped = result.run_dir / "checkpoints" / "last.ckpt"
+    torch.save(
+        load_checkpoint_file(stopped) | {"attnq": last["attnq"] | {"best_eval_return": bests[-1] + 1000.0}}, stopped
+    )
+    heard.clear()
+    train(
+        load_task(result.run_dir / "config.yaml", ["trainer.max_env_steps=400"]),
+        resume=result.run_dir,
+        on_evaluation=listen,
+    )
+    scores, resumed_bests = zip(*heard)
+    assert resumed_bests == (bests[-1] + 1000.0,) * len(scores)
+    best = load_checkpoint_file(result.run_dir / "checkpoints" / "best.ckpt")
     assert load_agent(str(result.run_dir / "checkpoints" / "best.ckpt")).env_steps == best["attnq"]["env_steps"]
     # the run folder stands for the checkpoint its report evaluates: `attnq evaluate RUN` shows the same figures
     assert load_agent(str(result.run_dir)).checkpoint == result.run_dir / "checkpoints" / "best.ckpt"

@@ -137,34 +137,27 @@ def _trial(config: dict[str, Any], task: dict[str, Any], trials_dir: str) -> Non
     A trial restarted by a resumed search resumes its run folder from the last checkpoint."""
     from ray import tune
 
-    from attnq.checkpoints import CHECKPOINT_DIR, LAST_CHECKPOINT, load_checkpoint_file
+    from attnq.checkpoints import CHECKPOINT_DIR, LAST_CHECKPOINT
     from attnq.experiments.jobs import worker_host
     from attnq.training.run import train
 
-    trial_id = tune.get_context().get_trial_id()
     point = overridden(validate_task(task, "sweep"), config)
-    run_dir = Path(trials_dir) / trial_id
-    checkpoint = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
-    scores = []
-    if checkpoint.is_file() and point.eval.keep_best:  # the best round before the stop still counts
-        best = float(load_checkpoint_file(checkpoint)["attnq"].get("best_eval_return", -math.inf))
-        scores += [best] if math.isfinite(best) else []
+    run_dir = Path(trials_dir) / tune.get_context().get_trial_id()
+    resumable = (run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file()
 
-    def report(env_steps: int, means: dict[str, float]) -> None:
-        scores.append(validation_score(means))
-        score = trial_score(scores, point.eval.keep_best)
-        tune.report({METRIC: score, "last_validation_return": scores[-1], "env_steps": env_steps})
+    def report(env_steps: int, means: dict[str, float], best: float) -> None:
+        last = validation_score(means)
+        score = trial_score(last, best, point.eval.keep_best)
+        tune.report({METRIC: score, "last_validation_return": last, "env_steps": env_steps})
 
-    if checkpoint.is_file():
-        train(point, resume=run_dir, host=worker_host(), on_evaluation=report)
-    else:
-        train(point, run_dir=run_dir, host=worker_host(), on_evaluation=report)
+    train(point, run_dir=run_dir, resume=run_dir if resumable else None, host=worker_host(), on_evaluation=report)
 
 
-def trial_score(validation_returns: list[float], keeps_best: bool) -> float:
+def trial_score(last: float, best: float, keeps_best: bool) -> float:
     """What a trial is ranked by: the checkpoint its task's final evaluation would load scored on
-    validation, i.e. the best round so far when the task keeps its best checkpoint, else the last."""
-    return max(validation_returns) if keeps_best else validation_returns[-1]
+    validation, i.e. the best round of the run so far when the task keeps its best checkpoint, else
+    the last round."""
+    return best if keeps_best else last
 
 
 def search(

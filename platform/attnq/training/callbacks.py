@@ -58,6 +58,11 @@ class EnvStepProgressBar(pl.Callback):
             self.bar = None
 
 
+def next_multiple(env_steps: int, every: int) -> int:
+    """The first multiple of ``every`` after ``env_steps``: periodic work keeps one grid across resumptions."""
+    return (env_steps // every + 1) * every
+
+
 class PeriodicCheckpoint(pl.Callback):
     """Writes ``last.ckpt`` every N env steps and at the end (atomically, via AtomicCheckpointIO)."""
 
@@ -76,7 +81,7 @@ class PeriodicCheckpoint(pl.Callback):
         self.saved_just_now = True
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.next_at = (module.env_steps // self.every + 1) * self.every
+        self.next_at = next_multiple(module.env_steps, self.every)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -84,7 +89,7 @@ class PeriodicCheckpoint(pl.Callback):
         self.saved_just_now = False
         if module.env_steps >= self.next_at:
             self.save(trainer, module)
-            self.next_at = (module.env_steps // self.every + 1) * self.every
+            self.next_at = next_multiple(module.env_steps, self.every)
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.save(trainer, module)
@@ -105,23 +110,24 @@ class PeriodicEvaluation(pl.Callback):
         episodes: int,
         seed: int,
         best_path: Path | None = None,
-        listeners: tuple[Callable[[int, dict[str, float]], None], ...] = (),
+        listeners: tuple[Callable[[int, dict[str, float], float], None], ...] = (),
     ) -> None:
         self.every, self.episodes, self.seed = every_env_steps, episodes, seed
         self.best_path = best_path
         self.next_at = every_env_steps
-        self.listeners = listeners  # called with (env steps, mean metrics) after each evaluation (sweeps)
+        # called after each evaluation (sweeps) with (env steps, mean metrics, best score of the run so far)
+        self.listeners = listeners
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         # a resumed run evaluates on the same env-step grid as one that never stopped
-        self.next_at = (module.env_steps // self.every + 1) * self.every
+        self.next_at = next_multiple(module.env_steps, self.every)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if module.env_steps < self.next_at:
             return
-        self.next_at = (module.env_steps // self.every + 1) * self.every
+        self.next_at = next_multiple(module.env_steps, self.every)
         started = time.perf_counter()
         network = module.evaluation_network
         was_training = network.training
@@ -143,12 +149,13 @@ class PeriodicEvaluation(pl.Callback):
         row = {f"eval/{name}": value for name, value in means.items()} | {"train/env_steps": float(module.env_steps)}
         for logger in trainer.loggers:
             logger.log_metrics(row, step=trainer.global_step)
-        if self.best_path is not None and validation_score(means) > module.best_eval_return:
+        if validation_score(means) > module.best_eval_return:
             module.best_eval_return = validation_score(means)
-            trainer.save_checkpoint(self.best_path, weights_only=False)
+            if self.best_path is not None:
+                trainer.save_checkpoint(self.best_path, weights_only=False)
         module.evaluation_seconds += time.perf_counter() - started
         for listener in self.listeners:
-            listener(module.env_steps, means)
+            listener(module.env_steps, means, module.best_eval_return)
 
 
 class RunStateWriter(pl.Callback):

@@ -84,7 +84,7 @@ class DQNModule(pl.LightningModule):
         self.env_steps = 0
         self.episodes = 0
         self.wall_seconds_before_fit = 0.0  # training time of earlier (resumed) fits
-        self.best_eval_return = -math.inf  # best periodic evaluation so far (eval.keep_best)
+        self.best_eval_return = -math.inf  # best validation_score of the periodic evaluations so far
         self.evaluation_seconds = 0.0  # wall time of this fit spent in evaluations during training
         self.fit_started = time.perf_counter()
         self.recent_episodes: deque[dict[str, float]] = deque(maxlen=RECENT_EPISODES)

@@ -139,12 +139,13 @@ def train(
     host: PluginHost | None = None,
     run_dir: Path | None = None,
     runtime: TaskRuntime | None = None,
-    on_evaluation: Callable[[int, dict[str, float]], None] | None = None,
+    on_evaluation: Callable[[int, dict[str, float], float], None] | None = None,
 ) -> TrainResult:
     """Train ``task``; with ``resume`` continue the run folder from its ``last.ckpt``.
 
     :param runtime: the task's runtime when the caller has built it already (it is built otherwise)
-    :param on_evaluation: called with (env steps, mean metrics) after each evaluation during training
+    :param on_evaluation: called after each evaluation during training with (env steps, mean metrics,
+        the best :func:`validation_score` of the run so far, rounds before a resumption included)
     """
     checkpoint_path: Path | None = None
     start_steps = start_updates = 0
@@ -186,7 +187,7 @@ def _fit(
     checkpoint_path: Path | None,
     start_steps: int,
     start_updates: int,
-    on_evaluation: Callable[[int, dict[str, float]], None] | None,
+    on_evaluation: Callable[[int, dict[str, float], float], None] | None,
 ) -> TrainResult:
     atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(task.to_dict(), sort_keys=False))
     pl.seed_everything(task.seed, workers=True, verbose=False)
