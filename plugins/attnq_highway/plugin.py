@@ -6,14 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
+from pydantic import BaseModel
 
 from attnq import DomainContext, DomainSpec, hookimpl
 from attnq_highway.baselines import GapKeeperPolicy, IdlePolicy
 from attnq_highway.encoder import KinematicsEncoder, KinematicsLayout
-from attnq_highway.reward import METRICS, DrivingOptions, DrivingRewardAdapter
+from attnq_highway.reward import METRICS, DrivingRewardAdapter
 
 
-def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: DrivingOptions) -> gym.Env:
+def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: BaseModel) -> gym.Env:
     import highway_env  # noqa: F401  (registers the highway-env ids with gymnasium)
 
     env = gym.make(env_id, **dict(env_kwargs))
@@ -45,10 +46,7 @@ def make_encoder(context: DomainContext, d_model: int) -> KinematicsEncoder:
 
 
 def make_reward_adapter(context: DomainContext) -> DrivingRewardAdapter:
-    return DrivingRewardAdapter(
-        has_destination="arrived_reward" in context.probe_env.unwrapped.config,
-        crash_penalty=context.options.crash_penalty,
-    )
+    return DrivingRewardAdapter(has_destination="arrived_reward" in context.probe_env.unwrapped.config)
 
 
 def action_names(context: DomainContext) -> list[str]:
@@ -73,6 +71,5 @@ def attnq_register_domains(registry) -> None:
             action_names=action_names,
             metrics=METRICS,
             libraries=("highway-env",),
-            options_model=DrivingOptions,
         )
     )

@@ -5,20 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from attnq.domain import ReturnAndLength, SumRewardAdapter
-
-
-class DrivingOptions(BaseModel):
-    """The driving domain's ``domain_options``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # highway-env's normalised reward keeps a collision step in [0, 1]: a crash costs only the steps it cuts off
-    crash_penalty: float = Field(
-        0.0, ge=0.0, description="subtracted from the training reward when a step ends in a collision"
-    )
 
 
 class DrivingEpisode(ReturnAndLength):
@@ -58,23 +45,16 @@ METRICS = {
 
 
 class DrivingRewardAdapter(SumRewardAdapter):
-    """Trains on the env reward, less ``crash_penalty`` on the step that ends in a collision;
-    episodes report the env's own return and the domain's metrics.
+    """Trains on the env reward itself; only the episode metrics are the domain's own.
 
     :param has_destination: the env rewards arriving (intersection), so episodes report
         ``arrived`` and ``success``
-    :param crash_penalty: subtracted from the training reward of a collision step (never from the
-        reported return)
     """
 
-    def __init__(self, has_destination: bool = False, crash_penalty: float = 0.0) -> None:
+    def __init__(self, has_destination: bool = False) -> None:
         self.metric_names = ("return", "length", "crashed", "mean_speed") + (
             ("arrived", "success") if has_destination else ()
         )
-        self.crash_penalty = crash_penalty
-
-    def training_reward(self, env_reward: float, info: Mapping[str, Any]) -> float:
-        return float(env_reward) - (self.crash_penalty if info.get("crashed", False) else 0.0)
 
     def new_episode(self) -> DrivingEpisode:
         return DrivingEpisode()
