@@ -149,8 +149,9 @@ class PeriodicEvaluation(pl.Callback):
         row = {f"eval/{name}": value for name, value in means.items()} | {"train/env_steps": float(module.env_steps)}
         for logger in trainer.loggers:
             logger.log_metrics(row, step=trainer.global_step)
-        if validation_score(means) > module.best_eval_return:
-            module.best_eval_return = validation_score(means)
+        score = validation_score(means)
+        if score > module.best_eval_return:
+            module.best_eval_return = score
             if self.best_path is not None:
                 trainer.save_checkpoint(self.best_path, weights_only=False)
         module.evaluation_seconds += time.perf_counter() - started
