@@ -230,7 +230,9 @@ def attention_masked_by_hand(network, observations_BX, keys: list[int]):
     forbidden_TT[:, keys] = False
     for block in network.blocks:
         normed = block.attention_norm(x_BTD)
-        attended, weights = block.attention(
+        reference = torch.nn.MultiheadAttention(network.config.d_model, network.config.heads, batch_first=True)
+        reference.load_state_dict(block.attention.state_dict())  # torch's own attention, the same weights
+        attended, weights = reference(
             normed, normed, normed, key_padding_mask=~mask_BT, attn_mask=forbidden_TT, average_attn_weights=False
         )
         x_BTD = x_BTD + attended
@@ -274,3 +276,43 @@ def test_a_named_context_is_the_only_tokens_attended_to_as_an_attention_mask_wou
             assert torch.allclose(output.attention[-1], expected_weights, atol=1e-6), context
             off_keys = [t for t in range(8 + offset) if t not in keys]
             assert torch.all(output.attention[-1][..., off_keys] == 0.0)
+
+
+@pytest.mark.parametrize("case", range(48))
+def test_attention_equals_torch_multihead_attention_with_its_saved_weights(case):
+    """Against ``nn.MultiheadAttention`` loaded from the same state dict (so networks saved with
+    it still load), over random sizes: self-attention and a few queries over all keys, padded keys,
+    with and without the weights; outputs, weights and gradients agree."""
+    from torch import nn
+
+    from attnq.model.transformer_dqn import MultiHeadAttention
+
+    generator = torch.Generator().manual_seed(case)
+
+    def draw(high: int) -> int:
+        return int(torch.randint(1, high + 1, (1,), generator=generator))
+
+    heads, head_dim, batch, tokens = draw(4), draw(8), draw(6), draw(12)
+    d_model = heads * head_dim
+    reference = nn.MultiheadAttention(d_model, heads, batch_first=True)
+    attention = MultiHeadAttention(d_model, heads, dropout=0.0)
+    attention.load_state_dict(reference.state_dict())  # strict: the parameter names are the same
+    keys = torch.randn(batch, tokens, d_model, generator=generator, requires_grad=True)
+    padding = torch.rand(batch, tokens, generator=generator) < 0.4
+    padding[torch.arange(batch), torch.randint(0, tokens, (batch,), generator=generator)] = False  # a key per row
+    first = int(torch.randint(0, tokens, (1,), generator=generator))
+    for queries in (keys, keys[:, first : first + draw(tokens)]):
+        for need_weights in (False, True):
+            expected, expected_weights = reference(
+                queries, keys, keys, key_padding_mask=padding, need_weights=need_weights, average_attn_weights=False
+            )
+            attended, weights = attention(queries, keys, padding, need_weights)
+            assert torch.allclose(attended, expected, atol=1e-5)
+            assert (weights is None) is (expected_weights is None)
+            if weights is not None:
+                assert torch.allclose(weights, expected_weights, atol=1e-6)
+                assert torch.all(weights.masked_select(padding[:, None, None, :]) == 0)
+            grads = torch.autograd.grad(attended.square().sum(), [keys, attention.in_proj_weight])
+            expected_grads = torch.autograd.grad(expected.square().sum(), [keys, reference.in_proj_weight])
+            for grad, expected_grad in zip(grads, expected_grads, strict=True):
+                assert torch.allclose(grad, expected_grad, atol=1e-4)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from attnq.config import ModelConfig
@@ -39,13 +40,64 @@ class QOutput:
     cls_tokens: int = 0
 
 
+class MultiHeadAttention(nn.Module):
+    """Scaled dot-product attention of ``heads`` heads over batch-first tokens.
+
+    The same computation and parameter names as ``nn.MultiheadAttention`` (so saved networks load
+    either way), written out because that module transposes its batch-first inputs to
+    sequence-first and back: on a CPU those copies cost about a tenth of a SCAN update. Here the
+    heads are views of one projection and the weights are only materialised when asked for.
+    """
+
+    def __init__(self, d_model: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"model.d_model {d_model} is not divisible by model.heads {heads}")
+        self.heads, self.dropout = heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * d_model))
+        self.out_proj = nn.Linear(d_model, d_model)
+        nn.init.xavier_uniform_(self.in_proj_weight)  # nn.MultiheadAttention's initialisation
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(
+        self, queries_BQD: torch.Tensor, keys_BKD: torch.Tensor, key_padding_BK: torch.Tensor, need_weights: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attended values ``[B, Q, D]`` and, with ``need_weights``, the weights ``[B, H, Q, K]``."""
+        batch, num_queries, d_model = queries_BQD.shape
+        head_dim = d_model // self.heads
+        if queries_BQD is keys_BKD:  # self-attention: one projection
+            q_BHQE, k_BHKE, v_BHKE = self._heads(F.linear(queries_BQD, self.in_proj_weight, self.in_proj_bias), 3)
+        else:
+            w_q, w_kv = self.in_proj_weight.split([d_model, 2 * d_model])
+            b_q, b_kv = self.in_proj_bias.split([d_model, 2 * d_model])
+            (q_BHQE,) = self._heads(F.linear(queries_BQD, w_q, b_q), 1)
+            k_BHKE, v_BHKE = self._heads(F.linear(keys_BKD, w_kv, b_kv), 2)
+        attends_B11K = ~key_padding_BK[:, None, None, :]
+        dropout = self.dropout if self.training else 0.0
+        weights_BHQK = None
+        if need_weights:
+            scores_BHQK = (q_BHQE @ k_BHKE.transpose(-2, -1)) * head_dim**-0.5
+            weights_BHQK = scores_BHQK.masked_fill(~attends_B11K, float("-inf")).softmax(dim=-1)
+            attended_BHQE = F.dropout(weights_BHQK, dropout, self.training) @ v_BHKE
+        else:
+            attended_BHQE = F.scaled_dot_product_attention(q_BHQE, k_BHKE, v_BHKE, attends_B11K, dropout)
+        return self.out_proj(attended_BHQE.transpose(1, 2).reshape(batch, num_queries, d_model)), weights_BHQK
+
+    def _heads(self, projected_BTX: torch.Tensor, parts: int) -> torch.Tensor:
+        """``[B, T, parts * D]`` as ``parts`` stacked ``[B, H, T, D / H]`` views, one per projection."""
+        batch, tokens, width = projected_BTX.shape
+        head_dim = width // (parts * self.heads)
+        return projected_BTX.view(batch, tokens, parts, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+
+
 class PreLNBlock(nn.Module):
     """x + MHA(LN(x)); x + FF(LN(x)). Pre-LN keeps training stable without warm-up (Xiong et al. 2020)."""
 
     def __init__(self, d_model: int, heads: int, feedforward_dim: int, dropout: float) -> None:
         super().__init__()
         self.attention_norm = nn.LayerNorm(d_model)
-        self.attention = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
+        self.attention = MultiHeadAttention(d_model, heads, dropout)
         self.feedforward_norm = nn.LayerNorm(d_model)
         self.feedforward = nn.Sequential(
             nn.Linear(d_model, feedforward_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(feedforward_dim, d_model)
@@ -75,14 +127,7 @@ class PreLNBlock(nn.Module):
             residual_BQD, queries_BQD = x_BTD, normed
         else:
             residual_BQD, queries_BQD = x_BTD[:, only], normed[:, only]
-        attended, weights_BHQK = self.attention(
-            queries_BQD,
-            keys_BKD,
-            keys_BKD,
-            key_padding_mask=key_padding_BK,
-            need_weights=return_attention,
-            average_attn_weights=False,
-        )
+        attended, weights_BHQK = self.attention(queries_BQD, keys_BKD, key_padding_BK, return_attention)
         x_BQD = residual_BQD + self.dropout(attended)
         x_BQD = x_BQD + self.dropout(self.feedforward(self.feedforward_norm(x_BQD)))
         return x_BQD, weights_BHQK
