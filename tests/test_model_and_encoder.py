@@ -202,6 +202,41 @@ def test_tokens_after_the_last_present_one_are_dropped_with_the_same_q_values(
         assert torch.allclose(pooled, every_token, atol=1e-6)
 
 
+@pytest.mark.parametrize("pool, queries", [("query_token", 1), ("cls", 1), ("cls", 3)])
+def test_rows_grouped_by_length_give_the_same_q_values_and_shorter_groups(
+    highway_runtime, highway_observations, pool, queries
+):
+    """``model.length_buckets``: against the full computation, over batches of 1-12 rows with
+    vehicles absent anywhere, for 1-5 groups: the same Q-values and gradients, each group cut after
+    its own longest row."""
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    base = highway_runtime.task.model.model_dump()
+    rng = np.random.default_rng(1)
+    cls_tokens = (pool == "cls") * queries
+    for case in range(30):
+        groups, batch = int(rng.integers(1, 6)), int(rng.integers(1, 13))
+        config = ModelConfig(**{**base, "pool": pool, "queries": queries, "length_buckets": groups})
+        torch.manual_seed(case)
+        network = TransformerDQN(highway_runtime.build_q_network().encoder, 5, config).eval()
+        observations = torch.as_tensor(highway_observations[rng.integers(0, 4, batch)].copy())
+        observations[:, 1:, 0] = torch.as_tensor(rng.random((batch, 7)) < rng.random())  # ego always present
+        seen: list[int] = []
+        network.blocks[0].register_forward_hook(
+            lambda module, inputs, output, seen=seen: seen.append(inputs[0].shape[1])
+        )
+        pooled = network(observations).q_values_BA
+        every_token = network(observations, return_attention=True).q_values_BA
+        assert torch.allclose(pooled, every_token, atol=1e-5), case
+        grads = torch.autograd.grad(pooled.square().sum(), list(network.blocks.parameters()))
+        expected = torch.autograd.grad(every_token.square().sum(), list(network.blocks.parameters()))
+        assert all(torch.allclose(g, e, atol=1e-4) for g, e in zip(grads, expected, strict=True)), case
+        present_B = observations[:, :, 0] > 0.5
+        lengths = sorted(int(row.nonzero().max()) + 1 for row in present_B)
+        expected_groups = [max(group) + cls_tokens for group in np.array_split(lengths, min(groups, batch))]
+        assert seen[:-1] == expected_groups and seen[-1] == 8 + cls_tokens, case
+
+
 class ContextEncoder(torch.nn.Module):
     """The highway encoder's tokens with a context named: the tokens attended to."""
 

@@ -76,6 +76,13 @@ class ModelConfig(Section):
     mlp_hidden: tuple[int, ...] = field(LEARNS, (256, 256))
     # default: the torso's output width (d_model for the Transformer)
     head_hidden: int | None = field(LEARNS, None, ge=1, description="hidden width of the dueling head's two streams")
+    length_buckets: int = field(
+        SPEED,
+        1,
+        ge=1,
+        description="groups of rows, by length, that a batch runs through the Transformer in, each cut after its "
+        "own last present token: the same Q-values, fewer padded tokens where lengths vary (sentences)",
+    )
 
     @model_validator(mode="after")
     def _torso_settings_agree(self) -> ModelConfig:

@@ -210,17 +210,11 @@ class TransformerDQN(nn.Module):
         # 1-block sepsis network about a third of the time per update (docs/experiments/2026-12-01-sepsis.md).
         pooled_alone = self.head_kind == "dueling" and not return_attention
         if pooled_alone and keys_K is None and not torch.compiler.is_compiling():  # a compiled graph keeps its shapes
-            x_BTD, padding_BT = without_trailing_padding(x_BTD, padding_BT, queries.stop - 1)
-        last = len(self.blocks) - 1
-        attention: list[torch.Tensor] = []
-        for depth, block in enumerate(self.blocks):
-            only = slice(queries.start, queries.stop) if pooled_alone and depth == last else None
-            num_tokens = x_BTD.shape[1]
-            x_BTD, weights = block(x_BTD, padding_BT, return_attention, only, keys_K)
-            if weights is not None and keys_K is not None:  # back to one column per token, 0 off the context
-                weights = weights.new_zeros(*weights.shape[:-1], num_tokens).index_copy_(-1, keys_K, weights)
-            if weights is not None:
-                attention.append(weights)
+            x_BQD = self._pooled_by_length(x_BTD, padding_BT, queries)
+            return QOutput(self.head(self.final_norm(x_BQD).flatten(1)), None, tokens.mask_BT, self.cls_tokens)
+        x_BTD, attention = self._through_blocks(
+            x_BTD, padding_BT, return_attention, queries if pooled_alone else None, keys_K
+        )
         if pooled_alone:
             queries = range(len(queries))  # the last block returned the query tokens alone
         x_BTD = self.final_norm(x_BTD)
@@ -231,6 +225,48 @@ class TransformerDQN(nn.Module):
         else:
             q_values = self.head(x_BTD[:, queries.start : queries.stop].flatten(1))
         return QOutput(q_values, attention if return_attention else None, tokens.mask_BT, self.cls_tokens)
+
+    def _through_blocks(
+        self,
+        x_BTD: torch.Tensor,
+        padding_BT: torch.Tensor,
+        return_attention: bool,
+        pooled: range | None,
+        keys_K: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Every block's pass, and the attention weights when asked for. With ``pooled`` the last block
+        computes those query tokens' outputs alone (``[B, Q, D]``)."""
+        attention: list[torch.Tensor] = []
+        last = len(self.blocks) - 1
+        for depth, block in enumerate(self.blocks):
+            only = slice(pooled.start, pooled.stop) if pooled is not None and depth == last else None
+            num_tokens = x_BTD.shape[1]
+            x_BTD, weights = block(x_BTD, padding_BT, return_attention, only, keys_K)
+            if weights is not None and keys_K is not None:  # back to one column per token, 0 off the context
+                weights = weights.new_zeros(*weights.shape[:-1], num_tokens).index_copy_(-1, keys_K, weights)
+            if weights is not None:
+                attention.append(weights)
+        return x_BTD, attention
+
+    def _pooled_by_length(self, x_BTD: torch.Tensor, padding_BT: torch.Tensor, queries: range) -> torch.Tensor:
+        """The query tokens' outputs ``[B, Q, D]``, each group of ``model.length_buckets`` rows (sorted
+        by their last present token) cut after its own last present token: rows never attend to one
+        another, so this changes no Q-value, and where lengths vary (sentences) far fewer padded
+        tokens go through the blocks."""
+        groups = min(self.config.length_buckets, x_BTD.shape[0])
+        if groups == 1:
+            return self._through_blocks(
+                *without_trailing_padding(x_BTD, padding_BT, queries.stop - 1), False, queries, None
+            )[0]
+        positions_T = torch.arange(1, x_BTD.shape[1] + 1, device=x_BTD.device)
+        order_B = torch.where(padding_BT, 0, positions_T).amax(dim=1).argsort()
+        pooled_BQD = [
+            self._through_blocks(
+                *without_trailing_padding(x_BTD[rows], padding_BT[rows], queries.stop - 1), False, queries, None
+            )[0]
+            for rows in order_B.tensor_split(groups)
+        ]
+        return torch.cat(pooled_BQD)[order_B.argsort()]
 
 
 def without_trailing_padding(
