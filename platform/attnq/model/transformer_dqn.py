@@ -51,9 +51,7 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, heads: int, dropout: float) -> None:
         super().__init__()
-        if d_model % heads:
-            raise ValueError(f"model.d_model {d_model} is not divisible by model.heads {heads}")
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.dropout = heads, dropout  # ModelConfig has checked that heads divide d_model
         self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * d_model))
         self.out_proj = nn.Linear(d_model, d_model)
@@ -258,8 +256,7 @@ class TransformerDQN(nn.Module):
             return self._through_blocks(
                 *without_trailing_padding(x_BTD, padding_BT, queries.stop - 1), False, queries, None
             )[0]
-        positions_T = torch.arange(1, x_BTD.shape[1] + 1, device=x_BTD.device)
-        order_B = torch.where(padding_BT, 0, positions_T).amax(dim=1).argsort()
+        order_B = row_lengths(padding_BT).argsort()
         pooled_BQD = [
             self._through_blocks(
                 *without_trailing_padding(x_BTD[rows], padding_BT[rows], queries.stop - 1), False, queries, None
@@ -275,9 +272,14 @@ def without_trailing_padding(
     """The tokens up to the last one present in any row (and the last query). Absent tokens get no
     attention, so a pooled query's output is the same, and a batch of short sentences or few
     vehicles attends over fewer tokens."""
-    present_T = (~padding_BT).any(dim=0)
-    length = max(int(present_T.nonzero().max()) + 1, last_query + 1)
+    length = max(int(row_lengths(padding_BT).max()), last_query + 1)
     return x_BTD[:, :length], padding_BT[:, :length]
+
+
+def row_lengths(padding_BT: torch.Tensor) -> torch.Tensor:
+    """Each row's tokens up to and including its last present one ``[B]`` (0 for a row of padding)."""
+    positions_T = torch.arange(1, padding_BT.shape[1] + 1, device=padding_BT.device)
+    return torch.where(padding_BT, 0, positions_T).amax(dim=1)
 
 
 def context_keys(tokens: Tokens, queries: range, offset: int, device: torch.device) -> torch.Tensor | None:
