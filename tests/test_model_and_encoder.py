@@ -313,6 +313,46 @@ def test_a_named_context_is_the_only_tokens_attended_to_as_an_attention_mask_wou
             assert torch.all(output.attention[-1][..., off_keys] == 0.0)
 
 
+@pytest.mark.parametrize(
+    "pool, layers, context",
+    [
+        ("cls", 1, None),
+        ("cls", 2, None),
+        ("query_token", 2, None),
+        ("cls", 2, slice(3, 8)),
+        ("query_token", 1, slice(0, 2)),
+    ],
+)
+def test_per_token_head_computes_only_the_action_tokens_in_the_last_block(
+    highway_runtime, highway_observations, pool, layers, context
+):
+    """For every number of action tokens: the last block's output holds the action tokens alone, and
+    the Q-values equal every token's pass through full attention (masked off the context)."""
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    base = highway_runtime.task.model.model_dump()
+    encoder = highway_runtime.build_q_network().encoder
+    if context is not None:
+        encoder = ContextEncoder(encoder, context)
+    observations = torch.as_tensor(highway_observations.copy())
+    observations[1, 4:, :] = 0.0  # absent actions score the lowest value, absent keys get no attention
+    config = ModelConfig(**{**base, "pool": pool, "head": "per_token", "layers": layers})
+    offset = int(pool == "cls")
+    block_outputs: list[tuple[int, ...]] = []
+    for num_actions in range(1, 9):
+        network = TransformerDQN(encoder, num_actions, config).eval()
+        network.blocks[-1].register_forward_hook(lambda module, inputs, output: block_outputs.append(output[0].shape))
+        keys = list(range(8 + offset))
+        if context is not None:
+            keys = sorted({*range(max(offset, 1)), *(offset + i for i in range(8)[context])})
+        expected_q, _ = attention_masked_by_hand(network, observations, keys)
+        q_BA = network(observations).q_values_BA
+        assert block_outputs.pop() == (4, num_actions, 32) and not block_outputs
+        assert torch.allclose(q_BA, expected_q, atol=1e-5), num_actions
+        assert torch.allclose(network(observations, return_attention=True).q_values_BA, expected_q, atol=1e-5)
+        assert block_outputs.pop() == (4, 8 + offset, 32)  # the maps asked for: every token's output
+
+
 @pytest.mark.parametrize("case", range(48))
 def test_attention_equals_torch_multihead_attention_with_its_saved_weights(case):
     """Against ``nn.MultiheadAttention`` loaded from the same state dict (so networks saved with

@@ -203,25 +203,27 @@ class TransformerDQN(nn.Module):
             queries = range(self.cls_tokens)
         padding_BT = ~mask_BT
         keys_K = context_keys(tokens, queries, self.cls_tokens, x_BTD.device)
-        # A pooled head reads the query tokens of the last block, so unless the full attention maps
-        # are asked for, the last block computes their outputs alone: the same Q-values, and for the
-        # 1-block sepsis network about a third of the time per update (docs/experiments/2026-12-01-sepsis.md).
-        pooled_alone = self.head_kind == "dueling" and not return_attention
-        if pooled_alone and keys_K is None and not torch.compiler.is_compiling():  # a compiled graph keeps its shapes
-            x_BQD = self._pooled_by_length(x_BTD, padding_BT, queries)
-            return QOutput(self.head(self.final_norm(x_BQD).flatten(1)), None, tokens.mask_BT, self.cls_tokens)
-        x_BTD, attention = self._through_blocks(
-            x_BTD, padding_BT, return_attention, queries if pooled_alone else None, keys_K
-        )
-        if pooled_alone:
-            queries = range(len(queries))  # the last block returned the query tokens alone
-        x_BTD = self.final_norm(x_BTD)
+        # Each head reads some tokens of the last block: the pooled queries, or a per-token head's
+        # action tokens. Unless the full attention maps are asked for, the last block computes those
+        # tokens' outputs alone: the same Q-values, and for the 1-block sepsis network about a third
+        # of the time per update (docs/experiments/2026-12-01-sepsis.md).
         if self.head_kind == "per_token":
-            q_BT = self.head(x_BTD).squeeze(-1)[:, self.cls_tokens :]
-            q_BA, present_BA = q_BT[:, : self.num_actions], tokens.mask_BT[:, : self.num_actions]
+            read = range(self.cls_tokens, self.cls_tokens + self.num_actions)
+        else:
+            read = queries
+        alone = not return_attention
+        if alone and self.head_kind == "dueling" and keys_K is None and not torch.compiler.is_compiling():
+            x_BQD = self._pooled_by_length(x_BTD, padding_BT, queries)  # a compiled graph keeps its shapes
+            return QOutput(self.head(self.final_norm(x_BQD).flatten(1)), None, tokens.mask_BT, self.cls_tokens)
+        x_BTD, attention = self._through_blocks(x_BTD, padding_BT, return_attention, read if alone else None, keys_K)
+        if alone:
+            read = range(len(read))  # the last block returned the tokens read alone
+        x_BRD = self.final_norm(x_BTD[:, read.start : read.stop])
+        if self.head_kind == "per_token":
+            q_BA, present_BA = self.head(x_BRD).squeeze(-1), tokens.mask_BT[:, : self.num_actions]
             q_values = q_BA.masked_fill(~present_BA, torch.finfo(q_BA.dtype).min)
         else:
-            q_values = self.head(x_BTD[:, queries.start : queries.stop].flatten(1))
+            q_values = self.head(x_BRD.flatten(1))
         return QOutput(q_values, attention if return_attention else None, tokens.mask_BT, self.cls_tokens)
 
     def _through_blocks(
@@ -229,15 +231,15 @@ class TransformerDQN(nn.Module):
         x_BTD: torch.Tensor,
         padding_BT: torch.Tensor,
         return_attention: bool,
-        pooled: range | None,
+        read: range | None,
         keys_K: torch.Tensor | None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Every block's pass, and the attention weights when asked for. With ``pooled`` the last block
-        computes those query tokens' outputs alone (``[B, Q, D]``)."""
+        """Every block's pass, and the attention weights when asked for. With ``read`` the last block
+        computes those tokens' outputs alone (``[B, Q, D]``)."""
         attention: list[torch.Tensor] = []
         last = len(self.blocks) - 1
         for depth, block in enumerate(self.blocks):
-            only = slice(pooled.start, pooled.stop) if pooled is not None and depth == last else None
+            only = slice(read.start, read.stop) if read is not None and depth == last else None
             num_tokens = x_BTD.shape[1]
             x_BTD, weights = block(x_BTD, padding_BT, return_attention, only, keys_K)
             if weights is not None and keys_K is not None:  # back to one column per token, 0 off the context
