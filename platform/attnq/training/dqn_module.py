@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections import deque
 from typing import Any
 
@@ -30,6 +31,10 @@ from attnq.runtime import TaskRuntime, prepare_task
 from attnq.training.collector import ExperienceCollector
 
 RECENT_EPISODES = 20
+
+# The experience stream steps the module's own env, so it runs in the main process by design:
+# Lightning's advice to add loader workers (printed on machines with many cores) does not apply.
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
 class ExperienceStream(IterableDataset):
