@@ -212,8 +212,9 @@ class TransformerDQN(nn.Module):
         else:
             read = queries
         alone = not return_attention
+        # Grouping rows by length changes shapes batch to batch, which a compiled graph cannot follow.
         if alone and self.head_kind == "dueling" and keys_K is None and not torch.compiler.is_compiling():
-            x_BQD = self._pooled_by_length(x_BTD, padding_BT, queries)  # a compiled graph keeps its shapes
+            x_BQD = self._pooled_by_length(x_BTD, padding_BT, queries)
             return QOutput(self.head(self.final_norm(x_BQD).flatten(1)), None, tokens.mask_BT, self.cls_tokens)
         x_BTD, attention = self._through_blocks(x_BTD, padding_BT, return_attention, read if alone else None, keys_K)
         if alone:
