@@ -12,14 +12,16 @@ from attnq import DomainContext, DomainSpec, hookimpl
 from attnq_highway.baselines import GapKeeperPolicy, IdlePolicy
 from attnq_highway.encoder import KinematicsEncoder, KinematicsLayout
 from attnq_highway.reward import METRICS, DrivingRewardAdapter
+from attnq_highway.vehicle_parameters import OwnVehicleParameters, library_defaults
 
 
 def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: BaseModel) -> gym.Env:
     import highway_env  # noqa: F401  (registers the highway-env ids with gymnasium)
 
+    library_defaults()  # read before any env of this process can change them
     env = gym.make(env_id, **dict(env_kwargs))
     check_config_keys(env, env_kwargs.get("config", {}))
-    return env
+    return OwnVehicleParameters(env)
 
 
 def check_config_keys(env: gym.Env, config: Mapping[str, Any]) -> None:
