@@ -33,6 +33,19 @@ def longest_run(words: tuple[str, ...], longest_unit: int = 3) -> int:
     return best
 
 
+def final_run(words: tuple[str, ...], longest_unit: int = 3) -> int:
+    """Most words at the end covered by one unit of 1..longest_unit words repeated (the last phrase's run)."""
+    best = 0
+    for unit in range(1, min(longest_unit, len(words)) + 1):
+        repeats = 1
+        while repeats * unit + unit <= len(words) and (
+            words[len(words) - (repeats + 1) * unit : len(words) - repeats * unit] == words[len(words) - unit :]
+        ):
+            repeats += 1
+        best = max(best, repeats * unit)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a scan-length run folder")
@@ -40,6 +53,8 @@ def main() -> None:
     train, test = length_split()
     train_longest = max(longest_run(pair.target) for pair in train)
     long_run = np.array([longest_run(pair.target) > train_longest for pair in test])
+    # with the length given, a long run that ends the output needs no count: the end is where it stops
+    long_run_last = np.array([final_run(pair.target) > train_longest for pair in test])
     length = np.array([len(pair.target) for pair in test])
     print(
         f"longest run in a training output: {train_longest}; test outputs with a longer one: {long_run.sum()} "
@@ -51,7 +66,9 @@ def main() -> None:
         exact = np.array([episode["exact_match"] for episode in episodes])
         print(
             f"{name}: exact match {exact.mean():.3f}; with a longer run {exact[long_run].mean():.3f}, "
-            f"without {exact[~long_run].mean():.3f}"
+            f"without {exact[~long_run].mean():.3f}; the long run ending the output ({long_run_last.sum()}) "
+            f"{exact[long_run_last].mean():.3f}, inside it ({(long_run & ~long_run_last).sum()}) "
+            f"{exact[long_run & ~long_run_last].mean():.3f}"
         )
         for low, high in LENGTH_BINS:
             chosen = (length >= low) & (length <= high)
