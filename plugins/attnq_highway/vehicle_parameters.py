@@ -57,11 +57,12 @@ def library_defaults() -> ClassParameters:
     return _library_defaults
 
 
-class OwnVehicleParameters(gym.Wrapper):
+class OwnVehicleParameters(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Resets from highway-env's own vehicle parameters and steps with the ones this env's reset set."""
 
     def __init__(self, env: gym.Env):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)  # no arguments: gymnasium can recreate the wrapper
+        gym.Wrapper.__init__(self, env)
         self._own = library_defaults()
 
     def reset(self, **kwargs):
