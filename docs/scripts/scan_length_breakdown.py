@@ -21,29 +21,25 @@ from attnq_translation.scan import length_split
 LENGTH_BINS = ((24, 28), (29, 33), (34, 40), (41, 48))
 
 
-def longest_run(words: tuple[str, ...], longest_unit: int = 3) -> int:
-    """Most words in a row covered by one unit of 1..longest_unit words repeated."""
+def run_at(words: tuple[str, ...], start: int, longest_unit: int = 3) -> int:
+    """Most words from ``start`` on covered by one unit of 1..longest_unit words repeated."""
     best = 0
-    for start in range(len(words)):
-        for unit in range(1, min(longest_unit, len(words) - start) + 1):
-            repeats = 1
-            while words[start + repeats * unit : start + (repeats + 1) * unit] == words[start : start + unit]:
-                repeats += 1
-            best = max(best, repeats * unit)
-    return best
-
-
-def final_run(words: tuple[str, ...], longest_unit: int = 3) -> int:
-    """Most words at the end covered by one unit of 1..longest_unit words repeated (the last phrase's run)."""
-    best = 0
-    for unit in range(1, min(longest_unit, len(words)) + 1):
+    for unit in range(1, min(longest_unit, len(words) - start) + 1):
         repeats = 1
-        while repeats * unit + unit <= len(words) and (
-            words[len(words) - (repeats + 1) * unit : len(words) - repeats * unit] == words[len(words) - unit :]
-        ):
+        while words[start + repeats * unit : start + (repeats + 1) * unit] == words[start : start + unit]:
             repeats += 1
         best = max(best, repeats * unit)
     return best
+
+
+def longest_run(words: tuple[str, ...]) -> int:
+    """Most words in a row covered by one unit repeated, anywhere."""
+    return max((run_at(words, start) for start in range(len(words))), default=0)
+
+
+def final_run(words: tuple[str, ...]) -> int:
+    """The run that ends the output (the last phrase's): read backwards, it starts at the first word."""
+    return run_at(words[::-1], 0)
 
 
 def main() -> None:
