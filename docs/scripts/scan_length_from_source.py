@@ -21,6 +21,7 @@ import argparse
 import numpy as np
 import torch
 
+from attnq_translation.corpus import Vocabulary
 from attnq_translation.scan import LENGTH_SPLIT_MAX_TRAIN_OUTPUT, length_split
 
 
@@ -43,10 +44,10 @@ class LengthRegressor(torch.nn.Module):
         return self.read(self.encoder(tokens, src_key_padding_mask=padding)[:, 0]).squeeze(1)
 
 
-def encode(pairs, index: dict[str, int], width: int) -> torch.Tensor:
+def encode(pairs, vocabulary: Vocabulary, width: int) -> torch.Tensor:
     ids = torch.zeros(len(pairs), width, dtype=torch.long)
     for row, pair in enumerate(pairs):
-        ids[row, : len(pair.source)] = torch.tensor([index[w] for w in pair.source])
+        ids[row, : len(pair.source)] = torch.tensor(vocabulary.source_ids(pair.source))
     return ids
 
 
@@ -88,15 +89,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     train, test = length_split()
-    index = {w: i + 1 for i, w in enumerate(sorted({w for pair in train + test for w in pair.source}))}
+    # sorted, not first-seen: the word ids (and so each word's initial embedding) of the note's figures
+    vocabulary = Vocabulary(tuple(sorted({w for pair in train + test for w in pair.source})), ())
     width = max(len(pair.source) for pair in train + test)
-    train_ids, test_ids = encode(train, index, width), encode(test, index, width)
+    train_ids, test_ids = encode(train, vocabulary, width), encode(test, vocabulary, width)
     train_lengths = torch.tensor([len(pair.target) for pair in train], dtype=torch.float32)
     test_lengths = np.array([len(pair.target) for pair in test])
     composed = {run: composed_with_length_given(run, len(test)) for run in args.runs}
     for log in [target == "log" for target in args.targets]:
         for seed in args.seeds:
-            model = fit(train_ids, train_lengths, len(index), log, seed, args.epochs)
+            model = fit(train_ids, train_lengths, len(vocabulary.source_words), log, seed, args.epochs)
             on_train = (predict(model, train_ids, log) == train_lengths.long().numpy()).mean()
             guess = predict(model, test_ids, log)
             right = guess == test_lengths
