@@ -13,14 +13,24 @@ from conftest import TASKS
 IDLE = 1  # highway-env's DiscreteMetaAction for "keep lane and speed"
 
 
-def _env(task_file: str):
-    task = load_task(TASKS / task_file)
-    return make_env(task.env.id, task.env.kwargs, None)
+@pytest.fixture
+def make():
+    """The driving plugin's env of a task file; each closed when the test ends."""
+    made = []
+
+    def _make(task_file: str):
+        task = load_task(TASKS / task_file)
+        made.append(make_env(task.env.id, task.env.kwargs, None))
+        return made[-1]
+
+    yield _make
+    for env in made:
+        env.close()
 
 
-def _alone(task_file: str, seed: int, steps: int) -> list[np.ndarray]:
+def _alone(make, task_file: str, seed: int, steps: int) -> list[np.ndarray]:
     """The episode as in a fresh process, whatever envs this one made before."""
-    env = _env(task_file)
+    env = make(task_file)
     install_parameters(library_defaults())
     return _observations(env, seed, steps)
 
@@ -40,18 +50,18 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def test_a_highway_episode_is_the_same_after_an_intersection_env_reset_in_the_process():
+def test_a_highway_episode_is_the_same_after_an_intersection_env_reset_in_the_process(make):
     # intersection-v0 rewrites IDM's class-level parameters on reset; a later highway env must not drive with them
-    alone = _alone("highway-fast.yaml", seed=3, steps=15)
-    intersection = _env("intersection.yaml")
+    alone = _alone(make, "highway-fast.yaml", seed=3, steps=15)
+    intersection = make("intersection.yaml")
     intersection.reset(seed=0)
-    assert _same(_observations(_env("highway-fast.yaml"), seed=3, steps=15), alone)
+    assert _same(_observations(make("highway-fast.yaml"), seed=3, steps=15), alone)
 
 
-def test_highway_and_intersection_envs_stepped_in_turn_each_drive_as_when_alone():
-    highway_alone = _alone("highway-fast.yaml", seed=4, steps=10)
-    intersection_alone = _alone("intersection.yaml", seed=1, steps=10)
-    highway, intersection = _env("highway-fast.yaml"), _env("intersection.yaml")
+def test_highway_and_intersection_envs_stepped_in_turn_each_drive_as_when_alone(make):
+    highway_alone = _alone(make, "highway-fast.yaml", seed=4, steps=10)
+    intersection_alone = _alone(make, "intersection.yaml", seed=1, steps=10)
+    highway, intersection = make("highway-fast.yaml"), make("intersection.yaml")
     seen = {"highway": [highway.reset(seed=4)[0]], "intersection": [intersection.reset(seed=1)[0]]}
     done = {"highway": False, "intersection": False}
     for _ in range(10):
