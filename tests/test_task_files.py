@@ -25,10 +25,13 @@ def _highway_data() -> dict:
     return yaml.safe_load((TASKS / "highway-fast.yaml").read_text())
 
 
-@pytest.mark.parametrize("name", ["highway-fast", "intersection"])
-def test_shipped_task_files_validate(name):
-    task = load_task(TASKS / f"{name}.yaml")
-    assert task.name == name and task.domain == "highway"
+@pytest.mark.parametrize("path", sorted(TASKS.glob("*.yaml")), ids=lambda path: path.stem)
+def test_shipped_task_files_validate_with_each_profile(path):
+    task = load_task(path)
+    # the run folders and `attnq train NAME` find the task by its file's name
+    assert task.name == path.stem
+    for profile, overrides in task.profiles.items():
+        assert load_task(path, overrides).name == task.name, profile
 
 
 def test_missing_task_file(tmp_path):
