@@ -189,6 +189,17 @@ def test_recsim_ngs_collaborative_filtering_trains_with_its_own_loop_and_recomme
     env.step(slates)
 
 
+def test_recsim_ngs_collaborative_filtering_of_one_seed_recommends_the_same_slates(options):
+    # tf-keras seeds its initializers from Python's global random, which each process starts anew
+    env = InterestEvolutionVectorEnv(options, 8, AutoresetMode.DISABLED)
+    observations, _ = env.reset(seed=0)
+    first, second = (
+        CollabFilteringPolicy(options, user_steps=200, num_users=8, learning_rate=1e-3, seed=3)(observations)
+        for _ in range(2)
+    )
+    np.testing.assert_array_equal(first, second)
+
+
 def test_short_real_training_run_scores_documents_per_token(tmp_path):
     task = load_task(
         TASKS / "recsim-interest.yaml",

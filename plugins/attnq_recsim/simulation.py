@@ -11,6 +11,9 @@ This module imports TensorFlow; attnq imports it only when a recommendation env 
 
 from __future__ import annotations
 
+import contextlib
+import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,6 +162,19 @@ class InterestEvolutionEcosystem:
         )
 
 
+@contextlib.contextmanager
+def python_random_seeded(seed: int) -> Iterator[None]:
+    """Python's global ``random`` seeded for the block, its state put back after. tf-keras draws the
+    seeds of unseeded initializers from it, and it starts from the OS: without this, the same seed
+    trained recommenders that scored 34.7 to 73.7 on the same 64 users in fresh processes."""
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 class TrainedCollabFiltering:
     """RecSim NG's ``CollabFilteringRecommender`` after its own training loop; ``slates`` asks it
     (through its public ``slate_docs``) for slates given the users' consumed histories."""
@@ -174,30 +190,31 @@ class TrainedCollabFiltering:
             recommenders.append(recommender_lib.CollabFilteringRecommender(c))
             return recommenders[-1]
 
-        tf.random.set_seed(seed)
-        simulation_variables, trainable = entity_lib.story_with_trainable_variables(
-            lambda: recommendation_simulation.recs_story(
-                recsim_config,
-                user_lib.InterestEvolutionUser,
-                lambda c: corpus_lib.StaticCorpus(c, corpus_state),
-                make_recommender,
-                metrics_lib.ConsumedTimeAsRewardMetrics,
-            )
-        )
-        self.recommender = recommenders[-1]
         # One training step simulates every user for a whole horizon (the library's demo optimises
         # cumulative_reward the same way, with 1,000 users x 100 steps x 100 training steps).
         self.training_steps = max(1, -(-user_steps // (config.num_users * horizon)))
         self.user_steps = self.training_steps * config.num_users * horizon
-        interest_evolution_simulation.run_simulation(
-            num_training_steps=self.training_steps,
-            horizon=horizon,
-            global_batch=config.num_users,
-            learning_rate=learning_rate,
-            simulation_variables=simulation_variables,
-            trainable_variables=trainable["Recommender"],
-            metric_to_optimize="cumulative_reward",
-        )
+        with python_random_seeded(seed):
+            tf.random.set_seed(seed)
+            simulation_variables, trainable = entity_lib.story_with_trainable_variables(
+                lambda: recommendation_simulation.recs_story(
+                    recsim_config,
+                    user_lib.InterestEvolutionUser,
+                    lambda c: corpus_lib.StaticCorpus(c, corpus_state),
+                    make_recommender,
+                    metrics_lib.ConsumedTimeAsRewardMetrics,
+                )
+            )
+            self.recommender = recommenders[-1]
+            interest_evolution_simulation.run_simulation(
+                num_training_steps=self.training_steps,
+                horizon=horizon,
+                global_batch=config.num_users,
+                learning_rate=learning_rate,
+                simulation_variables=simulation_variables,
+                trainable_variables=trainable["Recommender"],
+                metric_to_optimize="cumulative_reward",
+            )
         tf.random.set_seed(seed)  # its slate sampler draws from TensorFlow's global stream
 
     def slates(self, doc_id_history: np.ndarray, consumed_time_history: np.ndarray) -> np.ndarray:
