@@ -42,6 +42,12 @@ def final_run(words: tuple[str, ...]) -> int:
     return run_at(words[::-1], 0)
 
 
+def exact_per_pair(agent, pairs: int, env_kwargs: dict) -> np.ndarray:
+    """Per test pair, in order: 1.0 where the agent writes it exactly, else 0.0."""
+    episodes = evaluate_policy(agent.runtime, agent, pairs, 0, env_kwargs=env_kwargs).episodes
+    return np.array([episode["exact_match"] for episode in episodes])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a scan-length run folder")
@@ -58,8 +64,7 @@ def main() -> None:
     )
     agent = load_agent(args.run, device="cpu")
     for name, env_kwargs in (("as written", {}), ("length given", {"oracle_length": True})):
-        episodes = evaluate_policy(agent.runtime, agent, len(test), 0, env_kwargs=env_kwargs).episodes
-        exact = np.array([episode["exact_match"] for episode in episodes])
+        exact = exact_per_pair(agent, len(test), env_kwargs)
         print(
             f"{name}: exact match {exact.mean():.3f}; with a longer run {exact[long_run].mean():.3f}, "
             f"without {exact[~long_run].mean():.3f}; the long run ending the output ({long_run_last.sum()}) "

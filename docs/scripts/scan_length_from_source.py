@@ -20,7 +20,9 @@ import argparse
 
 import numpy as np
 import torch
+from scan_length_breakdown import exact_per_pair  # a sibling script: docs/scripts is on the path when run
 
+from attnq.agent import load_agent
 from attnq_translation.corpus import Vocabulary
 from attnq_translation.scan import LENGTH_SPLIT_MAX_TRAIN_OUTPUT, length_split
 
@@ -72,12 +74,7 @@ def predict(model: LengthRegressor, ids: torch.Tensor, log: bool) -> np.ndarray:
 
 def composed_with_length_given(run: str, pairs: int) -> np.ndarray:
     """Per test pair: did the agent write it right with the reference's length given."""
-    from attnq.agent import load_agent
-    from attnq.evaluation import evaluate_policy
-
-    agent = load_agent(run, device="cpu")
-    episodes = evaluate_policy(agent.runtime, agent, pairs, 0, env_kwargs={"oracle_length": True}).episodes
-    return np.array([episode["exact_match"] for episode in episodes]) == 1.0
+    return exact_per_pair(load_agent(run, device="cpu"), pairs, {"oracle_length": True}) == 1.0
 
 
 def main() -> None:
