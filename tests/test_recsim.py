@@ -136,6 +136,35 @@ def test_same_seed_same_users_and_the_corpus_is_shared(options):
     assert not np.array_equal(runs[0], runs[2])
 
 
+def test_a_seeded_reset_draws_that_seeds_users_in_an_env_already_run(options):
+    # Evaluation resets one env with each batch's seed; TensorFlow's traced random ops keep the seeds
+    # of their first trace, so without a fresh trace every batch repeated the first one's users.
+    slates = distinct_slates(np.random.default_rng(3), 4)
+
+    def episode(env, seed):
+        env.reset(seed=seed)
+        return [env.step(slates)[1] for _ in range(options.horizon)]
+
+    reused = InterestEvolutionVectorEnv(options, 4, AutoresetMode.DISABLED)
+    in_turn = {seed: episode(reused, seed) for seed in (7, 8, 9, 7)}
+    for seed in (7, 8, 9):
+        fresh = episode(InterestEvolutionVectorEnv(options, 4, AutoresetMode.DISABLED), seed)
+        np.testing.assert_array_equal(in_turn[seed], fresh)
+    assert not np.array_equal(in_turn[7], in_turn[8]) and not np.array_equal(in_turn[8], in_turn[9])
+
+
+def test_evaluation_batches_hold_different_users():
+    runtime = prepare_task(load_task(TASKS / "recsim-interest.yaml", [*SMALL_MODEL, "domain_options.horizon=3"]))
+
+    def same_slate(observations: np.ndarray) -> np.ndarray:  # the users alone decide the returns
+        return np.tile([0, 1], (len(observations), 1))
+
+    both = [e["return"] for e in evaluate_policy(runtime, same_slate, 8, seed=0, num_envs=4).episodes]
+    later = [e["return"] for e in evaluate_policy(runtime, same_slate, 4, seed=4, num_envs=4).episodes]
+    assert both[:4] != both[4:]
+    assert both[4:] == later
+
+
 def test_the_horizon_truncates_every_user_and_autoreset_starts_fresh_ones(options):
     env = InterestEvolutionVectorEnv(options, 3, AutoresetMode.SAME_STEP)
     layout = TokenLayout.of(options)

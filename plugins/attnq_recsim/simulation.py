@@ -119,9 +119,15 @@ class InterestEvolutionEcosystem:
         )
         self.network = network_lib.Network(variables=variables)
         self._names = [variable.name for variable in self.network.variables]
+        self._trace()
+        self._packed = None
+
+    def _trace(self) -> None:
+        """The network's steps as new graphs. Their random ops take their seeds from the global seed
+        when first traced, and ``tf.random.set_seed`` then only restarts those seeds' streams: a
+        seeded start must trace again, or every seed would draw the first trace's users."""
         self._initial_step = tf.function(lambda: self._pack(self.network.initial_step()))
         self._step = tf.function(lambda packed: self._pack(self.network.step(self._unpack(packed))))
-        self._packed = None
 
     def _pack(self, network_value) -> list[dict]:
         return [network_value[name].as_dict for name in self._names]
@@ -133,6 +139,7 @@ class InterestEvolutionEcosystem:
         """New users (drawn from ``seed`` when given) respond to their first slates."""
         if seed is not None:
             tf.random.set_seed(seed)
+            self._trace()
         self.agent_slate.assign(np.asarray(slates, dtype=np.int32))
         self._packed = self._initial_step()
         return self._result()
