@@ -101,6 +101,10 @@ class StepResult:
     interest: np.ndarray  # [N, topics] the users' hidden interest this step responded from
 
 
+# Seeds whose graphs an ecosystem keeps: an evaluation's batches, validation's, a baseline's search.
+KEPT_SEEDS = 32
+
+
 class InterestEvolutionEcosystem:
     """The network for ``num_users`` users; ``start`` and ``advance`` each take one slate per user."""
 
@@ -119,15 +123,18 @@ class InterestEvolutionEcosystem:
         )
         self.network = network_lib.Network(variables=variables)
         self._names = [variable.name for variable in self.network.variables]
-        self._trace()
+        self._initial_step, self._step = self._graphs()
+        self._graphs_of_seed: dict[int, tuple] = {}
         self._packed = None
 
-    def _trace(self) -> None:
-        """The network's steps as new graphs. Their random ops take their seeds from the global seed
-        when first traced, and ``tf.random.set_seed`` then only restarts those seeds' streams: a
-        seeded start must trace again, or every seed would draw the first trace's users."""
-        self._initial_step = tf.function(lambda: self._pack(self.network.initial_step()))
-        self._step = tf.function(lambda packed: self._pack(self.network.step(self._unpack(packed))))
+    def _graphs(self) -> tuple:
+        """The network's first step and step as new graphs. Their random ops take their seeds from
+        the global seed when first traced; ``tf.random.set_seed`` then restarts those seeds' streams.
+        So a seed needs graphs traced under it (or it draws the users of another seed), and graphs
+        kept for a seed draw its users again without tracing again."""
+        initial_step = tf.function(lambda: self._pack(self.network.initial_step()))
+        step = tf.function(lambda packed: self._pack(self.network.step(self._unpack(packed))))
+        return initial_step, step
 
     def _pack(self, network_value) -> list[dict]:
         return [network_value[name].as_dict for name in self._names]
@@ -139,7 +146,11 @@ class InterestEvolutionEcosystem:
         """New users (drawn from ``seed`` when given) respond to their first slates."""
         if seed is not None:
             tf.random.set_seed(seed)
-            self._trace()
+            if seed not in self._graphs_of_seed:
+                if len(self._graphs_of_seed) >= KEPT_SEEDS:
+                    del self._graphs_of_seed[next(iter(self._graphs_of_seed))]  # the oldest
+                self._graphs_of_seed[seed] = self._graphs()
+            self._initial_step, self._step = self._graphs_of_seed[seed]
         self.agent_slate.assign(np.asarray(slates, dtype=np.int32))
         self._packed = self._initial_step()
         return self._result()
@@ -173,7 +184,7 @@ class InterestEvolutionEcosystem:
 def python_random_seeded(seed: int) -> Iterator[None]:
     """Python's global ``random`` seeded for the block, its state put back after. tf-keras draws the
     seeds of unseeded initializers from it, and it starts from the OS: without this, the same seed
-    trained recommenders that scored 34.7 to 73.7 on the same 64 users in fresh processes."""
+    trained recommenders that scored 34.7 to 73.7 on the same evaluation episodes in fresh processes."""
     state = random.getstate()
     random.seed(seed)
     try:
