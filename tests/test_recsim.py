@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -16,7 +17,12 @@ from attnq.evaluation import evaluate_policy
 from attnq.runtime import prepare_task
 from attnq.training.run import train
 from attnq_recsim import compat
-from attnq_recsim.baselines import CollabFilteringPolicy, ObservedAffinityPolicy
+from attnq_recsim.baselines import (
+    FIXED_SLATE_SEARCH_SEED,
+    CollabFilteringPolicy,
+    FixedSlatePolicy,
+    ObservedAffinityPolicy,
+)
 from attnq_recsim.environment import NO_DOC, InterestEvolutionVectorEnv
 from attnq_recsim.options import EcosystemOptions, TokenLayout
 from conftest import SMALL_MODEL, TASKS
@@ -200,6 +206,32 @@ def test_observed_affinity_recommends_the_documents_nearest_the_consumed_ones(op
     slate = ObservedAffinityPolicy(layout, 2, seed=0)(observation)[0]
     distances = np.linalg.norm(env.doc_features - env.doc_features[target], axis=1)
     assert slate[0] == target and set(slate) == set(np.argsort(distances)[:2])
+
+
+@pytest.mark.parametrize(("num_docs", "slate_size"), [(4, 1), (6, 2), (7, 3)])
+def test_the_fixed_slate_is_the_best_slate_when_its_shortlist_holds_the_corpus(num_docs, slate_size):
+    options = EcosystemOptions(num_docs=num_docs, slate_size=slate_size, history_length=3, horizon=4)
+    policy = FixedSlatePolicy(options, seed=5, users=4)
+    # brute force: every slate of the corpus, for the same users, in an env of its own
+    env = InterestEvolutionVectorEnv(options, 4, AutoresetMode.DISABLED)
+    earned = {}
+    for slate in itertools.combinations(range(num_docs), slate_size):
+        env.reset(seed=FIXED_SLATE_SEARCH_SEED + 5)
+        earned[slate] = sum(env.step(np.tile(slate, (4, 1)))[1].mean() for _ in range(options.horizon))
+    assert earned[tuple(policy.slate)] == pytest.approx(max(earned.values()))
+    assert len(policy.earned) == len(earned)
+    slates = policy(np.zeros((3, 1)))
+    assert slates.shape == (3, slate_size) and (slates == policy.slate).all()
+
+
+def test_the_fixed_slate_of_a_larger_corpus_no_single_swap_improves():
+    options = EcosystemOptions(num_docs=20, history_length=3, horizon=4)
+    policy = FixedSlatePolicy(options, seed=0, users=4, shortlist_extra=1)
+    best = tuple(policy.slate.tolist())
+    assert len(set(best)) == options.slate_size and policy.earned[best] == max(policy.earned.values())
+    for slot, d in itertools.product(range(options.slate_size), range(options.num_docs)):
+        if d not in best:  # the search ends where every single swap was tried and none earned more
+            assert policy.earned[tuple(sorted((*best[:slot], d, *best[slot + 1 :])))] <= policy.earned[best]
 
 
 def test_random_slates_hold_distinct_documents():

@@ -1,4 +1,5 @@
-"""Baselines: greedy by observed affinity, and RecSim NG's own collaborative-filtering recommender.
+"""Baselines: greedy by observed affinity, the best fixed slate, and RecSim NG's own
+collaborative-filtering recommender.
 
 Random slates come from the core. The library's peer is trained by the library: its
 ``CollabFilteringRecommender`` inside its own interest-evolution story, optimised with its own
@@ -8,6 +9,8 @@ given number of simulated user-steps, then acts here exactly as it acts there, t
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -37,6 +40,54 @@ class ObservedAffinityPolicy:
         no_history = total[:, 0] <= 0
         affinity[no_history] = self.rng.random((int(no_history.sum()), layout.num_docs))
         return np.argsort(-(affinity + tie_break), axis=1)[:, : self.slate_size]
+
+
+# The search's users: seeds no evaluation (0...), validation (1,000,000...) or demo (500,000,000...) draws.
+FIXED_SLATE_SEARCH_SEED = 2_000_000_000
+
+
+class FixedSlatePolicy:
+    """One slate for every user at every step: the documents that earned most as a fixed slate for
+    ``users`` users (one RecSim NG batch) drawn from the baseline's own seeds, never an evaluation's.
+    Each document is tried beside the k-1 documents of lowest quality (seldom chosen, so it is
+    nearly tried alone); every slate of the k + ``shortlist_extra`` best is tried; then each slot of
+    the best is swapped for every other document while that earns more. A recommender that learns
+    one slate for everyone earns about this; what an agent earns above it is personalisation."""
+
+    def __init__(self, options: EcosystemOptions, seed: int, users: int = 256, shortlist_extra: int = 4) -> None:
+        from gymnasium.vector import AutoresetMode
+
+        from attnq_recsim.environment import InterestEvolutionVectorEnv  # imports TensorFlow
+
+        env = InterestEvolutionVectorEnv(options, users, AutoresetMode.DISABLED)
+        k, search_seed = options.slate_size, FIXED_SLATE_SEARCH_SEED + seed
+
+        def earned(slate: tuple[int, ...]) -> float:
+            env.reset(seed=search_seed)  # the same users for every slate
+            actions = np.tile(slate, (users, 1))
+            return float(sum(env.step(actions)[1].mean() for _ in range(options.horizon)))
+
+        by_quality = [int(d) for d in np.argsort(env.doc_quality, kind="stable")]
+        alone = {d: earned((d, *[f for f in by_quality if f != d][: k - 1])) for d in range(options.num_docs)}
+        shortlist = sorted(alone, key=lambda d: (-alone[d], d))[: k + shortlist_extra]
+        self.earned = {slate: earned(slate) for slate in itertools.combinations(sorted(shortlist), k)}
+        best = max(self.earned, key=lambda slate: (self.earned[slate], [-d for d in slate]))
+        improved = True
+        while improved:  # then each slot swapped for every other document, while the slate improves
+            improved = False
+            for slot, d in itertools.product(range(k), range(options.num_docs)):
+                if d in best:
+                    continue
+                slate = tuple(sorted((*best[:slot], d, *best[slot + 1 :])))
+                if slate not in self.earned:
+                    self.earned[slate] = earned(slate)
+                if self.earned[slate] > self.earned[best]:
+                    best, improved = slate, True
+        self.slate = np.array(best)
+        env.close()
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        return np.tile(self.slate, (len(observations), 1))
 
 
 class CollabFilteringPolicy:

@@ -14,7 +14,7 @@ import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
 from attnq import DomainContext, DomainSpec, hookimpl
-from attnq_recsim.baselines import CollabFilteringPolicy, ObservedAffinityPolicy
+from attnq_recsim.baselines import CollabFilteringPolicy, FixedSlatePolicy, ObservedAffinityPolicy
 from attnq_recsim.encoder import SlateEncoder
 from attnq_recsim.environment import ENV_ID, InterestEvolutionVectorEnv, SingleUserEnv
 from attnq_recsim.options import EcosystemOptions, TokenLayout
@@ -64,6 +64,10 @@ def observed_affinity(context: DomainContext, seed: int) -> ObservedAffinityPoli
     return ObservedAffinityPolicy(TokenLayout.of(context.options), context.options.slate_size, seed)
 
 
+def fixed_slate(context: DomainContext, seed: int) -> FixedSlatePolicy:
+    return FixedSlatePolicy(context.options, seed)
+
+
 def recsim_collab_filtering(context: DomainContext, seed: int) -> CollabFilteringPolicy:
     settings = context.options.collab_filtering
     return CollabFilteringPolicy(context.options, settings.user_steps, settings.num_users, settings.learning_rate, seed)
@@ -84,7 +88,11 @@ def attnq_register_domains(registry) -> None:
             make_vector_env=make_vector_env,
             make_encoder=make_encoder,
             make_reward_adapter=make_reward_adapter,
-            baselines={"observed_affinity": observed_affinity, "recsim_collab_filtering": recsim_collab_filtering},
+            baselines={
+                "observed_affinity": observed_affinity,
+                "fixed_slate": fixed_slate,
+                "recsim_collab_filtering": recsim_collab_filtering,
+            },
             options_model=EcosystemOptions,
             extra="recsim",
             action_names=action_names,
