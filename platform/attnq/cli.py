@@ -543,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["demo", "quick", "full"],
         default=None,
         help="demo (make demo): the committed full-budget agents on fresh episodes, plus live training of "
-        "the tasks that learn in minutes (10-13 min on 2 CPU cores); "
+        "the tasks that learn in minutes (12-15 min on 2 CPU cores); "
         "quick (the default): every domain, 2 seeds, small budgets (16-29 min on 2 CPU cores); full: task budgets, "
         "3 seeds (hours; its runs are kept in docs/reports/full/runs); with --from: the profile that trained the runs",
     )
