@@ -23,7 +23,7 @@ from attnq_recsim.baselines import (
     FixedSlatePolicy,
     ObservedAffinityPolicy,
 )
-from attnq_recsim.environment import NO_DOC, InterestEvolutionVectorEnv
+from attnq_recsim.environment import AUTORESET_SEEDS_START, NO_DOC, InterestEvolutionVectorEnv, autoreset_seed
 from attnq_recsim.options import EcosystemOptions, TokenLayout
 from conftest import SMALL_MODEL, TASKS
 
@@ -169,6 +169,29 @@ def test_evaluation_batches_hold_different_users():
     later = [e["return"] for e in evaluate_policy(runtime, same_slate, 4, seed=4, num_envs=4).episodes]
     assert both[:4] != both[4:]
     assert both[4:] == later
+
+
+def test_each_batch_after_an_autoreset_holds_new_users_whatever_else_seeds_tensorflow(options):
+    # A validation round between two training batches seeds TensorFlow, which restarts every traced
+    # random stream: training used to meet its first batch's users again after each round.
+    slates = distinct_slates(np.random.default_rng(4), 4)
+
+    def batch(env):
+        return [env.step(slates)[1] for _ in range(options.horizon)]
+
+    training = InterestEvolutionVectorEnv(options, 4, AutoresetMode.SAME_STEP)
+    training.reset(seed=7)
+    first = batch(training)
+    validation = InterestEvolutionVectorEnv(options, 4, AutoresetMode.DISABLED)
+    validation.reset(seed=7)
+    validation.step(slates)
+    second = batch(training)
+    assert not np.array_equal(first, second)
+    undisturbed = InterestEvolutionVectorEnv(options, 4, AutoresetMode.SAME_STEP)
+    undisturbed.reset(seed=7)
+    np.testing.assert_array_equal(batch(undisturbed), first)
+    np.testing.assert_array_equal(batch(undisturbed), second)
+    assert all(autoreset_seed(seed, b) >= AUTORESET_SEEDS_START for seed in (0, 7, 2**40) for b in range(1, 50))
 
 
 def test_the_horizon_truncates_every_user_and_autoreset_starts_fresh_ones(options):

@@ -27,6 +27,23 @@ ENV_ID = "RecSimNG/InterestEvolution-v0"
 NO_DOC = -1
 
 
+# Seeds of the batches after an autoreset start here: evaluations count up from small seeds.
+AUTORESET_SEEDS_START = 2**62
+
+
+def autoreset_seed(reset_seed: int | None, batch: int) -> int | None:
+    """The seed of the users of the ``batch``-th autoreset after ``reset(seed=reset_seed)``.
+
+    Each batch needs a seed of its own: any seeded start (a validation round between two training
+    batches) seeds TensorFlow again, which restarts every traced random stream, so users that only
+    followed the stream met the first batch's users again after every validation round."""
+    if reset_seed is None:
+        return None  # an unseeded env stays unseeded: its users follow the simulator's stream
+    return AUTORESET_SEEDS_START + int(
+        np.random.SeedSequence([reset_seed, batch]).generate_state(1, np.uint64)[0] % 2**62
+    )
+
+
 class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
     def __init__(
         self, options: EcosystemOptions, num_envs: int, autoreset_mode: AutoresetMode = AutoresetMode.SAME_STEP
@@ -64,6 +81,8 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         self.history_time = np.zeros((num_envs, options.history_length), dtype=np.float32)
         self.steps_taken = 0
         self.pending_seed: int | None = None
+        self.reset_seed: int | None = None  # the seed of the last reset, which the later batches derive from
+        self.batches_since_reset = 0
         self.started = False
 
     # ----- gymnasium API ------------------------------------------------------------------------
@@ -72,7 +91,8 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         if mask is not None and not np.all(mask):
             raise ValueError(f"{ENV_ID}: the users of one RecSim NG batch start together; reset_mask must be all True")
         first_seed = seed[0] if isinstance(seed, (list, tuple)) else seed
-        self.pending_seed = None if first_seed is None else int(first_seed)
+        self.reset_seed = self.pending_seed = None if first_seed is None else int(first_seed)
+        self.batches_since_reset = 0
         self._new_episode()
         return self._observations(), {}
 
@@ -81,7 +101,8 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         if not self.started:
             # The users' initial state is drawn together with their first response, so the
             # agent's first slate is chosen from the documents alone (no history yet).
-            result = self.ecosystem.start(slates, seed=self.pending_seed)
+            # an autoreset's seed never comes again: its graphs are not worth keeping
+            result = self.ecosystem.start(slates, seed=self.pending_seed, keep=self.batches_since_reset == 0)
             self.started = True
         else:
             result = self.ecosystem.advance(slates)
@@ -104,7 +125,8 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         observations = self._observations()
         if truncated[0] and self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
             info = {"final_obs": observations, "final_info": info}
-            self.pending_seed = None  # the next users follow from the simulator's random stream
+            self.batches_since_reset += 1
+            self.pending_seed = autoreset_seed(self.reset_seed, self.batches_since_reset)
             self._new_episode()
             observations = self._observations()
         return observations, result.reward.copy(), terminated, truncated, info

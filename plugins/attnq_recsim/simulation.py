@@ -142,15 +142,17 @@ class InterestEvolutionEcosystem:
     def _unpack(self, packed) -> dict[str, value_lib.Value]:
         return {name: value_lib.Value(**fields) for name, fields in zip(self._names, packed)}
 
-    def start(self, slates: np.ndarray, seed: int | None) -> StepResult:
-        """New users (drawn from ``seed`` when given) respond to their first slates."""
+    def start(self, slates: np.ndarray, seed: int | None, keep: bool = True) -> StepResult:
+        """New users (drawn from ``seed`` when given) respond to their first slates; ``keep`` keeps
+        the seed's graphs for its next start."""
         if seed is not None:
             tf.random.set_seed(seed)
-            if seed not in self._graphs_of_seed:
+            graphs = self._graphs_of_seed.get(seed) or self._graphs()
+            if keep and seed not in self._graphs_of_seed:
                 if len(self._graphs_of_seed) >= KEPT_SEEDS:
                     del self._graphs_of_seed[next(iter(self._graphs_of_seed))]  # the oldest
-                self._graphs_of_seed[seed] = self._graphs()
-            self._initial_step, self._step = self._graphs_of_seed[seed]
+                self._graphs_of_seed[seed] = graphs
+            self._initial_step, self._step = graphs
         self.agent_slate.assign(np.asarray(slates, dtype=np.int32))
         self._packed = self._initial_step()
         return self._result()
