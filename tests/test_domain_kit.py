@@ -21,6 +21,7 @@ from attnq.runtime import prepare_task
 from attnq.testing import (
     CheckFailed,
     check_actions,
+    check_autoreset_episodes_follow_the_reset_seed,
     check_baselines,
     check_domain,
     check_episode_summaries,
@@ -116,6 +117,20 @@ class _Unseeded(gym.ObservationWrapper):
         return observation + np.float32(np.random.random())  # numpy's global generator: reset never seeds it
 
 
+class _GlobalStream(gym.Wrapper):
+    """Seeds numpy's global generator on a seeded reset and starts every episode from it: the episodes
+    after an autoreset follow whichever env was seeded last (RecSim NG's users did, by TensorFlow's seed)."""
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            np.random.seed(seed)
+        return self.env.reset(seed=int(np.random.randint(2**31)), options=options)
+
+
+def _global_stream_env(env_id, env_kwargs, options):
+    return _GlobalStream(sepsis_env(env_id, env_kwargs, options))
+
+
 def _unseeded_env(env_id, env_kwargs, options):
     return _Unseeded(sepsis_env(env_id, env_kwargs, options))
 
@@ -159,8 +174,14 @@ def _float_mask(context, d_model):
             "DomainSpec.make_env",
             "different observations",
         ),
+        (
+            check_autoreset_episodes_follow_the_reset_seed,
+            {"make_env": _global_stream_env},
+            "DomainSpec.make_env",
+            "other episodes after an autoreset",
+        ),
     ],
-    ids=["summary", "baseline", "pickle", "seeding"],
+    ids=["summary", "baseline", "pickle", "seeding", "autoreset"],
 )
 def test_each_check_names_the_field_at_fault(check, changes, field, problem):
     runtime = _broken_runtime(**changes)

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from attnq.testing import CHECKS
 from conftest import attnq_command, pip_install_plugin, run_plugin_tests
 
 
@@ -34,7 +35,7 @@ def test_the_generated_plugin_is_found_with_its_task(generated):
 def test_the_generated_plugin_passes_its_own_tests(generated):
     folder, env = generated
     completed = run_plugin_tests(folder, env)
-    assert completed.returncode == 0 and "9 passed" in completed.stdout, completed.stdout[-3000:]
+    assert completed.returncode == 0 and f"{len(CHECKS)} passed" in completed.stdout, completed.stdout[-3000:]
 
 
 def test_the_generated_plugin_trains_and_evaluates(generated, tmp_path):

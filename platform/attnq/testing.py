@@ -13,7 +13,8 @@ fails with the field at fault and the fix.
         check(task)
 
 The checks: gymnasium's env checker; ``make_env`` picklable (vector-env workers pickle it); the
-same seed gives the same observations; tokens of the declared shape, dtype and mask; a label and
+same seed gives the same observations, and training's vector env the same episodes after an
+autoreset whether or not an evaluation ran in between; tokens of the declared shape, dtype and mask; a label and
 at most one position per token; an action name per action, an action mask of the right shape, and
 for a slate an action space whose samples never repeat an item;
 episode summaries with ``return`` and every ``metric_names`` entry; baselines that return actions
@@ -37,6 +38,7 @@ import torch
 from attnq.catalog import load_named_task
 from attnq.domain import Tokens, repeats_an_item
 from attnq.errors import AttnqError
+from attnq.evaluation import evaluate_policy
 from attnq.registry import PluginHost, load_plugins
 from attnq.runtime import TaskRuntime, prepare_task
 
@@ -53,6 +55,8 @@ TRAINING_OVERRIDES = (
     "trainer.log_every_updates=1",
 )
 BATCH = 4  # observations per batch given to the encoder and the baselines
+AUTORESET_WAIT_STEPS = 1000  # vector steps given to training's env to end an episode (none ended: nothing to compare)
+STEPS_COMPARED = 10  # vector steps compared from the first autoreset on
 SLATE_SAMPLES = 1000  # enough that a plain MultiDiscrete([n] * k) repeats an item for n up to about 1,000
 
 
@@ -114,6 +118,40 @@ def check_same_seed_same_observations(runtime: TaskRuntime) -> None:
             "two envs reset with the same seed and given the same actions gave different observations",
             "draw every random number from the generator reset(seed=...) seeds (self.np_random)",
         )
+
+
+def check_autoreset_episodes_follow_the_reset_seed(runtime: TaskRuntime) -> None:
+    seen = [_episodes_after_an_autoreset(runtime, evaluate_in_between=flag) for flag in (False, True)]
+    if len(seen[0]) != len(seen[1]) or not all(np.array_equal(a, b) for a, b in zip(*seen)):
+        field = "DomainSpec.make_vector_env" if runtime.domain.make_vector_env is not None else "DomainSpec.make_env"
+        raise CheckFailed(
+            field,
+            "training's vector env drew other episodes after an autoreset when an evaluation ran in between",
+            "draw the episodes after an autoreset from the env's own generator, seeded by the last "
+            "reset(seed=...), not from global state (numpy's, TensorFlow's) that another env seeds again",
+        )
+
+
+def _episodes_after_an_autoreset(runtime: TaskRuntime, evaluate_in_between: bool) -> list[np.ndarray]:
+    """Observations and rewards of training's vector env, under random actions, from its first
+    autoreset on; an evaluation (as during training) runs at that autoreset when asked."""
+    env, policy = runtime.make_vector_env(), runtime.baseline("random", seed=0)
+    seen: list[np.ndarray] = []
+    try:
+        observations, _ = env.reset(seed=[123 + i for i in range(env.num_envs)])
+        for _ in range(AUTORESET_WAIT_STEPS):
+            observations, rewards, terminated, truncated, _ = env.step(policy(np.asarray(observations)))
+            if not seen and (np.any(terminated) or np.any(truncated)) and evaluate_in_between:
+                evaluate_policy(
+                    runtime, runtime.baseline("random", seed=1), episodes=1, seed=runtime.task.eval.seed_during_training
+                )
+            if seen or np.any(terminated) or np.any(truncated):
+                seen += [np.asarray(observations), np.asarray(rewards)]
+            if len(seen) >= 2 * STEPS_COMPARED:
+                break
+    finally:
+        env.close()
+    return seen
 
 
 def check_tokens(runtime: TaskRuntime) -> None:
@@ -270,6 +308,7 @@ CHECKS: tuple[Callable[[TaskRuntime], None], ...] = (
     check_gymnasium_api,
     check_make_env_is_picklable,
     check_same_seed_same_observations,
+    check_autoreset_episodes_follow_the_reset_seed,
     check_tokens,
     check_labels_and_positions,
     check_actions,
