@@ -28,6 +28,7 @@ from attnq.testing import (
     check_episode_summaries,
     check_make_env_is_picklable,
     check_same_seed_same_observations,
+    check_seeded_episodes_in_a_used_env,
     parametrize_with_checks,
 )
 from attnq_recsim.plugin import make_env as recsim_env
@@ -128,6 +129,20 @@ class _GlobalStream(gym.Wrapper):
         return self.env.reset(seed=int(np.random.randint(2**31)), options=options)
 
 
+class _SeededOnce(gym.Wrapper):
+    """Takes only the first seed it is given: an env reset again with another seed goes on from the
+    first one's stream (RecSim NG's traced graphs kept the seeds of their first trace)."""
+
+    def reset(self, *, seed=None, options=None):
+        first = not hasattr(self, "_seeded")
+        self._seeded = True
+        return self.env.reset(seed=seed if first else None, options=options)
+
+
+def _seeded_once_env(env_id, env_kwargs, options):
+    return _SeededOnce(sepsis_env(env_id, env_kwargs, options))
+
+
 def _global_stream_env(env_id, env_kwargs, options):
     return _GlobalStream(sepsis_env(env_id, env_kwargs, options))
 
@@ -176,13 +191,19 @@ def _float_mask(context, d_model):
             "different observations",
         ),
         (
+            check_seeded_episodes_in_a_used_env,
+            {"make_env": _seeded_once_env},
+            "DomainSpec.make_env",
+            "drew other episodes than a new env",
+        ),
+        (
             check_autoreset_episodes_follow_the_reset_seed,
             {"make_env": _global_stream_env},
             "DomainSpec.make_env",
             "other episodes after an autoreset",
         ),
     ],
-    ids=["summary", "baseline", "pickle", "seeding", "autoreset"],
+    ids=["summary", "baseline", "pickle", "seeding", "used-env", "autoreset"],
 )
 def test_each_check_names_the_field_at_fault(check, changes, field, problem):
     runtime = _broken_runtime(**changes)

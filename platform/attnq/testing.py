@@ -13,8 +13,9 @@ fails with the field at fault and the fix.
         check(task)
 
 The checks: gymnasium's env checker; ``make_env`` picklable (vector-env workers pickle it); the
-same seed gives the same observations, and training's vector env the same episodes after an
-autoreset whether or not an evaluation ran in between; tokens of the declared shape, dtype and mask; a label and
+same seed gives the same observations, in a new vector env and in one that ran episodes before,
+and training's vector env the same episodes after an autoreset whether or not an evaluation ran in
+between; tokens of the declared shape, dtype and mask; a label and
 at most one position per token; an action name per action, an action mask of the right shape, and
 for a slate an action space whose samples never repeat an item;
 episode summaries with ``return`` and every ``metric_names`` entry; baselines that return actions
@@ -120,12 +121,49 @@ def check_same_seed_same_observations(runtime: TaskRuntime) -> None:
         )
 
 
+def check_seeded_episodes_in_a_used_env(runtime: TaskRuntime) -> None:
+    used = runtime.make_vector_env(autoreset="disabled", evaluation=True)
+    try:
+        _seeded_steps(runtime, used, seed=7_000)  # evaluation resets one env with each batch's seeds
+        later = _seeded_steps(runtime, used, seed=8_000)
+    finally:
+        used.close()
+    fresh_env = runtime.make_vector_env(autoreset="disabled", evaluation=True)
+    try:
+        fresh = _seeded_steps(runtime, fresh_env, seed=8_000)
+    finally:
+        fresh_env.close()
+    if len(later) != len(fresh) or not all(np.array_equal(a, b) for a, b in zip(later, fresh)):
+        raise CheckFailed(
+            _vector_env_field(runtime),
+            "a vector env reset with seeds after other episodes drew other episodes than a new env reset with them",
+            "draw every random number of an episode from its reset(seed=...), also in an env that ran episodes before",
+        )
+
+
+def _seeded_steps(runtime: TaskRuntime, env, seed: int) -> list[np.ndarray]:
+    """Observations and rewards of ``env`` reset with ``seed + i`` under seeded random actions, up to
+    ``STEPS_COMPARED`` vector steps or the first episode's end."""
+    policy = runtime.baseline("random", seed=0)
+    observations, _ = env.reset(seed=[seed + i for i in range(env.num_envs)])
+    seen = [np.asarray(observations)]
+    for _ in range(STEPS_COMPARED):
+        observations, rewards, terminated, truncated, _ = env.step(policy(np.asarray(observations)))
+        seen += [np.asarray(observations), np.asarray(rewards)]
+        if np.any(terminated) or np.any(truncated):
+            break
+    return seen
+
+
+def _vector_env_field(runtime: TaskRuntime) -> str:
+    return "DomainSpec.make_vector_env" if runtime.domain.make_vector_env is not None else "DomainSpec.make_env"
+
+
 def check_autoreset_episodes_follow_the_reset_seed(runtime: TaskRuntime) -> None:
     seen = [_episodes_after_an_autoreset(runtime, evaluate_in_between=flag) for flag in (False, True)]
     if len(seen[0]) != len(seen[1]) or not all(np.array_equal(a, b) for a, b in zip(*seen)):
-        field = "DomainSpec.make_vector_env" if runtime.domain.make_vector_env is not None else "DomainSpec.make_env"
         raise CheckFailed(
-            field,
+            _vector_env_field(runtime),
             "training's vector env drew other episodes after an autoreset when an evaluation ran in between",
             "draw the episodes after an autoreset from the env's own generator, seeded by the last "
             "reset(seed=...), not from global state (numpy's, TensorFlow's) that another env seeds again",
@@ -308,6 +346,7 @@ CHECKS: tuple[Callable[[TaskRuntime], None], ...] = (
     check_gymnasium_api,
     check_make_env_is_picklable,
     check_same_seed_same_observations,
+    check_seeded_episodes_in_a_used_env,
     check_autoreset_episodes_follow_the_reset_seed,
     check_tokens,
     check_labels_and_positions,
