@@ -23,7 +23,7 @@ from attnq_recsim.baselines import (
     FixedSlatePolicy,
     ObservedAffinityPolicy,
 )
-from attnq_recsim.environment import AUTORESET_SEEDS_START, NO_DOC, InterestEvolutionVectorEnv, autoreset_seed
+from attnq_recsim.environment import AUTORESET_SEEDS_START, NO_DOC, InterestEvolutionVectorEnv, batch_seed
 from attnq_recsim.options import EcosystemOptions, TokenLayout
 from conftest import SMALL_MODEL, TASKS
 
@@ -191,7 +191,7 @@ def test_each_batch_after_an_autoreset_holds_new_users_whatever_else_seeds_tenso
     undisturbed.reset(seed=7)
     np.testing.assert_array_equal(batch(undisturbed), first)
     np.testing.assert_array_equal(batch(undisturbed), second)
-    assert all(autoreset_seed(seed, b) >= AUTORESET_SEEDS_START for seed in (0, 7, 2**40) for b in range(1, 50))
+    assert all(batch_seed(seed, b) >= AUTORESET_SEEDS_START for seed in (0, 7, 2**40) for b in range(1, 50))
 
 
 def test_the_horizon_truncates_every_user_and_autoreset_starts_fresh_ones(options):

@@ -31,14 +31,17 @@ NO_DOC = -1
 AUTORESET_SEEDS_START = 2**62
 
 
-def autoreset_seed(reset_seed: int | None, batch: int) -> int | None:
-    """The seed of the users of the ``batch``-th autoreset after ``reset(seed=reset_seed)``.
+def batch_seed(reset_seed: int | None, batch: int) -> int | None:
+    """The seed of the users of the ``batch``-th batch after ``reset(seed=reset_seed)``: the reset's
+    own seed for batch 0, then one per autoreset.
 
     Each batch needs a seed of its own: any seeded start (a validation round between two training
     batches) seeds TensorFlow again, which restarts every traced random stream, so users that only
     followed the stream met the first batch's users again after every validation round."""
     if reset_seed is None:
         return None  # an unseeded env stays unseeded: its users follow the simulator's stream
+    if batch == 0:
+        return reset_seed
     return AUTORESET_SEEDS_START + int(
         np.random.SeedSequence([reset_seed, batch]).generate_state(1, np.uint64)[0] % 2**62
     )
@@ -80,7 +83,6 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         self.history_docs = np.full((num_envs, options.history_length), NO_DOC, dtype=np.int64)
         self.history_time = np.zeros((num_envs, options.history_length), dtype=np.float32)
         self.steps_taken = 0
-        self.pending_seed: int | None = None
         self.reset_seed: int | None = None  # the seed of the last reset, which the later batches derive from
         self.batches_since_reset = 0
         self.started = False
@@ -91,7 +93,7 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         if mask is not None and not np.all(mask):
             raise ValueError(f"{ENV_ID}: the users of one RecSim NG batch start together; reset_mask must be all True")
         first_seed = seed[0] if isinstance(seed, (list, tuple)) else seed
-        self.reset_seed = self.pending_seed = None if first_seed is None else int(first_seed)
+        self.reset_seed = None if first_seed is None else int(first_seed)
         self.batches_since_reset = 0
         self._new_episode()
         return self._observations(), {}
@@ -102,7 +104,8 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
             # The users' initial state is drawn together with their first response, so the
             # agent's first slate is chosen from the documents alone (no history yet).
             # an autoreset's seed never comes again: its graphs are not worth keeping
-            result = self.ecosystem.start(slates, seed=self.pending_seed, keep=self.batches_since_reset == 0)
+            seed = batch_seed(self.reset_seed, self.batches_since_reset)
+            result = self.ecosystem.start(slates, seed=seed, keep=self.batches_since_reset == 0)
             self.started = True
         else:
             result = self.ecosystem.advance(slates)
@@ -126,7 +129,6 @@ class InterestEvolutionVectorEnv(gym.vector.VectorEnv):
         if truncated[0] and self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
             info = {"final_obs": observations, "final_info": info}
             self.batches_since_reset += 1
-            self.pending_seed = autoreset_seed(self.reset_seed, self.batches_since_reset)
             self._new_episode()
             observations = self._observations()
         return observations, result.reward.copy(), terminated, truncated, info
