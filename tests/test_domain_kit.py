@@ -4,6 +4,7 @@ the mistake it is for, naming the field at fault."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import re
 import types
@@ -139,16 +140,13 @@ class _SeededOnce(gym.Wrapper):
         return self.env.reset(seed=seed if first else None, options=options)
 
 
-def _seeded_once_env(env_id, env_kwargs, options):
-    return _SeededOnce(sepsis_env(env_id, env_kwargs, options))
+def _sepsis_env_in(wrapper):
+    """A ``make_env`` of the sepsis env inside ``wrapper`` (picklable, as vector-env workers need)."""
+    return functools.partial(_wrapped_sepsis_env, wrapper)
 
 
-def _global_stream_env(env_id, env_kwargs, options):
-    return _GlobalStream(sepsis_env(env_id, env_kwargs, options))
-
-
-def _unseeded_env(env_id, env_kwargs, options):
-    return _Unseeded(sepsis_env(env_id, env_kwargs, options))
+def _wrapped_sepsis_env(wrapper, env_id, env_kwargs, options):
+    return wrapper(sepsis_env(env_id, env_kwargs, options))
 
 
 def _float_mask(context, d_model):
@@ -186,19 +184,19 @@ def _float_mask(context, d_model):
         ),
         (
             check_same_seed_same_observations,
-            {"make_env": _unseeded_env},
+            {"make_env": _sepsis_env_in(_Unseeded)},
             "DomainSpec.make_env",
             "different observations",
         ),
         (
             check_seeded_episodes_in_a_used_env,
-            {"make_env": _seeded_once_env},
+            {"make_env": _sepsis_env_in(_SeededOnce)},
             "DomainSpec.make_env",
             "drew other episodes than a new env",
         ),
         (
             check_autoreset_episodes_follow_the_reset_seed,
-            {"make_env": _global_stream_env},
+            {"make_env": _sepsis_env_in(_GlobalStream)},
             "DomainSpec.make_env",
             "other episodes after an autoreset",
         ),

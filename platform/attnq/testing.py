@@ -113,7 +113,7 @@ def check_same_seed_same_observations(runtime: TaskRuntime) -> None:
             runs.append(seen)
         finally:
             env.close()
-    if len(runs[0]) != len(runs[1]) or not all(np.array_equal(a, b) for a, b in zip(*runs)):
+    if not _same_arrays(*runs):
         raise CheckFailed(
             "DomainSpec.make_env",
             "two envs reset with the same seed and given the same actions gave different observations",
@@ -121,19 +121,13 @@ def check_same_seed_same_observations(runtime: TaskRuntime) -> None:
         )
 
 
+def _same_arrays(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
+    return len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
 def check_seeded_episodes_in_a_used_env(runtime: TaskRuntime) -> None:
-    used = runtime.make_vector_env(autoreset="disabled", evaluation=True)
-    try:
-        _seeded_steps(runtime, used, seed=7_000)  # evaluation resets one env with each batch's seeds
-        later = _seeded_steps(runtime, used, seed=8_000)
-    finally:
-        used.close()
-    fresh_env = runtime.make_vector_env(autoreset="disabled", evaluation=True)
-    try:
-        fresh = _seeded_steps(runtime, fresh_env, seed=8_000)
-    finally:
-        fresh_env.close()
-    if len(later) != len(fresh) or not all(np.array_equal(a, b) for a, b in zip(later, fresh)):
+    # evaluation resets one env with each batch's seeds
+    if not _same_arrays(_last_seeded_steps(runtime, [7_000, 8_000]), _last_seeded_steps(runtime, [8_000])):
         raise CheckFailed(
             _vector_env_field(runtime),
             "a vector env reset with seeds after other episodes drew other episodes than a new env reset with them",
@@ -141,17 +135,23 @@ def check_seeded_episodes_in_a_used_env(runtime: TaskRuntime) -> None:
         )
 
 
-def _seeded_steps(runtime: TaskRuntime, env, seed: int) -> list[np.ndarray]:
-    """Observations and rewards of ``env`` reset with ``seed + i`` under seeded random actions, up to
-    ``STEPS_COMPARED`` vector steps or the first episode's end."""
-    policy = runtime.baseline("random", seed=0)
-    observations, _ = env.reset(seed=[seed + i for i in range(env.num_envs)])
-    seen = [np.asarray(observations)]
-    for _ in range(STEPS_COMPARED):
-        observations, rewards, terminated, truncated, _ = env.step(policy(np.asarray(observations)))
-        seen += [np.asarray(observations), np.asarray(rewards)]
-        if np.any(terminated) or np.any(truncated):
-            break
+def _last_seeded_steps(runtime: TaskRuntime, seeds: list[int]) -> list[np.ndarray]:
+    """Observations and rewards of one evaluation vector env reset with ``seed + i`` for each seed in
+    turn, under seeded random actions, up to ``STEPS_COMPARED`` vector steps or the first episode's
+    end: those after the last seed."""
+    env = runtime.make_vector_env(autoreset="disabled", evaluation=True)
+    try:
+        for seed in seeds:
+            policy = runtime.baseline("random", seed=0)
+            observations, _ = env.reset(seed=[seed + i for i in range(env.num_envs)])
+            seen = [np.asarray(observations)]
+            for _ in range(STEPS_COMPARED):
+                observations, rewards, terminated, truncated, _ = env.step(policy(np.asarray(observations)))
+                seen += [np.asarray(observations), np.asarray(rewards)]
+                if np.any(terminated) or np.any(truncated):
+                    break
+    finally:
+        env.close()
     return seen
 
 
@@ -161,7 +161,7 @@ def _vector_env_field(runtime: TaskRuntime) -> str:
 
 def check_autoreset_episodes_follow_the_reset_seed(runtime: TaskRuntime) -> None:
     seen = [_episodes_after_an_autoreset(runtime, evaluate_in_between=flag) for flag in (False, True)]
-    if len(seen[0]) != len(seen[1]) or not all(np.array_equal(a, b) for a, b in zip(*seen)):
+    if not _same_arrays(*seen):
         raise CheckFailed(
             _vector_env_field(runtime),
             "training's vector env drew other episodes after an autoreset when an evaluation ran in between",
@@ -179,11 +179,12 @@ def _episodes_after_an_autoreset(runtime: TaskRuntime, evaluate_in_between: bool
         observations, _ = env.reset(seed=[123 + i for i in range(env.num_envs)])
         for _ in range(AUTORESET_WAIT_STEPS):
             observations, rewards, terminated, truncated, _ = env.step(policy(np.asarray(observations)))
-            if not seen and (np.any(terminated) or np.any(truncated)) and evaluate_in_between:
+            ended = bool(np.any(terminated) or np.any(truncated))
+            if not seen and ended and evaluate_in_between:
                 evaluate_policy(
                     runtime, runtime.baseline("random", seed=1), episodes=1, seed=runtime.task.eval.seed_during_training
                 )
-            if seen or np.any(terminated) or np.any(truncated):
+            if seen or ended:
                 seen += [np.asarray(observations), np.asarray(rewards)]
             if len(seen) >= 2 * STEPS_COMPARED:
                 break
