@@ -3,9 +3,9 @@
 Both torsos of the intersection task drive through as the `idle` baseline does, and about half of
 those episodes crash. This script asks how much of that is avoidable by the agent's own actions.
 For each of the task's evaluation episodes it copies the simulator (traffic spawns included, so
-every copy meets the same future) and plays a family of open-loop speed plans: wait ``k`` decisions
-braking (SLOWER) or keeping speed (IDLE), then accelerate (FASTER) to the end, k = 0..``max_wait``,
-plus IDLE throughout (the `idle` baseline). It reports the `idle` plan and the best plan of the
+every copy meets the same future) and plays a family of open-loop speed plans: accelerate (FASTER)
+throughout; wait ``k`` decisions braking (SLOWER) or keeping speed (IDLE), then accelerate to the
+end, k = 1..``max_wait``; and IDLE throughout (the `idle` baseline). It reports the `idle` plan and the best plan of the
 episode (highest return). A plan is fixed in advance, so the best one is a lower bound on a driver
 with foresight. It bounds no agent: an agent reacts at every decision, which no plan here does, but
 sees neither the future spawns nor the other vehicles' routes.
@@ -52,8 +52,8 @@ def main() -> None:
     task = load_task(TASK_FILE)
     env = prepare_task(task).make_env(evaluation=True)  # as the task's evaluation makes it
     duration = int(env.unwrapped.config["duration"])
-    plans = {"idle": [IDLE] * duration}
-    for wait in range(args.max_wait + 1):
+    plans = {"idle": [IDLE] * duration, "accelerate": []}  # no wait: braking or keeping speed 0 times
+    for wait in range(1, args.max_wait + 1):
         plans[f"brake {wait}"] = [SLOWER] * wait
         plans[f"keep {wait}"] = [IDLE] * wait
     idle, best, chosen = [], [], {}
