@@ -5,10 +5,11 @@ those episodes crash. This script asks how much of that is avoidable by the agen
 For each of the task's evaluation episodes it copies the simulator (traffic spawns included, so
 every copy meets the same future) and plays a family of open-loop speed plans: accelerate (FASTER)
 throughout; wait ``k`` decisions braking (SLOWER) or keeping speed (IDLE), then accelerate to the
-end, k = 1..``max_wait``; and IDLE throughout (the `idle` baseline). It reports the `idle` plan and the best plan of the
-episode (highest return). A plan is fixed in advance, so the best one is a lower bound on a driver
-with foresight. It bounds no agent: an agent reacts at every decision, which no plan here does, but
-sees neither the future spawns nor the other vehicles' routes.
+end, k = 1..``max_wait``; and IDLE throughout (the `idle` baseline). It reports the `idle` plan and
+the best plan of the episode (highest return), scored by the task's own episode metrics. A plan is
+fixed in advance, so the best one is a lower bound on a driver with foresight. It bounds no agent:
+an agent reacts at every decision, which no plan here does, but sees neither the future spawns nor
+the other vehicles' routes.
 
     .venv/bin/python docs/scripts/intersection_foresight.py --episodes 50 --max-wait 6
 """
@@ -24,23 +25,20 @@ import gymnasium as gym
 import numpy as np
 
 from attnq.config import load_task
+from attnq.domain import RewardAdapter
 from attnq.runtime import prepare_task
 
-SLOWER, IDLE, FASTER = 0, 1, 2
 TASK_FILE = Path(__file__).resolve().parents[2] / "tasks" / "intersection.yaml"
 
 
-def play(env: gym.Env, plan: list[int]) -> dict[str, float]:
-    """Play ``plan`` (then FASTER) on ``env`` to the episode's end; the outcome of the ego car."""
-    episode_return, step, done = 0.0, 0, False
+def play(env: gym.Env, plan: list[int], then: int, adapter: RewardAdapter) -> dict[str, float]:
+    """Play ``plan``, then ``then``, on ``env`` to the episode's end; the task's episode metrics."""
+    episode, step, done = adapter.new_episode(), 0, False
     while not done:
-        action = plan[step] if step < len(plan) else FASTER
-        _, reward, terminated, truncated, _ = env.step(action)
-        episode_return += float(reward)
+        _, reward, terminated, truncated, info = env.step(plan[step] if step < len(plan) else then)
+        episode.add_step(float(reward), info)
         step, done = step + 1, terminated or truncated
-    vehicle = env.unwrapped.vehicle
-    success = bool(env.unwrapped.has_arrived(vehicle)) and not vehicle.crashed
-    return {"return": episode_return, "crashed": float(vehicle.crashed), "success": float(success)}
+    return episode.summary()
 
 
 def main() -> None:
@@ -50,16 +48,18 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*out of date.*")  # intersection-v0 is the task's env
     task = load_task(TASK_FILE)
-    env = prepare_task(task).make_env(evaluation=True)  # as the task's evaluation makes it
+    runtime = prepare_task(task)
+    env, adapter = runtime.make_env(evaluation=True), runtime.reward_adapter()  # as evaluation makes them
+    action = env.unwrapped.action_type.actions_indexes  # meta-action name -> index, as the baselines read it
     duration = int(env.unwrapped.config["duration"])
-    plans = {"idle": [IDLE] * duration, "accelerate": []}  # no wait: braking or keeping speed 0 times
+    plans = {"idle": [action["IDLE"]] * duration, "accelerate": []}  # no wait: braking or keeping speed 0 times
     for wait in range(1, args.max_wait + 1):
-        plans[f"brake {wait}"] = [SLOWER] * wait
-        plans[f"keep {wait}"] = [IDLE] * wait
+        plans[f"brake {wait}"] = [action["SLOWER"]] * wait
+        plans[f"keep {wait}"] = [action["IDLE"]] * wait
     idle, best, chosen = [], [], {}
     for episode in range(args.episodes):
         env.reset(seed=task.eval.seed + episode)
-        outcomes = {name: play(copy.deepcopy(env), plan) for name, plan in plans.items()}
+        outcomes = {name: play(copy.deepcopy(env), plan, action["FASTER"], adapter) for name, plan in plans.items()}
         name = max(outcomes, key=lambda n: (outcomes[n]["return"], outcomes[n]["success"]))
         idle.append(outcomes["idle"])
         best.append(outcomes[name])
