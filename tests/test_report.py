@@ -349,6 +349,29 @@ def test_run_plan_reevaluates_a_saved_run_on_the_report_s_episodes(small_report,
     assert checkpoints == {p: p.stat().st_mtime_ns for p in runs_dir.rglob("checkpoints/*.ckpt")}  # not trained again
 
 
+def test_run_plan_reads_back_the_plan_s_runs_not_the_whole_folder(small_report, tmp_path):
+    runs_dir, _ = small_report
+    copy = tmp_path / "runs"
+    shutil.copytree(runs_dir / "sepsis", copy / "sepsis")
+    one = ReportPlan(
+        name="small",
+        seeds=(1,),
+        torsos=("mlp",),
+        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),),
+    )
+    said = io.StringIO()
+    [record] = run_plan(one, copy, progress_interval=0, stream=said, baselines=False)
+    assert [(run.torso, run.seed) for run in record.runs] == [("mlp", 1)] and not _work_done(said)
+    # the folder itself still holds, and `report --from` still reads, all four
+    [everything] = load_records(copy)
+    assert sorted((run.torso, run.seed) for run in everything.runs) == [
+        ("mlp", 0),
+        ("mlp", 1),
+        ("transformer", 0),
+        ("transformer", 1),
+    ]
+
+
 def test_report_from_a_missing_folder_is_a_clear_error(tmp_path):
     completed = subprocess.run(
         attnq_command("report", "--from", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")),

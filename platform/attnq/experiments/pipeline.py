@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TextIO
 
 from attnq.experiments.executors import Executor, SerialExecutor
+from attnq.experiments.jobs import RunJob
 from attnq.experiments.plan import ReportPlan, plan_jobs
 from attnq.experiments.progress import ProgressView
 from attnq.experiments.records import TaskRecord, load_records
@@ -22,7 +23,8 @@ def run_plan(
     progress_interval: float = 30.0,
     stream: TextIO | None = None,
 ) -> list[TaskRecord]:
-    """Train, evaluate and baseline everything the plan names (skipping what is on disk), then read it back.
+    """Train, evaluate and baseline everything the plan names (skipping what is on disk), then read the
+    plan's runs and the tasks' baselines back.
 
     :param measure_speed: also time each task's vector env under random actions (``attnq bench``)
     :param progress_interval: seconds between progress lines (0: a line per finished job only)
@@ -35,4 +37,6 @@ def run_plan(
     with ProgressView(jobs, f"{plan.name}, {executor.name}", progress_interval, stream) as progress:
         executor.run(jobs, progress)
     names = {job.task["name"] for job in jobs}
-    return load_records(runs_dir, tasks=names)
+    # the plan's runs only: the folder may also hold other seeds or torsos of the same tasks
+    planned = {Path(job.run_dir).resolve() for job in jobs if isinstance(job, RunJob)}
+    return load_records(runs_dir, tasks=names, run_dirs=planned)

@@ -77,8 +77,9 @@ def recorded_profile(runs_dir: Path) -> str | None:
     return None
 
 
-def load_records(runs_dir: Path, tasks: set[str] | None = None) -> list[TaskRecord]:
-    """Read a runs folder back: evaluated runs and baselines, grouped by task (only ``tasks`` if given)."""
+def load_records(runs_dir: Path, tasks: set[str] | None = None, run_dirs: set[Path] | None = None) -> list[TaskRecord]:
+    """Read a runs folder back: evaluated runs and baselines, grouped by task (only ``tasks`` if given,
+    only the runs whose resolved folders are in ``run_dirs`` if given)."""
     if not runs_dir.is_dir():
         raise AttnqError(
             f"runs folder {runs_dir} does not exist; fix: pass the --runs-dir an earlier `attnq report` used"
@@ -86,6 +87,8 @@ def load_records(runs_dir: Path, tasks: set[str] | None = None) -> list[TaskReco
     records: dict[str, TaskRecord] = {}
     for evaluation_path in sorted(runs_dir.glob(f"*/*/{EVALUATION_FILE}")):
         run_dir = evaluation_path.parent
+        if run_dirs is not None and run_dir.resolve() not in run_dirs:
+            continue
         task = validate_task(
             yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8")), str(run_dir / CONFIG_FILE)
         )
