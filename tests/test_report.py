@@ -275,15 +275,20 @@ def test_a_redraw_can_leave_out_tasks(small_report, tmp_path):
     assert results["name"] == "only"  # named after its folder, not after the default profile
 
 
+def _one_sepsis_run_plan(*overrides: str, seed: int = 0) -> ReportPlan:
+    """The small report's sepsis task, one MLP run, with ``overrides`` after the small settings."""
+    return ReportPlan(
+        name="small",
+        seeds=(seed,),
+        torsos=("mlp",),
+        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + overrides),),
+    )
+
+
 def test_run_plan_skips_finished_runs(small_report):
     runs_dir, _ = small_report
     evaluations = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")}
-    plan = ReportPlan(
-        name="small",
-        seeds=(0,),
-        torsos=("mlp",),
-        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),),
-    )
+    plan = _one_sepsis_run_plan()
     said = io.StringIO()
     run_plan(plan, runs_dir, progress_interval=0, stream=said)
     assert _work_done(said) == [] and "sepsis/mlp-seed0: reused" in said.getvalue()
@@ -297,12 +302,7 @@ def test_run_plan_skips_finished_runs(small_report):
         "trainer.accelerator=cpu",
         f"trainer.checkpoint_every_env_steps={saved.checkpoint_every_env_steps + 7}",
     )
-    compiled = ReportPlan(
-        name="small",
-        seeds=(0,),
-        torsos=("mlp",),
-        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + faster),),
-    )
+    compiled = _one_sepsis_run_plan(*faster)
     run_plan(compiled, runs_dir, progress_interval=0, stream=said)
     assert _work_done(said) == [] and evaluations == {
         p: p.stat().st_mtime_ns for p in runs_dir.rglob("evaluation.json")
@@ -320,12 +320,7 @@ def _one_saved_sepsis_run(small_report, tmp_path) -> Path:
 def test_run_plan_refuses_a_saved_run_trained_with_other_settings(small_report, tmp_path):
     runs_dir = _one_saved_sepsis_run(small_report, tmp_path)
     files = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("*") if p.is_file()}
-    changed = ReportPlan(
-        name="small",
-        seeds=(0,),
-        torsos=("mlp",),
-        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + ("learner.lr=0.001",)),),
-    )
+    changed = _one_sepsis_run_plan("learner.lr=0.001")
     with pytest.raises(
         AttnqError, match=r"trained with learner.lr = 0.0003, but the task now asks for 0.001; fix: delete"
     ):
@@ -336,12 +331,7 @@ def test_run_plan_refuses_a_saved_run_trained_with_other_settings(small_report, 
 def test_run_plan_reevaluates_a_saved_run_on_the_report_s_episodes(small_report, tmp_path):
     runs_dir = _one_saved_sepsis_run(small_report, tmp_path)
     checkpoints = {p: p.stat().st_mtime_ns for p in runs_dir.rglob("checkpoints/*.ckpt")}
-    fewer = ReportPlan(
-        name="small",
-        seeds=(0,),
-        torsos=("mlp",),
-        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS + ("eval.episodes=120",)),),
-    )
+    fewer = _one_sepsis_run_plan("eval.episodes=120")
     said = io.StringIO()
     run_plan(fewer, runs_dir, progress_interval=0, stream=said, baselines=False)
     evaluation = json.loads((runs_dir / "sepsis" / "mlp-seed0" / "evaluation.json").read_text())
@@ -353,12 +343,7 @@ def test_run_plan_reads_back_the_plan_s_runs_not_the_whole_folder(small_report, 
     runs_dir, _ = small_report
     copy = tmp_path / "runs"
     shutil.copytree(runs_dir / "sepsis", copy / "sepsis")
-    one = ReportPlan(
-        name="small",
-        seeds=(1,),
-        torsos=("mlp",),
-        tasks=(ReportTask(task=str(TASKS / "sepsis.yaml"), overrides=SMALL_SEPSIS),),
-    )
+    one = _one_sepsis_run_plan(seed=1)
     said = io.StringIO()
     [record] = run_plan(one, copy, progress_interval=0, stream=said, baselines=False)
     assert [(run.torso, run.seed) for run in record.runs] == [("mlp", 1)] and not _work_done(said)
