@@ -210,6 +210,32 @@ def test_relative_target_positions_depend_on_the_distance_back_only():
     )
 
 
+def test_recurrent_target_positions_match_an_lstm_run_on_each_row_alone():
+    """``target_positions: recurrent``: each written word's position is the LSTM's state after it, and
+    the query's the state after the last word (0 before any). Checked against the LSTM run on each
+    row's own words, unpadded, over batches of many lengths: padding and other rows change nothing."""
+    vocabulary = ParallelCorpus.from_parts([Pair(("a",), ("X", "Y", "Z"))], [Pair(("a",), ("X",))]).vocabulary
+    generator = torch.Generator().manual_seed(0)
+    for output_length in (1, 2, 5, 13, 48):
+        torch.manual_seed(output_length)
+        encoder = SentenceEncoder(vocabulary, 1, output_length, 8, recurrent=True)
+        written = torch.randint(0, output_length + 1, (7,), generator=generator)
+        written[0] = 0  # a row with nothing written yet
+        prefix = torch.randint(1, 4, (7, output_length), generator=generator)
+        prefix[torch.arange(output_length) >= written.unsqueeze(1)] = 0
+        observations = torch.cat([torch.ones(7, 1), prefix.float(), torch.zeros(7, 1)], dim=1)
+        tokens = encoder(observations).embeddings_BTD.detach()
+        target_segment = encoder.segment.weight[2]
+        for row, count in enumerate(written.tolist()):
+            words = encoder.target_word(prefix[row, :count])
+            states = encoder.target_recurrence(words[None])[0][0] if count else torch.zeros(0, 8)
+            expected_words = (words + states + target_segment).detach()
+            torch.testing.assert_close(tokens[row, 2 : 2 + count], expected_words)
+            last = states[-1] if count else torch.zeros(8)
+            expected_query = (encoder.write_query + last + encoder.segment.weight[0]).detach()
+            torch.testing.assert_close(tokens[row, 0], expected_query)
+
+
 def test_an_oracle_length_variant_is_reported_beside_the_plain_evaluation():
     """scan-length's ``oracle_length`` variant: the same test pairs with the length given. A policy
     that always ends at once scores nothing plainly; given the length, it writes every sentence out."""

@@ -10,6 +10,10 @@ Three segments, each token = word embedding + position embedding (per segment) +
 With ``relative_clip`` the written words carry their distance back from the word to write (1 = the
 last one; distances past the clip share one embedding) and the query no position, so an output
 longer than any in training meets no untrained position (Shaw et al. 2018's clipped distances).
+With ``recurrent`` an LSTM reads the written words left to right and its state after each word is
+that word's position, and its state after the last the query's: a count kept in a recurrent state
+can go on past the longest training output, where a clipped distance cannot (LSTMs count, Weiss et
+al. 2018).
 
 Padding is masked, so attention never lands on it. The observation's last slot (a length given by
 an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
@@ -37,19 +41,25 @@ class SentenceEncoder(StateEncoder):
         output_length: int,
         d_model: int,
         relative_clip: int | None = None,
+        recurrent: bool = False,
     ) -> None:
         super().__init__(d_model)
         self.vocabulary = vocabulary
         self.source_length = source_length
         self.output_length = output_length
         self.relative_clip = relative_clip
+        self.recurrent = recurrent
         self.num_tokens = 1 + source_length + output_length
         self.source_word = nn.Embedding(len(vocabulary.source_words) + 1, d_model, padding_idx=PAD_ID)
         self.target_word = nn.Embedding(len(vocabulary.target_words) + 1, d_model, padding_idx=PAD_ID)
         self.write_query = nn.Parameter(torch.randn(d_model) * 0.02)
         self.source_position = nn.Embedding(source_length, d_model)
-        # output_length + 1 positions: the query may sit after a full prefix, where only the end fits
-        self.target_position = nn.Embedding(output_length + 1 if relative_clip is None else relative_clip + 1, d_model)
+        if recurrent:
+            self.target_recurrence = nn.LSTM(d_model, d_model, batch_first=True)
+        else:  # output_length + 1 positions: the query may sit after a full prefix, where only the end fits
+            self.target_position = nn.Embedding(
+                output_length + 1 if relative_clip is None else relative_clip + 1, d_model
+            )
         self.segment = nn.Embedding(3, d_model)
 
     def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,7 +80,9 @@ class SentenceEncoder(StateEncoder):
             self.source_word(source_BS) + self.source_position(source_positions) + self.segment.weight[SOURCE_SEGMENT]
         )
         written_B = (prefix_BL != PAD_ID).sum(dim=1)
-        if self.relative_clip is None:
+        if self.recurrent:
+            prefix_position_BLD, query_position_BD = self._recurrent_positions(prefix_BL, written_B)
+        elif self.relative_clip is None:
             prefix_position_BLD = self.target_position(target_positions).expand(len(prefix_BL), -1, -1)
             query_position_BD = self.target_position(written_B)
         else:  # distance back from the word to write; padding (distance <= 0) is masked anyway
@@ -84,6 +96,20 @@ class SentenceEncoder(StateEncoder):
             [written_B.new_ones(len(source_BS), 1, dtype=torch.bool), source_BS != PAD_ID, prefix_BL != PAD_ID], dim=1
         )
         return Tokens(embeddings_BTD, mask_BT, query_index=0)
+
+    def _recurrent_positions(
+        self, prefix_BL: torch.Tensor, written_B: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LSTM's state after each written word ``[B, L, D]`` and after the last one ``[B, D]`` (0
+        before any). Written words come first in each row, so the states never read padding."""
+        batch, length = prefix_BL.shape
+        states_BLD = self.target_word.weight.new_zeros(batch, length, self.d_model)
+        longest = int(written_B.max()) if batch else 0
+        if longest:
+            states_BLD[:, :longest] = self.target_recurrence(self.target_word(prefix_BL[:, :longest]))[0]
+        last_B = (written_B - 1).clamp(min=0)
+        query_BD = states_BLD[torch.arange(batch, device=prefix_BL.device), last_B] * (written_B > 0).unsqueeze(1)
+        return states_BLD, query_BD
 
     def action_mask(self, observations_BX: torch.Tensor) -> torch.Tensor | None:
         """With a length given, the end is inadmissible until that many words are written; None when

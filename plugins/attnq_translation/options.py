@@ -28,8 +28,9 @@ class TranslationOptions(BaseModel):
     test_file: Path | None = Field(None, description="corpus: files - held-out pairs for evaluation")
     file_format: FileFormat = "auto"
     # absolute positions past the longest training output are never trained (scan-length tests 24-48 words)
-    target_positions: Literal["absolute", "relative"] = Field(
-        "absolute", description="written words by their position, or by their distance back from the word to write"
+    target_positions: Literal["absolute", "relative", "recurrent"] = Field(
+        "absolute",
+        description="written words by their position, their distance back from the word to write, or an LSTM's state",
     )
     relative_clip: int = Field(16, ge=1, description="relative: distances beyond this share one embedding")
     token_reward: float = Field(1.0, ge=0.0, description="reward per target token written at its correct position")

@@ -79,7 +79,12 @@ def make_encoder(context: DomainContext, d_model: int) -> SentenceEncoder:
     options = context.options
     relative_clip = options.relative_clip if options.target_positions == "relative" else None
     return SentenceEncoder(
-        corpus.vocabulary, corpus.max_source_length, corpus.max_output_length, d_model, relative_clip
+        corpus.vocabulary,
+        corpus.max_source_length,
+        corpus.max_output_length,
+        d_model,
+        relative_clip,
+        recurrent=options.target_positions == "recurrent",
     )
 
 
