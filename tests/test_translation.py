@@ -17,7 +17,7 @@ from attnq.runtime import prepare_task
 from attnq.training.run import train
 from attnq_translation import scan
 from attnq_translation.corpus import CorpusError, Pair, ParallelCorpus, load_pairs
-from attnq_translation.encoder import SentenceEncoder
+from attnq_translation.encoder import QUERY_SEGMENT, TARGET_SEGMENT, SentenceEncoder
 from attnq_translation.environment import END_ACTION, TextAsActionEnv
 from attnq_translation.options import TranslationOptions
 from attnq_translation.reward import TranslationRewardAdapter
@@ -225,14 +225,14 @@ def test_recurrent_target_positions_match_an_lstm_run_on_each_row_alone():
         prefix[torch.arange(output_length) >= written.unsqueeze(1)] = 0
         observations = torch.cat([torch.ones(7, 1), prefix.float(), torch.zeros(7, 1)], dim=1)
         tokens = encoder(observations).embeddings_BTD.detach()
-        target_segment = encoder.segment.weight[2]
+        target_segment = encoder.segment.weight[TARGET_SEGMENT]
         for row, count in enumerate(written.tolist()):
             words = encoder.target_word(prefix[row, :count])
             states = encoder.target_recurrence(words[None])[0][0] if count else torch.zeros(0, 8)
             expected_words = (words + states + target_segment).detach()
             torch.testing.assert_close(tokens[row, 2 : 2 + count], expected_words)
             last = states[-1] if count else torch.zeros(8)
-            expected_query = (encoder.write_query + last + encoder.segment.weight[0]).detach()
+            expected_query = (encoder.write_query + last + encoder.segment.weight[QUERY_SEGMENT]).detach()
             torch.testing.assert_close(tokens[row, 0], expected_query)
 
 
