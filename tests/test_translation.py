@@ -192,7 +192,7 @@ def test_relative_target_positions_depend_on_the_distance_back_only():
     carries no position: a longer output than any in training meets no untrained embedding."""
     corpus = ParallelCorpus.from_parts([Pair(("a",), ("X",) * 30)], [Pair(("a",), ("X",) * 30)])
     torch.manual_seed(0)
-    encoder = SentenceEncoder(corpus.vocabulary, 1, 30, 8, relative_clip=4)
+    encoder = SentenceEncoder(corpus.vocabulary, 1, 30, 8, positions="relative", relative_clip=4)
     x = corpus.vocabulary.actions_for(["X"])[0]
 
     def observation(written: int) -> torch.Tensor:
@@ -208,6 +208,8 @@ def test_relative_target_positions_depend_on_the_distance_back_only():
     assert not torch.equal(
         absolute(observation(6)).embeddings_BTD[0, 0], absolute(observation(25)).embeddings_BTD[0, 0]
     )
+    with pytest.raises(ValueError, match="positions must be one of"):
+        SentenceEncoder(corpus.vocabulary, 1, 30, 8, positions="rotary")
 
 
 def test_recurrent_target_positions_match_an_lstm_run_on_each_row_alone():
@@ -218,7 +220,7 @@ def test_recurrent_target_positions_match_an_lstm_run_on_each_row_alone():
     generator = torch.Generator().manual_seed(0)
     for output_length in (1, 2, 5, 13, 48):
         torch.manual_seed(output_length)
-        encoder = SentenceEncoder(vocabulary, 1, output_length, 8, recurrent=True)
+        encoder = SentenceEncoder(vocabulary, 1, output_length, 8, positions="recurrent")
         written = torch.randint(0, output_length + 1, (7,), generator=generator)
         written[0] = 0  # a row with nothing written yet
         prefix = torch.randint(1, 4, (7, output_length), generator=generator)

@@ -7,13 +7,13 @@ Three segments, each token = word embedding + position embedding (per segment) +
 * the source words;
 * the target words written so far.
 
-With ``relative_clip`` the written words carry their distance back from the word to write (1 = the
-last one; distances past the clip share one embedding) and the query no position, so an output
-longer than any in training meets no untrained position (Shaw et al. 2018's clipped distances).
-With ``recurrent`` an LSTM reads the written words left to right and its state after each word is
-that word's position, and its state after the last the query's: a count kept in a recurrent state
-can go on past the longest training output, where a clipped distance cannot (LSTMs count, Weiss et
-al. 2018).
+``positions`` says how the written words and the query know where they are. ``absolute``: a learned
+embedding per position. ``relative``: each written word carries its distance back from the word to
+write (1 = the last one; distances past ``relative_clip`` share one embedding) and the query no
+position, so an output longer than any in training meets no untrained position (Shaw et al. 2018's
+clipped distances). ``recurrent``: an LSTM reads the written words left to right; its state after
+each word is that word's position and its state after the last the query's, a count that can go on
+past the longest training output where a clipped distance cannot (LSTMs count, Weiss et al. 2018).
 
 Padding is masked, so attention never lands on it. The observation's last slot (a length given by
 an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
@@ -22,6 +22,8 @@ are written.
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import torch
 from torch import nn
@@ -29,6 +31,7 @@ from torch import nn
 from attnq.domain import StateEncoder, Tokens
 from attnq_translation.corpus import PAD_ID, Vocabulary
 from attnq_translation.environment import END_ACTION
+from attnq_translation.options import TargetPositions
 
 QUERY_SEGMENT, SOURCE_SEGMENT, TARGET_SEGMENT = 0, 1, 2
 
@@ -40,26 +43,28 @@ class SentenceEncoder(StateEncoder):
         source_length: int,
         output_length: int,
         d_model: int,
-        relative_clip: int | None = None,
-        recurrent: bool = False,
+        positions: TargetPositions = "absolute",
+        relative_clip: int = 16,
     ) -> None:
         super().__init__(d_model)
+        if positions not in get_args(TargetPositions):
+            raise ValueError(f"positions must be one of {get_args(TargetPositions)}, got {positions!r}")
         self.vocabulary = vocabulary
         self.source_length = source_length
         self.output_length = output_length
+        self.positions = positions
         self.relative_clip = relative_clip
-        self.recurrent = recurrent
         self.num_tokens = 1 + source_length + output_length
         self.source_word = nn.Embedding(len(vocabulary.source_words) + 1, d_model, padding_idx=PAD_ID)
         self.target_word = nn.Embedding(len(vocabulary.target_words) + 1, d_model, padding_idx=PAD_ID)
         self.write_query = nn.Parameter(torch.randn(d_model) * 0.02)
         self.source_position = nn.Embedding(source_length, d_model)
-        if recurrent:
+        if positions == "recurrent":
             self.target_recurrence = nn.LSTM(d_model, d_model, batch_first=True)
+        elif positions == "relative":  # distances 0..clip; 0 is only ever padding
+            self.target_position = nn.Embedding(relative_clip + 1, d_model)
         else:  # output_length + 1 positions: the query may sit after a full prefix, where only the end fits
-            self.target_position = nn.Embedding(
-                output_length + 1 if relative_clip is None else relative_clip + 1, d_model
-            )
+            self.target_position = nn.Embedding(output_length + 1, d_model)
         self.segment = nn.Embedding(3, d_model)
 
     def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -80,15 +85,15 @@ class SentenceEncoder(StateEncoder):
             self.source_word(source_BS) + self.source_position(source_positions) + self.segment.weight[SOURCE_SEGMENT]
         )
         written_B = (prefix_BL != PAD_ID).sum(dim=1)
-        if self.recurrent:
+        if self.positions == "recurrent":
             prefix_position_BLD, query_position_BD = self._recurrent_positions(prefix_BL, written_B)
-        elif self.relative_clip is None:
-            prefix_position_BLD = self.target_position(target_positions).expand(len(prefix_BL), -1, -1)
-            query_position_BD = self.target_position(written_B)
-        else:  # distance back from the word to write; padding (distance <= 0) is masked anyway
+        elif self.positions == "relative":  # distance back from the word to write; padding (<= 0) is masked
             distance_BL = (written_B.unsqueeze(1) - target_positions).clamp(0, self.relative_clip)
             prefix_position_BLD = self.target_position(distance_BL)
             query_position_BD = torch.zeros_like(self.write_query).expand(len(prefix_BL), -1)
+        else:
+            prefix_position_BLD = self.target_position(target_positions).expand(len(prefix_BL), -1, -1)
+            query_position_BD = self.target_position(written_B)
         prefix_BLD = self.target_word(prefix_BL) + prefix_position_BLD + self.segment.weight[TARGET_SEGMENT]
         query_B1D = (self.write_query + query_position_BD + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
         embeddings_BTD = torch.cat([query_B1D, source_BSD, prefix_BLD], dim=1)

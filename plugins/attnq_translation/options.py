@@ -12,6 +12,7 @@ from attnq_translation import scan
 from attnq_translation.corpus import FileFormat, ParallelCorpus, load_pairs
 
 SentenceReward = Literal["none", "exact_match", "bleu", "chrf"]
+TargetPositions = Literal["absolute", "relative", "recurrent"]
 
 
 class TranslationOptions(BaseModel):
@@ -28,7 +29,7 @@ class TranslationOptions(BaseModel):
     test_file: Path | None = Field(None, description="corpus: files - held-out pairs for evaluation")
     file_format: FileFormat = "auto"
     # absolute positions past the longest training output are never trained (scan-length tests 24-48 words)
-    target_positions: Literal["absolute", "relative", "recurrent"] = Field(
+    target_positions: TargetPositions = Field(
         "absolute",
         description="written words by their position, their distance back from the word to write, or an LSTM's state",
     )

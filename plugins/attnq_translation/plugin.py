@@ -77,14 +77,13 @@ def _corpus_env(context: DomainContext) -> TextAsActionEnv:
 def make_encoder(context: DomainContext, d_model: int) -> SentenceEncoder:
     corpus = _corpus_env(context).corpus
     options = context.options
-    relative_clip = options.relative_clip if options.target_positions == "relative" else None
     return SentenceEncoder(
         corpus.vocabulary,
         corpus.max_source_length,
         corpus.max_output_length,
         d_model,
-        relative_clip,
-        recurrent=options.target_positions == "recurrent",
+        positions=options.target_positions,
+        relative_clip=options.relative_clip,
     )
 
 
