@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from attnq.domain import RandomPolicy
 from attnq.learning.dqn_loss import advantage_learning_target, dqn_loss, td_target
 from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
 from attnq.learning.replay import NStepFolder, PrioritizedReplayBuffer, ReplayBuffer, SumTree
@@ -234,3 +235,28 @@ def test_target_updates_hard_by_env_steps_and_polyak():
     assert target.weight.item() == pytest.approx(0.25)
     hard_update(target, online)
     assert target.weight.item() == 1.0
+
+
+@pytest.mark.parametrize(
+    ("num_actions", "slate_size"), [(n, k) for n in (1, 2, 3, 7, 25, 64) for k in (1, 2, 5) if k <= n]
+)
+def test_random_policy_draws_uniformly_among_the_admissible_actions_only(num_actions, slate_size):
+    """Against counting by hand: every drawn action admissible, a slate's items distinct, and each
+    admissible action drawn about equally often (the agent's exploration draws the same way)."""
+    rng = np.random.default_rng(num_actions * 10 + slate_size)
+    mask_BA = rng.random((8, num_actions)) < 0.6
+    mask_BA[np.arange(8), rng.integers(0, num_actions, 8)] = True
+    mask_BA[:, :slate_size] = True  # a slate always finds enough admissible items
+    draws = 4000
+    observations = np.repeat(np.arange(8), draws)[:, None]
+    policy = RandomPolicy(num_actions, seed=0, slate_size=slate_size, action_mask=lambda obs: mask_BA[obs[:, 0]])
+    actions = policy(observations).reshape(8, draws, slate_size)
+    for row in range(8):
+        admissible = np.flatnonzero(mask_BA[row])
+        assert np.isin(actions[row], admissible).all()
+        assert all(len(set(slate)) == slate_size for slate in actions[row])
+        counts = np.bincount(actions[row].ravel(), minlength=num_actions)[admissible]
+        expected = draws * slate_size / len(admissible)
+        assert np.abs(counts - expected).max() <= 5 * np.sqrt(expected) + 1
+    unmasked = RandomPolicy(num_actions, seed=0, slate_size=slate_size, action_mask=lambda obs: None)
+    assert np.array_equal(unmasked(observations[:50]), RandomPolicy(num_actions, 0, slate_size)(observations[:50]))

@@ -88,13 +88,14 @@ def test_several_queries_show_the_mean_of_their_attention_rows_under_cls_labels(
     assert len(steps[0].labels) == len(steps[0].weights) == 50
 
 
-def test_agent_never_picks_an_inadmissible_action_in_1000_random_states(runtime, mdp):
+def test_agent_and_random_baseline_never_pick_an_inadmissible_action_in_1000_random_states(runtime, mdp):
     module = DQNModule(runtime.task.to_dict(), runtime=runtime)
     states = np.random.default_rng(0).integers(0, 713, size=1000)
     observations = _observations_of_states(runtime, states)
     with torch.no_grad():  # bias the untrained network towards inadmissible actions: masking must win
         module.q_network.head.advantage[2].bias.copy_(torch.linspace(10.0, -10.0, 25))
-    for actions in (module.greedy_actions(observations), module.random_actions(observations)):
+    baseline = runtime.baseline("random", seed=0)(observations)
+    for actions in (module.greedy_actions(observations), module.random_actions(observations), baseline):
         assert mdp.admissible_SA[states, actions].all()
     assert (~mdp.admissible_SA[states]).any(), "the sample should contain states with inadmissible actions"
 

@@ -252,14 +252,34 @@ class Slate(gym.spaces.MultiDiscrete):
 
 
 class RandomPolicy:
-    """Uniform random actions (or slates of ``slate_size`` distinct items), seeded for reproducible baselines."""
+    """Uniform random actions (or slates of ``slate_size`` distinct items), seeded for reproducible
+    baselines. With ``action_mask`` (observations -> boolean ``[B, A]`` admissible actions, or None
+    when all are), uniform over the admissible ones only, as the agent's own exploration is.
 
-    def __init__(self, num_actions: int, seed: int, slate_size: int = 1) -> None:
+    :param num_actions: actions (or items) to draw from
+    :param seed: seed of the draws
+    :param slate_size: items per slate; 1 draws single actions
+    :param action_mask: the domain's admissible actions per observation, or None for all of them
+    """
+
+    def __init__(
+        self,
+        num_actions: int,
+        seed: int,
+        slate_size: int = 1,
+        action_mask: Callable[[np.ndarray], np.ndarray | None] | None = None,
+    ) -> None:
         self.num_actions = num_actions
         self.slate_size = slate_size
+        self.action_mask = action_mask
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
+        mask_BA = None if self.action_mask is None else self.action_mask(observations)
+        if mask_BA is not None:  # random scores, inadmissible ones below all others
+            scores_BA = np.where(mask_BA, self.rng.random((len(observations), self.num_actions)), -1.0)
+            order_BA = np.argsort(-scores_BA, axis=-1, kind="stable")
+            return order_BA[:, 0] if self.slate_size == 1 else order_BA[:, : self.slate_size]
         if self.slate_size == 1:
             return self.rng.integers(0, self.num_actions, size=len(observations))
         return distinct_items(self.rng, (len(observations),), self.num_actions, self.slate_size)

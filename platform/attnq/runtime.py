@@ -93,12 +93,22 @@ class TaskRuntime:
                 "fix: restore the data it was trained on, or train a new run"
             )
 
+    def _admissible_actions(self) -> Callable[[np.ndarray], np.ndarray | None]:
+        """The domain encoder's action mask over numpy observations (its weights play no part)."""
+        encoder = self.domain.make_encoder(self.context, self.task.model.d_model)
+
+        def mask(observations: np.ndarray) -> np.ndarray | None:
+            mask_BA = encoder.action_mask(torch.as_tensor(np.asarray(observations), dtype=torch.float32))
+            return None if mask_BA is None else mask_BA.numpy()
+
+        return mask
+
     def baseline_names(self) -> list[str]:
         return ["random", *self.domain.baselines]
 
     def baseline(self, name: str, seed: int) -> Policy:
         if name == "random":
-            return RandomPolicy(self.num_actions, seed, self.slate_size)
+            return RandomPolicy(self.num_actions, seed, self.slate_size, self._admissible_actions())
         if name not in self.domain.baselines:
             raise PluginError(
                 f"domain {self.domain.name!r} has no baseline {name!r}; available: {', '.join(self.baseline_names())}"
