@@ -214,6 +214,14 @@ def distinct_items(rng: np.random.Generator, rows: tuple[int, ...], num_items: i
     return np.argsort(rng.random((*rows, num_items)), axis=-1)[..., :slate_size]
 
 
+def admissible_at_random(rng: np.random.Generator, mask_BA: np.ndarray, slate_size: int) -> np.ndarray:
+    """Uniform among each row's admissible actions (``mask_BA`` True): random scores, inadmissible ones
+    below all others, the best one ``[B]`` or for slates the ``slate_size`` best distinct ``[B, k]``."""
+    scores_BA = np.where(mask_BA, rng.random(mask_BA.shape), -1.0)
+    order_BA = np.argsort(-scores_BA, axis=-1, kind="stable")
+    return order_BA[:, 0] if slate_size == 1 else order_BA[:, :slate_size]
+
+
 def repeats_an_item(slates: np.ndarray) -> np.ndarray:
     """Per slate (the last axis), whether it names some item twice. Shape ``slates.shape[:-1]``."""
     ordered = np.sort(np.asarray(slates), axis=-1)
@@ -276,10 +284,8 @@ class RandomPolicy:
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
         mask_BA = None if self.action_mask is None else self.action_mask(observations)
-        if mask_BA is not None:  # random scores, inadmissible ones below all others
-            scores_BA = np.where(mask_BA, self.rng.random((len(observations), self.num_actions)), -1.0)
-            order_BA = np.argsort(-scores_BA, axis=-1, kind="stable")
-            return order_BA[:, 0] if self.slate_size == 1 else order_BA[:, : self.slate_size]
+        if mask_BA is not None:
+            return admissible_at_random(self.rng, mask_BA, self.slate_size)
         if self.slate_size == 1:
             return self.rng.integers(0, self.num_actions, size=len(observations))
         return distinct_items(self.rng, (len(observations),), self.num_actions, self.slate_size)

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from attnq.config import TaskConfig
+from attnq.domain import admissible_at_random
 from attnq.errors import TrainingDiverged
 from attnq.learning.dqn_loss import DQNLoss, advantage_learning_target, dqn_loss, td_target
 from attnq.learning.exploration import LinearEpsilon, epsilon_greedy
@@ -117,10 +118,11 @@ class DQNModule(pl.LightningModule):
         action_mask = self.q_network.encoder.action_mask(torch.as_tensor(observations, dtype=torch.float32))
         if action_mask is None and self.slate_size == 1:
             return self.action_rng.integers(0, self.runtime.num_actions, size=len(observations))
-        # uniform over admissible actions (distinct ones for a slate): random scores, inadmissible
-        # ones pushed to -inf
-        scores = torch.as_tensor(self.action_rng.random((len(observations), self.runtime.num_actions)))
-        return greedy_slate(scores, None if action_mask is None else action_mask.cpu(), self.slate_size).numpy()
+        if action_mask is None:
+            admissible_BA = np.ones((len(observations), self.runtime.num_actions), dtype=bool)
+        else:
+            admissible_BA = action_mask.cpu().numpy()
+        return admissible_at_random(self.action_rng, admissible_BA, self.slate_size)
 
     def epsilon_greedy_actions(self, observations: np.ndarray) -> np.ndarray:
         return epsilon_greedy(
