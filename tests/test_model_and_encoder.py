@@ -166,6 +166,48 @@ def test_several_queries_are_cls_tokens_read_side_by_side_by_the_dueling_head(hi
             ModelConfig(**{**base, **wrong, "queries": 2})
 
 
+@pytest.mark.parametrize("torso", ["transformer", "mlp"])
+@pytest.mark.parametrize("detached", [(0,), (1, 3), (0, 1, 2, 3, 4)])
+def test_detached_actions_keep_their_q_values_and_train_the_head_but_not_the_torso(
+    highway_runtime, highway_observations, torso, detached
+):
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    base = {**highway_runtime.task.model.model_dump(), "torso": torso, "mlp_hidden": (16,)}
+    encoder = highway_runtime.build_q_network().encoder
+    torch.manual_seed(0)
+    plain = TransformerDQN(encoder, 5, ModelConfig(**base))
+    split = TransformerDQN(encoder, 5, ModelConfig(**{**base, "detached_actions": detached}))
+    split.load_state_dict(plain.state_dict())  # the setting is no saved state: the same weights load
+    observations = torch.as_tensor(highway_observations)
+    torch.testing.assert_close(split(observations).q_values_BA, plain(observations).q_values_BA)
+    head = {n for n, _ in split.named_parameters() if n.startswith("head.")}
+    torso_names = {n for n, p in split.named_parameters() if n not in head and p.requires_grad}
+    for action in range(5):
+        split.zero_grad()
+        split(observations).q_values_BA[:, action].sum().backward()
+        moved = {n for n, p in split.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+        assert moved & head, "the head always learns"
+        # the encoder's shared parameters (e.g. segment embeddings) count as torso too
+        assert bool(moved & torso_names) == (action not in detached), (action, sorted(moved & torso_names)[:3])
+
+
+def test_detached_actions_must_be_actions_of_a_dueling_head(highway_runtime):
+    from attnq.errors import TaskFileError
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    base = highway_runtime.task.model.model_dump()
+    with pytest.raises(ValueError, match=r"detached_actions \(\[0\]\) are read by the dueling head"):
+        ModelConfig(**{**base, "head": "per_token", "detached_actions": (0,)})
+    for wrong in [(-1,), (2, 2)]:
+        with pytest.raises(ValueError, match="distinct action numbers >= 0"):
+            ModelConfig(**{**base, "detached_actions": wrong})
+    with pytest.raises(ValueError, match=r"\[5\] name actions past the 5"):
+        TransformerDQN(highway_runtime.build_q_network().encoder, 5, ModelConfig(**{**base, "detached_actions": (5,)}))
+    with pytest.raises(TaskFileError, match=r"'model.detached_actions' = \[7\] .* \(0 to 4\); fix"):
+        prepare_task(load_task(TASKS / "highway-fast.yaml", ["model.detached_actions=[7]"]))
+
+
 def test_model_width_comes_from_the_config_and_must_match_the_encoder(highway_runtime):
     from attnq.model.transformer_dqn import TransformerDQN
 

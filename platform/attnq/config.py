@@ -76,6 +76,12 @@ class ModelConfig(Section):
     mlp_hidden: tuple[int, ...] = field(LEARNS, (256, 256))
     # default: the torso's output width (d_model for the Transformer)
     head_hidden: int | None = field(LEARNS, None, ge=1, description="hidden width of the dueling head's two streams")
+    detached_actions: tuple[int, ...] = field(
+        LEARNS,
+        (),
+        description="actions whose Q-values the head reads from the torso's features without training the torso: "
+        "a decision kept from shaping what the other actions share (a translation's end, Newman et al. 2020)",
+    )
     length_buckets: int = field(
         SPEED,
         1,
@@ -93,6 +99,13 @@ class ModelConfig(Section):
                 f"queries ({self.queries}) above 1 are learned [CLS] tokens read by the dueling head: "
                 "set pool: cls and head: dueling, or queries: 1"
             )
+        if self.detached_actions and self.torso == "transformer" and self.head != "dueling":
+            raise ValueError(
+                f"detached_actions ({list(self.detached_actions)}) are read by the dueling head: "
+                "set head: dueling, or detached_actions: []"
+            )
+        if any(a < 0 for a in self.detached_actions) or len(set(self.detached_actions)) < len(self.detached_actions):
+            raise ValueError(f"detached_actions ({list(self.detached_actions)}) must be distinct action numbers >= 0")
         return self
 
 

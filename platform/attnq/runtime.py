@@ -166,6 +166,12 @@ def prepare_task(task: TaskConfig, host: PluginHost | None = None) -> TaskRuntim
             f"needs single actions, but {task.env.id!r} acts with slates of {slate_size}; "
             "fix: set learner.advantage_learning=0"
         )
+    if any(a >= num_actions for a in task.model.detached_actions):
+        probe_env.close()
+        raise TaskFileError(
+            f"task {task.name!r}: field 'model.detached_actions' = {list(task.model.detached_actions)} names "
+            f"actions past those of {task.env.id!r} (0 to {num_actions - 1}); fix: name actions in that range"
+        )
     _check_eval_env_kwargs(task, domain, options)
     observation_shape = tuple(probe_env.observation_space.shape or ())
     context = DomainContext(options=options, env_id=task.env.id, env_kwargs=task.env.kwargs, probe_env=probe_env)

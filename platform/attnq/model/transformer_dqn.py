@@ -132,15 +132,33 @@ class PreLNBlock(nn.Module):
 
 
 class DuelingHead(nn.Module):
-    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a), each stream one hidden layer of ``hidden`` units."""
+    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a), each stream one hidden layer of ``hidden`` units.
 
-    def __init__(self, width: int, num_actions: int, hidden: int | None = None) -> None:
+    The Q-values of ``detached_actions`` are the same numbers, read from features cut off from the
+    torso's gradient: their TD errors train this head alone, so the torso's features are shaped by the
+    other actions only (a separate stop decision, which Newman et al. 2020 found keeps +EOS training
+    from stratifying a decoder's states by length)."""
+
+    def __init__(
+        self, width: int, num_actions: int, hidden: int | None = None, detached_actions: tuple[int, ...] = ()
+    ) -> None:
         super().__init__()
         hidden = hidden or width
         self.value = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.advantage = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, num_actions))
+        detached_A = torch.zeros(num_actions, dtype=torch.bool)
+        detached_A[list(detached_actions)] = True
+        # not saved: a setting of the task, so networks saved before it existed load unchanged
+        self.register_buffer("detached_A", detached_A, persistent=False)
+        self.detaches = bool(detached_actions)
 
     def forward(self, features_BW: torch.Tensor) -> torch.Tensor:
+        q_BA = self._q_values(features_BW)
+        if self.detaches and torch.is_grad_enabled():  # acting and targets need no second pass
+            q_BA = torch.where(self.detached_A, self._q_values(features_BW.detach()), q_BA)
+        return q_BA
+
+    def _q_values(self, features_BW: torch.Tensor) -> torch.Tensor:
         advantage_BA = self.advantage(features_BW)
         return self.value(features_BW) + advantage_BA - advantage_BA.mean(dim=1, keepdim=True)
 
@@ -181,8 +199,12 @@ class TransformerDQN(nn.Module):
                 layers += [nn.Linear(width, hidden), nn.ReLU()]
                 width = hidden
             self.mlp = nn.Sequential(*layers)
+        if any(a >= num_actions for a in config.detached_actions):
+            raise ValueError(
+                f"model.detached_actions {list(config.detached_actions)} name actions past the {num_actions} there are"
+            )
         if self.head_kind == "dueling":
-            self.head: nn.Module = DuelingHead(width, num_actions, config.head_hidden)
+            self.head: nn.Module = DuelingHead(width, num_actions, config.head_hidden, config.detached_actions)
         else:
             self.head = nn.Linear(width, 1)
 
