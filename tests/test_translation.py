@@ -238,6 +238,37 @@ def test_recurrent_target_positions_match_an_lstm_run_on_each_row_alone():
             torch.testing.assert_close(tokens[row, 0], expected_query)
 
 
+@pytest.mark.parametrize("vocabulary_size", [2, 3, 8])
+def test_occurrence_counts_match_counting_each_row_by_hand(vocabulary_size):
+    from attnq_translation.encoder import occurrence_counts
+
+    generator = torch.Generator().manual_seed(vocabulary_size)
+    for length in (1, 2, 3, 7, 22, 48):
+        written = torch.randint(0, length + 1, (9,), generator=generator)
+        ids = torch.randint(1, vocabulary_size, (9, length), generator=generator)
+        ids[torch.arange(length) >= written.unsqueeze(1)] = 0
+        expected = [[row[: k + 1].count(word) if word else 0 for k, word in enumerate(row)] for row in ids.tolist()]
+        assert occurrence_counts(ids, vocabulary_size).tolist() == expected
+
+
+def test_occurrence_counts_add_one_shared_embedding_per_count_to_the_written_words():
+    """``occurrence_counts: true``: the third X and the third Y carry the same count embedding, on top
+    of what the words carry without it; the query and the source are unchanged."""
+    vocabulary = ParallelCorpus.from_parts([Pair(("a",), ("X", "Y"))], [Pair(("a",), ("X",))]).vocabulary
+    x, y = vocabulary.actions_for(["X", "Y"])
+    torch.manual_seed(0)
+    counted = SentenceEncoder(vocabulary, 1, 8, 8, positions="recurrent", occurrences=True)
+    plain = SentenceEncoder(vocabulary, 1, 8, 8, positions="recurrent")
+    plain.load_state_dict({k: v for k, v in counted.state_dict().items() if "occurrence" not in k})
+    prefix = torch.tensor([[x, y, x, y, x, y, 0, 0]], dtype=torch.float32)
+    observation = torch.cat([torch.ones(1, 1), prefix, torch.zeros(1, 1)], dim=1)
+    added = (counted(observation).embeddings_BTD - plain(observation).embeddings_BTD)[0].detach()
+    assert torch.equal(added[:2], torch.zeros(2, 8))  # the query and the source word
+    table = counted.target_occurrence.weight.detach()
+    for place, count in enumerate([1, 1, 2, 2, 3, 3, 0, 0]):
+        torch.testing.assert_close(added[2 + place], table[count])
+
+
 def test_an_oracle_length_variant_is_reported_beside_the_plain_evaluation():
     """scan-length's ``oracle_length`` variant: the same test pairs with the length given. A policy
     that always ends at once scores nothing plainly; given the length, it writes every sentence out."""

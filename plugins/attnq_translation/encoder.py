@@ -15,6 +15,11 @@ clipped distances). ``recurrent``: an LSTM reads the written words left to right
 each word is that word's position and its state after the last the query's, a count that can go on
 past the longest training output where a clipped distance cannot (LSTMs count, Weiss et al. 2018).
 
+With ``occurrences``, each written word also carries how many times its word has been written up to
+it (1 = the first I_JUMP), from one embedding shared by all words: a repetition's count then reads
+the same for every verb, and a turn repeated twenty times trains the counts a verb reaches only in
+longer outputs.
+
 Padding is masked, so attention never lands on it. The observation's last slot (a length given by
 an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
 are written.
@@ -45,6 +50,7 @@ class SentenceEncoder(StateEncoder):
         d_model: int,
         positions: TargetPositions = "absolute",
         relative_clip: int = 16,
+        occurrences: bool = False,
     ) -> None:
         super().__init__(d_model)
         if positions not in get_args(TargetPositions):
@@ -65,6 +71,9 @@ class SentenceEncoder(StateEncoder):
             self.target_position = nn.Embedding(relative_clip + 1, d_model)
         else:  # output_length + 1 positions: the query may sit after a full prefix, where only the end fits
             self.target_position = nn.Embedding(output_length + 1, d_model)
+        self.occurrences = occurrences
+        if occurrences:  # counts 1..output_length; 0 is only ever padding
+            self.target_occurrence = nn.Embedding(output_length + 1, d_model)
         self.segment = nn.Embedding(3, d_model)
 
     def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -95,6 +104,9 @@ class SentenceEncoder(StateEncoder):
             prefix_position_BLD = self.target_position(target_positions).expand(len(prefix_BL), -1, -1)
             query_position_BD = self.target_position(written_B)
         prefix_BLD = self.target_word(prefix_BL) + prefix_position_BLD + self.segment.weight[TARGET_SEGMENT]
+        if self.occurrences:
+            counts_BL = occurrence_counts(prefix_BL, self.target_word.num_embeddings)
+            prefix_BLD = prefix_BLD + self.target_occurrence(counts_BL)
         query_B1D = (self.write_query + query_position_BD + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
         embeddings_BTD = torch.cat([query_B1D, source_BSD, prefix_BLD], dim=1)
         mask_BT = torch.cat(
@@ -139,3 +151,10 @@ class SentenceEncoder(StateEncoder):
             for k, i in enumerate(prefix)
         ]
         return labels
+
+
+def occurrence_counts(ids_BL: torch.Tensor, vocabulary_size: int) -> torch.Tensor:
+    """How many times each row's word at each place has come up in the row so far, itself included;
+    0 at padding."""
+    seen_BLV = torch.nn.functional.one_hot(ids_BL, vocabulary_size).cumsum(dim=1)
+    return seen_BLV.gather(2, ids_BL.unsqueeze(-1)).squeeze(-1) * (ids_BL != PAD_ID)

@@ -34,6 +34,9 @@ class TranslationOptions(BaseModel):
         description="written words by their position, their distance back from the word to write, or an LSTM's state",
     )
     relative_clip: int = Field(16, ge=1, description="relative: distances beyond this share one embedding")
+    occurrence_counts: bool = Field(
+        False, description="each written word also carries how many times its word has been written up to it"
+    )
     token_reward: float = Field(1.0, ge=0.0, description="reward per target token written at its correct position")
     sentence_reward: SentenceReward = Field("none", description="score added when the sentence ends")
     sentence_reward_weight: float = Field(1.0, ge=0.0)

@@ -84,6 +84,7 @@ def make_encoder(context: DomainContext, d_model: int) -> SentenceEncoder:
         d_model,
         positions=options.target_positions,
         relative_clip=options.relative_clip,
+        occurrences=options.occurrence_counts,
     )
 
 
