@@ -208,6 +208,32 @@ def test_detached_actions_must_be_actions_of_a_dueling_head(highway_runtime):
         prepare_task(load_task(TASKS / "highway-fast.yaml", ["model.detached_actions=[7]"]))
 
 
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_shared_layers_apply_one_block_at_every_depth(highway_runtime, highway_observations, layers):
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    base = highway_runtime.task.model.model_dump()
+    encoder = highway_runtime.build_q_network().encoder
+    shared = TransformerDQN(encoder, 5, ModelConfig(**{**base, "layers": layers, "shared_layers": True}))
+    single = TransformerDQN(encoder, 5, ModelConfig(**{**base, "layers": 1}))
+    count = lambda network: sum(p.numel() for p in network.parameters())  # noqa: E731
+    assert count(shared) == count(single) and len(shared.blocks) == layers
+    # brute force: an unshared stack whose every block holds the shared block's weights
+    stacked = TransformerDQN(encoder, 5, ModelConfig(**{**base, "layers": layers}))
+    stacked.load_state_dict(shared.state_dict())
+    for block in stacked.blocks:
+        block.load_state_dict(shared.blocks[0].state_dict())
+    observations = torch.as_tensor(highway_observations)
+    output = shared(observations, return_attention=True)
+    torch.testing.assert_close(output.q_values_BA, stacked(observations).q_values_BA)
+    assert len(output.attention) == layers
+    # a saved shared network loads back shared, and as saved
+    reloaded = TransformerDQN(encoder, 5, ModelConfig(**{**base, "layers": layers, "shared_layers": True}))
+    reloaded.load_state_dict(shared.state_dict())
+    assert all(block is reloaded.blocks[0] for block in reloaded.blocks)
+    torch.testing.assert_close(reloaded(observations).q_values_BA, output.q_values_BA)
+
+
 def test_model_width_comes_from_the_config_and_must_match_the_encoder(highway_runtime):
     from attnq.model.transformer_dqn import TransformerDQN
 

@@ -55,6 +55,12 @@ class ModelConfig(Section):
     torso: Literal["transformer", "mlp"] = field(LEARNS, "transformer")
     d_model: int = field(LEARNS, 64, ge=4)
     layers: int = field(LEARNS, 2, ge=1)
+    shared_layers: bool = field(
+        LEARNS,
+        False,
+        description="one block's weights at every depth: the same step applied layers times "
+        "(Universal Transformer, Dehghani et al. 2019)",
+    )
     heads: int = field(LEARNS, 4, ge=1)
     feedforward_dim: int = field(LEARNS, 128, ge=1)
     dropout: float = field(LEARNS, 0.0, ge=0.0, lt=1.0)

@@ -8,6 +8,8 @@ One class serves every domain; nothing domain-specific lives here. The domain's
   ego-attention, Leurent & Mercat 2019) is pooled. ``model.queries: k`` learns k [CLS] tokens whose
   outputs the head reads side by side: k reads of the tokens instead of one, as the k seed vectors of
   the Set Transformer's pooling by attention (Lee et al. 2019).
+  ``model.shared_layers`` applies one block's weights at every depth (Universal Transformer,
+  Dehghani et al. 2019).
 * ``mlp``: the flattened tokens through an MLP - the ablation that shows what attention adds.
 
 Two heads: ``dueling`` (Wang et al. 2016; V + A - mean A over a fixed action set) and
@@ -187,9 +189,12 @@ class TransformerDQN(nn.Module):
         if self.cls_tokens:
             self.cls_token = nn.Parameter(torch.randn(1, self.cls_tokens, d_model) * 0.02)
         if config.torso == "transformer":
-            self.blocks = nn.ModuleList(
-                PreLNBlock(d_model, config.heads, config.feedforward_dim, config.dropout) for _ in range(config.layers)
-            )
+            distinct = 1 if config.shared_layers else config.layers
+            blocks = [
+                PreLNBlock(d_model, config.heads, config.feedforward_dim, config.dropout) for _ in range(distinct)
+            ]
+            # shared: the list holds the one block `layers` times, so every depth reads and trains the same weights
+            self.blocks = nn.ModuleList(blocks * (config.layers // distinct))
             self.final_norm = nn.LayerNorm(d_model)
             width = d_model * max(self.cls_tokens, 1)
         else:
