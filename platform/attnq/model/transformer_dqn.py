@@ -194,7 +194,7 @@ class TransformerDQN(nn.Module):
                 PreLNBlock(d_model, config.heads, config.feedforward_dim, config.dropout) for _ in range(distinct)
             ]
             # shared: the list holds the one block `layers` times, so every depth reads and trains the same weights
-            self.blocks = nn.ModuleList(blocks * (config.layers // distinct))
+            self.blocks = nn.ModuleList(blocks * config.layers if config.shared_layers else blocks)
             self.final_norm = nn.LayerNorm(d_model)
             width = d_model * max(self.cls_tokens, 1)
         else:
