@@ -269,6 +269,68 @@ def test_occurrence_counts_add_one_shared_embedding_per_count_to_the_written_wor
         torch.testing.assert_close(added[2 + place], table[count])
 
 
+def _repetition_by_hand(row: list[int], longest_period: int) -> list[tuple[int, int, int]]:
+    """(period, whole units, phase) per word: walk back from each word while it repeats the word p before."""
+    features = []
+    for i, word in enumerate(row):
+        best_run, best_period = 0, 0
+        for period in range(1, longest_period + 1):
+            run = 0
+            while word and i - run - period >= 0 and row[i - run] == row[i - run - period]:
+                run += 1
+            if run > best_run:
+                best_run, best_period = run, period
+        span = best_run + best_period
+        features.append((best_period, span // best_period, span % best_period) if best_period else (0, 0, 0))
+    return features
+
+
+@pytest.mark.parametrize("vocabulary_size", [2, 3, 5])
+@pytest.mark.parametrize("longest_period", [1, 2, 3, 8])
+def test_repetitions_match_walking_back_by_hand(vocabulary_size, longest_period):
+    from attnq_translation.encoder import repetitions
+
+    generator = torch.Generator().manual_seed(vocabulary_size * 10 + longest_period)
+    for length in (1, 2, 3, 5, 9, 22, 48):
+        written = torch.randint(0, length + 1, (9,), generator=generator)
+        ids = torch.randint(1, vocabulary_size, (9, length), generator=generator)
+        units = torch.randint(1, vocabulary_size, (9, 3), generator=generator)
+        ids[:3] = units[:3].repeat(1, length)[:, :length]  # long runs with periods 3 and less
+        ids[torch.arange(length) >= written.unsqueeze(1)] = 0
+        period, count, phase = repetitions(ids, longest_period)
+        got = torch.stack([period, count, phase], dim=-1).tolist()
+        expected = [[list(f) for f in _repetition_by_hand(row, longest_period)] for row in ids.tolist()]
+        assert got == expected
+
+
+def test_repetition_features_count_units_and_reach_the_query():
+    """``repetition_period``: in X Y X Y X the fifth word is the third unit's first (period 2, 2 whole
+    units, phase 1), and the query carries the last word's features; the source is unchanged."""
+    vocabulary = ParallelCorpus.from_parts([Pair(("a",), ("X", "Y"))], [Pair(("a",), ("X",))]).vocabulary
+    x, y = vocabulary.actions_for(["X", "Y"])
+    torch.manual_seed(0)
+    counted = SentenceEncoder(vocabulary, 1, 8, 8, positions="recurrent", repetition_period=3)
+    plain = SentenceEncoder(vocabulary, 1, 8, 8, positions="recurrent")
+    plain.load_state_dict({k: v for k, v in counted.state_dict().items() if "repetition" not in k})
+    prefix = torch.tensor([[x, y, x, y, x, 0, 0, 0], [0] * 8], dtype=torch.float32)
+    observations = torch.cat([torch.ones(2, 1), prefix, torch.zeros(2, 1)], dim=1)
+    added = (counted(observations).embeddings_BTD - plain(observations).embeddings_BTD).detach()
+
+    def features(period, units, phase):
+        return (
+            counted.repetition_unit.weight[period]
+            + counted.repetition_count.weight[units]
+            + counted.repetition_phase.weight[phase]
+        ).detach()
+
+    expected = [(0, 0, 0), (0, 0, 0), (2, 1, 1), (2, 2, 0), (2, 2, 1)] + [(0, 0, 0)] * 3
+    for place, triple in enumerate(expected):
+        torch.testing.assert_close(added[0, 2 + place], features(*triple))
+    torch.testing.assert_close(added[0, 0], features(2, 2, 1))  # the query: the last written word's
+    assert torch.equal(added[:, 1], torch.zeros(2, 8))  # the source word
+    assert torch.equal(added[1, 0], torch.zeros(8))  # nothing written: the query gets nothing
+
+
 def test_an_oracle_length_variant_is_reported_beside_the_plain_evaluation():
     """scan-length's ``oracle_length`` variant: the same test pairs with the length given. A policy
     that always ends at once scores nothing plainly; given the length, it writes every sentence out."""

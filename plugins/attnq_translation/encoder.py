@@ -20,6 +20,12 @@ it (1 = the first I_JUMP), from one embedding shared by all words: a repetition'
 the same for every verb, and a turn repeated twenty times trains the counts a verb reaches only in
 longer outputs.
 
+With ``repetition_period`` > 0, each written word also carries the repetition it continues: the
+shortest unit (up to that many words) whose run back from it is longest, how many whole units that
+run spans, and the word's place in its unit; the query carries those of the last written
+word. Twelve (I_TURN_LEFT I_JUMP) units then count as twelve, as twelve I_TURN_LEFTs do in training,
+where the words they span (24) are more than any training output has.
+
 Padding is masked, so attention never lands on it. The observation's last slot (a length given by
 an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
 are written.
@@ -51,6 +57,7 @@ class SentenceEncoder(StateEncoder):
         positions: TargetPositions = "absolute",
         relative_clip: int = 16,
         occurrences: bool = False,
+        repetition_period: int = 0,
     ) -> None:
         super().__init__(d_model)
         if positions not in get_args(TargetPositions):
@@ -74,6 +81,11 @@ class SentenceEncoder(StateEncoder):
         self.occurrences = occurrences
         if occurrences:  # counts 1..output_length; 0 is only ever padding
             self.target_occurrence = nn.Embedding(output_length + 1, d_model)
+        self.repetition_period = repetition_period
+        if repetition_period:  # period 0 = no repetition; units 1..output_length; phase 0..period-1
+            self.repetition_unit = nn.Embedding(repetition_period + 1, d_model)
+            self.repetition_count = nn.Embedding(output_length + 1, d_model)
+            self.repetition_phase = nn.Embedding(repetition_period, d_model)
         self.segment = nn.Embedding(3, d_model)
 
     def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -107,6 +119,15 @@ class SentenceEncoder(StateEncoder):
         if self.occurrences:
             counts_BL = occurrence_counts(prefix_BL, self.target_word.num_embeddings)
             prefix_BLD = prefix_BLD + self.target_occurrence(counts_BL)
+        if self.repetition_period:
+            period_BL, units_BL, phase_BL = repetitions(prefix_BL, self.repetition_period)
+            repetition_BLD = (
+                self.repetition_unit(period_BL) + self.repetition_count(units_BL) + self.repetition_phase(phase_BL)
+            )
+            prefix_BLD = prefix_BLD + repetition_BLD
+            last_B = (written_B - 1).clamp(min=0)
+            last_BD = repetition_BLD[torch.arange(len(prefix_BL), device=device), last_B]
+            query_position_BD = query_position_BD + last_BD * (written_B > 0).unsqueeze(1)
         query_B1D = (self.write_query + query_position_BD + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
         embeddings_BTD = torch.cat([query_B1D, source_BSD, prefix_BLD], dim=1)
         mask_BT = torch.cat(
@@ -158,3 +179,26 @@ def occurrence_counts(ids_BL: torch.Tensor, vocabulary_size: int) -> torch.Tenso
     0 at padding."""
     seen_BLV = torch.nn.functional.one_hot(ids_BL, vocabulary_size).cumsum(dim=1)
     return seen_BLV.gather(2, ids_BL.unsqueeze(-1)).squeeze(-1) * (ids_BL != PAD_ID)
+
+
+def repetitions(ids_BL: torch.Tensor, longest_period: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each written word, the repetition it continues: ``(period, units, phase)``, each ``[B, L]``.
+
+    A run of period p back from word i is how many words j <= i in a row equal the word p before them.
+    The period is the p (1..longest_period) with the longest run, the shortest on ties, 0 when every
+    run is empty (then units and phase are 0 too, as at padding). The run and the unit before it span
+    ``run + p`` words: ``units`` is that over p, rounded down, and ``phase`` the remainder.
+    """
+    batch, length = ids_BL.shape
+    place_L = torch.arange(length, device=ids_BL.device)
+    runs = []
+    for period in range(1, longest_period + 1):
+        repeats_BL = torch.zeros_like(ids_BL, dtype=torch.bool)
+        repeats_BL[:, period:] = (ids_BL[:, period:] == ids_BL[:, :-period]) & (ids_BL[:, period:] != PAD_ID)
+        last_break_BL = torch.where(repeats_BL, -1, place_L).cummax(dim=1).values
+        runs.append(place_L - last_break_BL)
+    run_BL, index_BL = torch.stack(runs).max(dim=0)
+    period_BL = (index_BL + 1) * (run_BL > 0)
+    span_BL = run_BL + period_BL
+    divisor_BL = period_BL.clamp(min=1)
+    return period_BL, span_BL // divisor_BL, span_BL % divisor_BL

@@ -37,6 +37,12 @@ class TranslationOptions(BaseModel):
     occurrence_counts: bool = Field(
         False, description="each written word also carries how many times its word has been written up to it"
     )
+    repetition_period: int = Field(
+        0,
+        ge=0,
+        description="if > 0: each written word also carries the repeated unit (up to this many words) it continues, "
+        "how many units so far and its place in the unit",
+    )
     token_reward: float = Field(1.0, ge=0.0, description="reward per target token written at its correct position")
     sentence_reward: SentenceReward = Field("none", description="score added when the sentence ends")
     sentence_reward_weight: float = Field(1.0, ge=0.0)

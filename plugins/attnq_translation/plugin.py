@@ -85,6 +85,7 @@ def make_encoder(context: DomainContext, d_model: int) -> SentenceEncoder:
         positions=options.target_positions,
         relative_clip=options.relative_clip,
         occurrences=options.occurrence_counts,
+        repetition_period=options.repetition_period,
     )
 
 
