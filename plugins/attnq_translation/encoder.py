@@ -125,9 +125,7 @@ class SentenceEncoder(StateEncoder):
                 self.repetition_unit(period_BL) + self.repetition_count(units_BL) + self.repetition_phase(phase_BL)
             )
             prefix_BLD = prefix_BLD + repetition_BLD
-            last_B = (written_B - 1).clamp(min=0)
-            last_BD = repetition_BLD[torch.arange(len(prefix_BL), device=device), last_B]
-            query_position_BD = query_position_BD + last_BD * (written_B > 0).unsqueeze(1)
+            query_position_BD = query_position_BD + at_last_written(repetition_BLD, written_B)
         query_B1D = (self.write_query + query_position_BD + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
         embeddings_BTD = torch.cat([query_B1D, source_BSD, prefix_BLD], dim=1)
         mask_BT = torch.cat(
@@ -145,9 +143,7 @@ class SentenceEncoder(StateEncoder):
         longest = int(written_B.max()) if batch else 0
         if longest:
             states_BLD[:, :longest] = self.target_recurrence(self.target_word(prefix_BL[:, :longest]))[0]
-        last_B = (written_B - 1).clamp(min=0)
-        query_BD = states_BLD[torch.arange(batch, device=prefix_BL.device), last_B] * (written_B > 0).unsqueeze(1)
-        return states_BLD, query_BD
+        return states_BLD, at_last_written(states_BLD, written_B)
 
     def action_mask(self, observations_BX: torch.Tensor) -> torch.Tensor | None:
         """With a length given, the end is inadmissible until that many words are written; None when
@@ -174,6 +170,13 @@ class SentenceEncoder(StateEncoder):
         return labels
 
 
+def at_last_written(values_BLD: torch.Tensor, written_B: torch.Tensor) -> torch.Tensor:
+    """Each row's value ``[B, D]`` at its last written word; 0 in a row with nothing written."""
+    last_B = (written_B - 1).clamp(min=0)
+    rows_B = torch.arange(len(values_BLD), device=values_BLD.device)
+    return values_BLD[rows_B, last_B] * (written_B > 0).unsqueeze(1)
+
+
 def occurrence_counts(ids_BL: torch.Tensor, vocabulary_size: int) -> torch.Tensor:
     """How many times each row's word at each place has come up in the row so far, itself included;
     0 at padding."""
@@ -189,7 +192,7 @@ def repetitions(ids_BL: torch.Tensor, longest_period: int) -> tuple[torch.Tensor
     run is empty (then units and phase are 0 too, as at padding). The run and the unit before it span
     ``run + p`` words: ``units`` is that over p, rounded down, and ``phase`` the remainder.
     """
-    batch, length = ids_BL.shape
+    length = ids_BL.shape[1]
     place_L = torch.arange(length, device=ids_BL.device)
     runs = []
     for period in range(1, longest_period + 1):
