@@ -157,6 +157,26 @@ def test_validation_pairs_leave_training_and_keep_the_vocabulary(size):
         ParallelCorpus.from_parts(train, test, validation_pairs=len(train))
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 50, 333])
+def test_longest_validation_pairs_are_the_longest_outputs(size):
+    """Against sorting by hand: the held-out pairs are a partition's longest outputs (every one at
+    least as long as every pair kept), as many as asked, the same for the same seed."""
+    train = [Pair((f"w{i % 6}", f"n{i}"), (f"T{i % 4}",) * (1 + (i * 7) % 5)) for i in range(size + 1)]
+    test = [Pair(("w0",), ("T0",))]
+    lengths = sorted((len(p.target) for p in train), reverse=True)
+    for held in sorted({0, 1, size // 2, size}):
+        for seed in (0, 3):
+            corpus = ParallelCorpus.from_parts(train, test, held, seed, held_out="longest")
+            assert sorted(corpus.train + corpus.validation, key=train.index) == train
+            assert sorted((len(p.target) for p in corpus.validation), reverse=True) == lengths[:held]
+            if held:
+                assert min(len(p.target) for p in corpus.validation) >= max(len(p.target) for p in corpus.train)
+            assert corpus == ParallelCorpus.from_parts(train, test, held, seed, held_out="longest")
+    if size >= 50:  # ties at the cut are broken by the draw, so another seed may hold out others
+        cut = [ParallelCorpus.from_parts(train, test, size // 2, s, held_out="longest").validation for s in range(4)]
+        assert len(set(cut)) > 1
+
+
 def test_the_validation_part_is_refused_when_empty_and_must_be_scored_once():
     overrides = [*SMALL_MODEL, "domain_options.validation_pairs=0"]
     with pytest.raises(TaskFileError, match=r"'eval.validation_env_kwargs'.*validation_pairs > 0"):

@@ -25,6 +25,7 @@ PAD_ID = 0  # id 0 is padding in observations; words are numbered from 1
 
 FileFormat = Literal["auto", "scan", "tsv"]
 PARTS = ("train", "validation", "test")
+HeldOut = Literal["random", "longest"]
 
 
 class CorpusError(TaskFileError):
@@ -143,10 +144,16 @@ class ParallelCorpus:
 
     @classmethod
     def from_parts(
-        cls, train: Iterable[Pair], test: Iterable[Pair], validation_pairs: int = 0, seed: int = 0
+        cls,
+        train: Iterable[Pair],
+        test: Iterable[Pair],
+        validation_pairs: int = 0,
+        seed: int = 0,
+        held_out: HeldOut = "random",
     ) -> ParallelCorpus:
-        """``validation_pairs`` of the training pairs, a draw seeded by ``seed``, become the validation
-        part and leave training; the vocabulary (the agent's word ids) is the same either way."""
+        """``validation_pairs`` of the training pairs become the validation part and leave training:
+        a draw seeded by ``seed``, or (``held_out="longest"``) those with the longest outputs, ties
+        broken by the draw. The vocabulary (the agent's word ids) is the same either way."""
         train, test = tuple(train), tuple(test)
         vocabulary = Vocabulary.from_pairs(train + test)
         if validation_pairs >= len(train):
@@ -154,7 +161,14 @@ class ParallelCorpus:
                 f"domain_options.validation_pairs = {validation_pairs:,} would leave no training pairs (there are "
                 f"{len(train):,}); fix: hold out fewer, e.g. a tenth"
             )
-        held = set(np.random.default_rng(seed).choice(len(train), size=validation_pairs, replace=False).tolist())
+        rng = np.random.default_rng(seed)
+        if held_out == "longest":
+            # a length split inside training: the checkpoint kept is the one that writes past the rest
+            draw = rng.permutation(len(train))
+            by_length = sorted(draw.tolist(), key=lambda i: -len(train[i].target))
+            held = set(by_length[:validation_pairs])
+        else:
+            held = set(rng.choice(len(train), size=validation_pairs, replace=False).tolist())
         kept = tuple(pair for i, pair in enumerate(train) if i not in held)
         return cls(kept, test, vocabulary, tuple(train[i] for i in sorted(held)))
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attnq_translation import scan
-from attnq_translation.corpus import FileFormat, ParallelCorpus, load_pairs
+from attnq_translation.corpus import FileFormat, HeldOut, ParallelCorpus, load_pairs
 
 SentenceReward = Literal["none", "exact_match", "bleu", "chrf"]
 TargetPositions = Literal["absolute", "relative", "recurrent"]
@@ -24,6 +24,11 @@ class TranslationOptions(BaseModel):
     split_seed: int = Field(0, ge=0, description="seed of the simple split's 80/20 cut and of the validation draw")
     validation_pairs: int = Field(
         0, ge=0, description="training pairs held out as the validation part (env part: validation)"
+    )
+    validation_from: HeldOut = Field(
+        "random",
+        description="which training pairs are held out: a seeded draw, or those with the longest outputs "
+        "(a length split inside training)",
     )
     train_file: Path | None = Field(None, description="corpus: files - training pairs (SCAN 'IN: .. OUT: ..' or TSV)")
     test_file: Path | None = Field(None, description="corpus: files - held-out pairs for evaluation")
@@ -70,4 +75,4 @@ def build_corpus(options: TranslationOptions) -> ParallelCorpus:
     else:
         train = load_pairs(options.train_file, options.file_format)
         test = load_pairs(options.test_file, options.file_format)
-    return ParallelCorpus.from_parts(train, test, options.validation_pairs, options.split_seed)
+    return ParallelCorpus.from_parts(train, test, options.validation_pairs, options.split_seed, options.validation_from)
