@@ -179,6 +179,24 @@ class ParallelCorpus:
             raise ValueError("the validation part is empty; fix: set domain_options.validation_pairs > 0")
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
 
+    def word_ids(self, name: str) -> tuple[tuple[np.ndarray, ...], tuple[list[int], ...]]:
+        """A part's source word ids (read-only float32 arrays) and reference action ids, made once
+        per corpus and shared by the envs built on it: a vectorised training env builds dozens."""
+        return self._word_ids[name]
+
+    @cached_property
+    def _word_ids(self) -> dict[str, tuple[tuple[np.ndarray, ...], tuple[list[int], ...]]]:
+        def sources(pairs: tuple[Pair, ...]) -> tuple[np.ndarray, ...]:
+            arrays = tuple(np.array(self.vocabulary.source_ids(p.source), dtype=np.float32) for p in pairs)
+            for array in arrays:
+                array.flags.writeable = False
+            return arrays
+
+        return {
+            name: (sources(pairs), tuple(self.vocabulary.actions_for(p.target) for p in pairs))
+            for name, pairs in (("train", self.train), ("validation", self.validation), ("test", self.test))
+        }
+
     @cached_property
     def max_source_length(self) -> int:
         return max(len(p.source) for p in self.train + self.validation + self.test)

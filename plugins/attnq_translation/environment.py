@@ -58,8 +58,7 @@ class TextAsActionEnv(gym.Env):
         vocabulary = corpus.vocabulary
         self.source_length = corpus.max_source_length
         self.output_length = corpus.max_output_length
-        self.source_ids = [np.array(vocabulary.source_ids(p.source), dtype=np.float32) for p in self.pairs]
-        self.references = [vocabulary.actions_for(p.target) for p in self.pairs]
+        self.source_ids, self.references = corpus.word_ids(part)
         self.action_space = gym.spaces.Discrete(vocabulary.num_actions)
         high = max(len(vocabulary.source_words), len(vocabulary.target_words), self.output_length)
         self.observation_space = gym.spaces.Box(
