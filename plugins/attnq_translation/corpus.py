@@ -181,21 +181,18 @@ class ParallelCorpus:
 
     def word_ids(self, name: str) -> tuple[tuple[np.ndarray, ...], tuple[list[int], ...]]:
         """A part's source word ids (read-only float32 arrays) and reference action ids, made once
-        per corpus and shared by the envs built on it: a vectorised training env builds dozens."""
+        per corpus and part and shared by the envs built on it: a vectorised training env builds dozens."""
+        if name not in self._word_ids:
+            pairs = self.part(name)
+            sources = tuple(np.array(self.vocabulary.source_ids(p.source), dtype=np.float32) for p in pairs)
+            for array in sources:
+                array.flags.writeable = False
+            self._word_ids[name] = (sources, tuple(self.vocabulary.actions_for(p.target) for p in pairs))
         return self._word_ids[name]
 
     @cached_property
     def _word_ids(self) -> dict[str, tuple[tuple[np.ndarray, ...], tuple[list[int], ...]]]:
-        def sources(pairs: tuple[Pair, ...]) -> tuple[np.ndarray, ...]:
-            arrays = tuple(np.array(self.vocabulary.source_ids(p.source), dtype=np.float32) for p in pairs)
-            for array in arrays:
-                array.flags.writeable = False
-            return arrays
-
-        return {
-            name: (sources(pairs), tuple(self.vocabulary.actions_for(p.target) for p in pairs))
-            for name, pairs in (("train", self.train), ("validation", self.validation), ("test", self.test))
-        }
+        return {}
 
     @cached_property
     def max_source_length(self) -> int:
