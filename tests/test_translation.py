@@ -351,6 +351,36 @@ def test_repetition_features_count_units_and_reach_the_query():
     assert torch.equal(added[1, 0], torch.zeros(8))  # nothing written: the query gets nothing
 
 
+@pytest.mark.parametrize("shown", [("units", "phase"), ("units",), ("period", "phase"), ("period",)])
+def test_repetition_features_add_only_the_tables_they_name(shown):
+    """``repetition_features`` leaves out the others' tables: what all three add, less what the named
+    ones add, is exactly the left-out tables' rows at each word's (period, units, phase)."""
+    vocabulary = ParallelCorpus.from_parts([Pair(("a",), ("X", "Y"))], [Pair(("a",), ("X",))]).vocabulary
+    x, y = vocabulary.actions_for(["X", "Y"])
+    torch.manual_seed(0)
+    every = SentenceEncoder(vocabulary, 1, 8, 8, positions="recurrent", repetition_period=3)
+    some = SentenceEncoder(vocabulary, 1, 8, 8, positions="recurrent", repetition_period=3, repetition_features=shown)
+    tables = {"period": every.repetition_unit, "units": every.repetition_count, "phase": every.repetition_phase}
+    left_out = [name for name in tables if name not in shown]
+    some.load_state_dict({k: v for k, v in every.state_dict().items() if k in some.state_dict()})
+    assert len(some.state_dict()) == len(every.state_dict()) - len(left_out)
+    prefix = torch.tensor([[x, y, x, y, x, x, 0, 0]], dtype=torch.float32)
+    observations = torch.cat([torch.ones(1, 1), prefix, torch.zeros(1, 1)], dim=1)
+    missing = (every(observations).embeddings_BTD - some(observations).embeddings_BTD).detach()
+    expected = [(0, 0, 0), (0, 0, 0), (2, 1, 1), (2, 2, 0), (2, 2, 1), (1, 2, 0), (0, 0, 0), (0, 0, 0)]
+    for place, triple in enumerate(expected):
+        rows = dict(zip(tables, triple))
+        want = sum((tables[n].weight[rows[n]] for n in left_out), torch.zeros(8)).detach()
+        torch.testing.assert_close(missing[0, 2 + place], want)
+    torch.testing.assert_close(missing[0, 0], missing[0, 2 + 5])  # the query: the last written word's
+
+
+def test_repetition_features_name_only_known_features():
+    for features in ("[speed]", "[]"):
+        with pytest.raises(TaskFileError, match="repetition_features"):
+            prepare_task(load_task(TASKS / "scan-length.yaml", [f"domain_options.repetition_features={features}"]))
+
+
 def test_an_oracle_length_variant_is_reported_beside_the_plain_evaluation():
     """scan-length's ``oracle_length`` variant: the same test pairs with the length given. A policy
     that always ends at once scores nothing plainly; given the length, it writes every sentence out."""

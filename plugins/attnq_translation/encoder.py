@@ -24,7 +24,8 @@ With ``repetition_period`` > 0, each written word also carries the repetition it
 shortest unit (up to that many words) whose run back from it is longest, how many whole units that
 run spans, and the word's place in its unit; the query carries those of the last written
 word. Twelve (I_TURN_LEFT I_JUMP) units then count as twelve, as twelve I_TURN_LEFTs do in training,
-where the words they span (24) are more than any training output has.
+where the words they span (24) are more than any training output has. ``repetition_features`` names
+which of the three (``period``, ``units``, ``phase``) are added; the others are computed but not shown.
 
 Padding is masked, so attention never lands on it. The observation's last slot (a length given by
 an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
@@ -42,9 +43,11 @@ from torch import nn
 from attnq.domain import StateEncoder, Tokens
 from attnq_translation.corpus import PAD_ID, Vocabulary
 from attnq_translation.environment import END_ACTION
-from attnq_translation.options import TargetPositions
+from attnq_translation.options import REPETITION_FEATURES, RepetitionFeature, TargetPositions
 
 QUERY_SEGMENT, SOURCE_SEGMENT, TARGET_SEGMENT = 0, 1, 2
+# each repetition feature's embedding table, by the attribute name its checkpoints carry
+REPETITION_TABLES = {"period": "repetition_unit", "units": "repetition_count", "phase": "repetition_phase"}
 
 
 class SentenceEncoder(StateEncoder):
@@ -58,6 +61,7 @@ class SentenceEncoder(StateEncoder):
         relative_clip: int = 16,
         occurrences: bool = False,
         repetition_period: int = 0,
+        repetition_features: tuple[RepetitionFeature, ...] = REPETITION_FEATURES,
     ) -> None:
         super().__init__(d_model)
         if positions not in get_args(TargetPositions):
@@ -82,10 +86,11 @@ class SentenceEncoder(StateEncoder):
         if occurrences:  # counts 1..output_length; 0 is only ever padding
             self.target_occurrence = nn.Embedding(output_length + 1, d_model)
         self.repetition_period = repetition_period
+        self.repetition_features = tuple(f for f in REPETITION_FEATURES if f in repetition_features)
         if repetition_period:  # period 0 = no repetition; units 1..output_length; phase 0..period-1
-            self.repetition_unit = nn.Embedding(repetition_period + 1, d_model)
-            self.repetition_count = nn.Embedding(output_length + 1, d_model)
-            self.repetition_phase = nn.Embedding(repetition_period, d_model)
+            sizes = {"period": repetition_period + 1, "units": output_length + 1, "phase": repetition_period}
+            for name in self.repetition_features:
+                setattr(self, REPETITION_TABLES[name], nn.Embedding(sizes[name], d_model))
         self.segment = nn.Embedding(3, d_model)
 
     def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -120,9 +125,9 @@ class SentenceEncoder(StateEncoder):
             counts_BL = occurrence_counts(prefix_BL, self.target_word.num_embeddings)
             prefix_BLD = prefix_BLD + self.target_occurrence(counts_BL)
         if self.repetition_period:
-            period_BL, units_BL, phase_BL = repetitions(prefix_BL, self.repetition_period)
-            repetition_BLD = (
-                self.repetition_unit(period_BL) + self.repetition_count(units_BL) + self.repetition_phase(phase_BL)
+            values = dict(zip(REPETITION_FEATURES, repetitions(prefix_BL, self.repetition_period), strict=True))
+            repetition_BLD = sum(
+                getattr(self, REPETITION_TABLES[name])(values[name]) for name in self.repetition_features
             )
             prefix_BLD = prefix_BLD + repetition_BLD
             query_position_BD = query_position_BD + at_last_written(repetition_BLD, written_B)

@@ -13,6 +13,8 @@ from attnq_translation.corpus import FileFormat, HeldOut, ParallelCorpus, load_p
 
 SentenceReward = Literal["none", "exact_match", "bleu", "chrf"]
 TargetPositions = Literal["absolute", "relative", "recurrent"]
+RepetitionFeature = Literal["period", "units", "phase"]
+REPETITION_FEATURES: tuple[RepetitionFeature, ...] = ("period", "units", "phase")
 
 
 class TranslationOptions(BaseModel):
@@ -47,6 +49,11 @@ class TranslationOptions(BaseModel):
         ge=0,
         description="if > 0: each written word also carries the repeated unit (up to this many words) it continues, "
         "how many units so far and its place in the unit",
+    )
+    repetition_features: tuple[RepetitionFeature, ...] = Field(
+        REPETITION_FEATURES,
+        min_length=1,
+        description="which of the repetition's period, unit count and place in the unit the written words carry",
     )
     token_reward: float = Field(1.0, ge=0.0, description="reward per target token written at its correct position")
     sentence_reward: SentenceReward = Field("none", description="score added when the sentence ends")

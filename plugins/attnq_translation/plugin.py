@@ -86,6 +86,7 @@ def make_encoder(context: DomainContext, d_model: int) -> SentenceEncoder:
         relative_clip=options.relative_clip,
         occurrences=options.occurrence_counts,
         repetition_period=options.repetition_period,
+        repetition_features=options.repetition_features,
     )
 
 
