@@ -1,0 +1,83 @@
+"""Where a scan-length agent first goes wrong inside a repetition longer than any training output's.
+
+With the length given (the end masked until the reference's length), the agent writes every test
+pair greedily; for each pair whose reference repeats one unit over more than 22 words, the first
+wrong word is placed in that run: before it, in its n-th unit, or after it. An agent that counts a
+run only as far as training's runs of its unit went fails in the unit just past them.
+
+    .venv/bin/python docs/scripts/scan_length_first_error.py docs/reports/full/runs/scan-length/transformer-seed0
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+import numpy as np
+from scan_length_breakdown import longest_run
+
+from attnq.agent import load_agent
+from attnq_translation.options import build_corpus
+from attnq_translation.scan import length_split
+
+
+def longest_run_place(words: tuple[str, ...], longest_unit: int = 3) -> tuple[int, int, int]:
+    """``(start, unit, words)`` of the longest run of one unit of 1..longest_unit words repeated."""
+    best = (0, 1, 0)
+    for start in range(len(words)):
+        for unit in range(1, longest_unit + 1):
+            repeats = 1
+            while words[start + repeats * unit : start + (repeats + 1) * unit] == words[start : start + unit]:
+                repeats += 1
+            if repeats * unit > best[2]:
+                best = (start, unit, repeats * unit)
+    return best
+
+
+def written_with_length_given(agent, sources, references, source_length: int, output_length: int) -> np.ndarray:
+    """The agent's greedy words for every pair at once, each stopped at its reference's length."""
+    observations = np.zeros((len(references), source_length + output_length + 1), dtype=np.float32)
+    for row, source in enumerate(sources):
+        observations[row, : len(source)] = source
+        observations[row, -1] = len(references[row])  # masks the end until then
+    lengths = np.array([len(reference) for reference in references])
+    for place in range(int(lengths.max())):
+        writing = lengths > place
+        observations[writing, source_length + place] = np.asarray(agent(observations[writing]))
+    return observations[:, source_length : source_length + output_length].astype(np.int64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="a scan-length run folder")
+    args = parser.parse_args()
+    agent = load_agent(args.run, device="cpu")
+    corpus = build_corpus(agent.runtime.context.options)
+    sources, references = corpus.word_ids("test")
+    written = written_with_length_given(agent, sources, references, corpus.max_source_length, corpus.max_output_length)
+    train, test = length_split()
+    train_longest = max(longest_run(pair.target) for pair in train)
+    where, exact = Counter(), 0
+    for row, (pair, reference) in enumerate(zip(test, references, strict=True)):
+        wrong = np.flatnonzero(written[row, : len(reference)] != np.array(reference))
+        exact += not len(wrong)
+        start, unit, words = longest_run_place(pair.target)
+        if words <= train_longest:
+            continue
+        if not len(wrong):
+            where["right"] += 1
+        elif wrong[0] < start:
+            where["before the run"] += 1
+        elif wrong[0] >= start + words:
+            where["after the run"] += 1
+        else:
+            where[f"unit of {unit}, number {(wrong[0] - start) // unit + 1}"] += 1
+    print(f"exact match with the length given: {exact / len(test):.3f}")
+    total = sum(where.values())
+    print(f"first wrong word of the {total} outputs with a run past {train_longest} words (most first):")
+    for name, count in where.most_common():
+        print(f"  {name}: {count} ({count / total:.3f})")
+
+
+if __name__ == "__main__":
+    main()
