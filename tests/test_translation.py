@@ -375,6 +375,51 @@ def test_repetition_features_add_only_the_tables_they_name(shown):
     torch.testing.assert_close(missing[0, 0], missing[0, 2 + 5])  # the query: the last written word's
 
 
+@pytest.mark.parametrize("longest_period", [1, 2, 3, 8])
+def test_period_tokens_read_the_last_words_run_at_every_period(longest_period):
+    """``period_tokens``: right after the query, token p carries p, the last written word's run back at
+    period p in whole p-word units (0 without a run) and its place in the unit, counted by hand."""
+    vocabulary = ParallelCorpus.from_parts([Pair(("a",), ("X", "Y", "Z"))], [Pair(("a",), ("X",))]).vocabulary
+    generator = torch.Generator().manual_seed(longest_period)
+    encoder = SentenceEncoder(
+        vocabulary, 1, 48, 8, positions="recurrent", repetition_period=longest_period, period_tokens=True
+    )
+    assert encoder.num_tokens == 1 + longest_period + 1 + 48
+    for length in (0, 1, 2, 5, 12, 24, 48):
+        unit = torch.randint(1, 4, (3,), generator=generator).tolist()
+        for row in (torch.randint(1, 4, (length,), generator=generator).tolist(), (unit * 16)[:length]):
+            prefix = torch.tensor([row + [0] * (48 - length)], dtype=torch.float32)
+            observations = torch.cat([torch.ones(1, 1), prefix, torch.zeros(1, 1)], dim=1)
+            tokens = encoder(observations)
+            assert tokens.mask_BT[0, : 1 + longest_period].all()
+            for period in range(1, longest_period + 1):
+                run = 0
+                while (
+                    length
+                    and length - 1 - run - period >= 0
+                    and row[length - 1 - run] == row[length - 1 - run - period]
+                ):
+                    run += 1
+                span = run + period if run else 0
+                expected = (
+                    encoder.block_period.weight[period]
+                    + encoder.block_count.weight[span // period]
+                    + encoder.block_phase.weight[span % period]
+                )
+                torch.testing.assert_close(tokens.embeddings_BTD[0, period], expected)
+    labels = encoder.token_labels(observations[0].numpy())
+    assert len(labels) == encoder.num_tokens and labels[1] == "period 1"
+
+
+def test_period_tokens_need_a_repetition_period():
+    with pytest.raises(TaskFileError, match="period_tokens"):
+        prepare_task(
+            load_task(
+                TASKS / "scan-length.yaml", ["domain_options.repetition_period=0", "domain_options.period_tokens=true"]
+            )
+        )
+
+
 def test_repetition_features_name_only_known_features():
     for features in ("[speed]", "[]"):
         with pytest.raises(TaskFileError, match="repetition_features"):

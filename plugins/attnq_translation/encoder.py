@@ -26,6 +26,10 @@ run spans, and the word's place in its unit; the query carries those of the last
 word. Twelve (I_TURN_LEFT I_JUMP) units then count as twelve, as twelve I_TURN_LEFTs do in training,
 where the words they span (24) are more than any training output has. ``repetition_features`` names
 which of the three (``period``, ``units``, ``phase``) are added; the others are computed but not shown.
+With ``period_tokens`` as well, the last written word's repetition is also read at every period p up
+to ``repetition_period``: one token per period, right after the query, carrying p, how many whole
+p-word units its run back spans and its place in the unit, the counts from one table shared by all
+periods. Three 8-word blocks then count as three, as three blocks of 2 or 4 words do.
 
 Padding is masked, so attention never lands on it. The observation's last slot (a length given by
 an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
@@ -62,6 +66,7 @@ class SentenceEncoder(StateEncoder):
         occurrences: bool = False,
         repetition_period: int = 0,
         repetition_features: tuple[RepetitionFeature, ...] = REPETITION_FEATURES,
+        period_tokens: bool = False,
     ) -> None:
         super().__init__(d_model)
         if positions not in get_args(TargetPositions):
@@ -71,7 +76,10 @@ class SentenceEncoder(StateEncoder):
         self.output_length = output_length
         self.positions = positions
         self.relative_clip = relative_clip
-        self.num_tokens = 1 + source_length + output_length
+        if period_tokens and not repetition_period:
+            raise ValueError("period_tokens needs repetition_period > 0: the periods it reads")
+        self.period_tokens = repetition_period if period_tokens else 0
+        self.num_tokens = 1 + self.period_tokens + source_length + output_length
         self.source_word = nn.Embedding(len(vocabulary.source_words) + 1, d_model, padding_idx=PAD_ID)
         self.target_word = nn.Embedding(len(vocabulary.target_words) + 1, d_model, padding_idx=PAD_ID)
         self.write_query = nn.Parameter(torch.randn(d_model) * 0.02)
@@ -92,6 +100,10 @@ class SentenceEncoder(StateEncoder):
             for name in self.repetition_features:
                 setattr(self, REPETITION_TABLES[name], nn.Embedding(sizes[name], d_model))
         self.segment = nn.Embedding(3, d_model)
+        if self.period_tokens:  # periods 1..P; units 0..output_length (0: no run); phase 0..P-1
+            self.block_period = nn.Embedding(repetition_period + 1, d_model)
+            self.block_count = nn.Embedding(output_length + 1, d_model)
+            self.block_phase = nn.Embedding(repetition_period, d_model)
 
     def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Source ids, prefix ids and the given length, from a batch of observations."""
@@ -132,9 +144,15 @@ class SentenceEncoder(StateEncoder):
             prefix_BLD = prefix_BLD + repetition_BLD
             query_position_BD = query_position_BD + at_last_written(repetition_BLD, written_B)
         query_B1D = (self.write_query + query_position_BD + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
-        embeddings_BTD = torch.cat([query_B1D, source_BSD, prefix_BLD], dim=1)
+        blocks_BPD = self._period_tokens(prefix_BL, written_B)
+        embeddings_BTD = torch.cat([query_B1D, blocks_BPD, source_BSD, prefix_BLD], dim=1)
         mask_BT = torch.cat(
-            [written_B.new_ones(len(source_BS), 1, dtype=torch.bool), source_BS != PAD_ID, prefix_BL != PAD_ID], dim=1
+            [
+                written_B.new_ones(len(source_BS), 1 + self.period_tokens, dtype=torch.bool),
+                source_BS != PAD_ID,
+                prefix_BL != PAD_ID,
+            ],
+            dim=1,
         )
         return Tokens(embeddings_BTD, mask_BT, query_index=0)
 
@@ -149,6 +167,23 @@ class SentenceEncoder(StateEncoder):
         if longest:
             states_BLD[:, :longest] = self.target_recurrence(self.target_word(prefix_BL[:, :longest]))[0]
         return states_BLD, at_last_written(states_BLD, written_B)
+
+    def _period_tokens(self, prefix_BL: torch.Tensor, written_B: torch.Tensor) -> torch.Tensor:
+        """``[B, P, D]``: at each period p, the last written word's run back as whole p-word units
+        and its place in the unit (``[B, 0, D]`` without ``period_tokens``)."""
+        batch = len(prefix_BL)
+        if not self.period_tokens:
+            return self.write_query.new_zeros(batch, 0, self.d_model)
+        periods_P = torch.arange(1, self.period_tokens + 1, device=prefix_BL.device)
+        rows_B = torch.arange(batch, device=prefix_BL.device)
+        last_B = (written_B - 1).clamp(min=0)
+        run_BP = runs_by_period(prefix_BL, self.period_tokens)[:, rows_B, last_B].T * (written_B > 0).unsqueeze(1)
+        span_BP = (run_BP + periods_P) * (run_BP > 0)
+        return (
+            self.block_period(periods_P)
+            + self.block_count(span_BP // periods_P)
+            + self.block_phase(span_BP % periods_P)
+        )
 
     def action_mask(self, observations_BX: torch.Tensor) -> torch.Tensor | None:
         """With a length given, the end is inadmissible until that many words are written; None when
@@ -165,6 +200,7 @@ class SentenceEncoder(StateEncoder):
         source, prefix = ids[: self.source_length], ids[self.source_length : self.source_length + self.output_length]
         written = int((prefix != PAD_ID).sum())
         labels = [f"write #{written + 1}"]
+        labels += [f"period {p}" for p in range(1, self.period_tokens + 1)]
         labels += [
             f"{k + 1}:{self.vocabulary.source_words[i - 1]}" if i != PAD_ID else "(pad)" for k, i in enumerate(source)
         ]
@@ -197,16 +233,20 @@ def repetitions(ids_BL: torch.Tensor, longest_period: int) -> tuple[torch.Tensor
     run is empty (then units and phase are 0 too, as at padding). The run and the unit before it span
     ``run + p`` words: ``units`` is that over p, rounded down, and ``phase`` the remainder.
     """
-    length = ids_BL.shape[1]
-    place_L = torch.arange(length, device=ids_BL.device)
+    run_BL, index_BL = runs_by_period(ids_BL, longest_period).max(dim=0)
+    period_BL = (index_BL + 1) * (run_BL > 0)
+    span_BL = run_BL + period_BL
+    divisor_BL = period_BL.clamp(min=1)
+    return period_BL, span_BL // divisor_BL, span_BL % divisor_BL
+
+
+def runs_by_period(ids_BL: torch.Tensor, longest_period: int) -> torch.Tensor:
+    """``[P, B, L]``: for each period p = 1..P, how many words j <= i in a row equal the word p before them."""
+    place_L = torch.arange(ids_BL.shape[1], device=ids_BL.device)
     runs = []
     for period in range(1, longest_period + 1):
         repeats_BL = torch.zeros_like(ids_BL, dtype=torch.bool)
         repeats_BL[:, period:] = (ids_BL[:, period:] == ids_BL[:, :-period]) & (ids_BL[:, period:] != PAD_ID)
         last_break_BL = torch.where(repeats_BL, -1, place_L).cummax(dim=1).values
         runs.append(place_L - last_break_BL)
-    run_BL, index_BL = torch.stack(runs).max(dim=0)
-    period_BL = (index_BL + 1) * (run_BL > 0)
-    span_BL = run_BL + period_BL
-    divisor_BL = period_BL.clamp(min=1)
-    return period_BL, span_BL // divisor_BL, span_BL % divisor_BL
+    return torch.stack(runs)

@@ -55,6 +55,11 @@ class TranslationOptions(BaseModel):
         min_length=1,
         description="which of the repetition's period, unit count and place in the unit the written words carry",
     )
+    period_tokens: bool = Field(
+        False,
+        description="with repetition_period: one token per period carrying the last written word's run at that period "
+        "(whole units, place in the unit)",
+    )
     token_reward: float = Field(1.0, ge=0.0, description="reward per target token written at its correct position")
     sentence_reward: SentenceReward = Field("none", description="score added when the sentence ends")
     sentence_reward_weight: float = Field(1.0, ge=0.0)
@@ -65,6 +70,8 @@ class TranslationOptions(BaseModel):
             raise ValueError("corpus 'files' needs both train_file and test_file")
         if self.corpus != "files" and (self.train_file or self.test_file):
             raise ValueError(f"train_file/test_file are read only with corpus: files (corpus is {self.corpus!r})")
+        if self.period_tokens and not self.repetition_period:
+            raise ValueError("period_tokens reads the periods up to repetition_period; set repetition_period > 0")
         if self.token_reward == 0.0 and (self.sentence_reward == "none" or self.sentence_reward_weight == 0.0):
             raise ValueError("every reward is switched off; set token_reward > 0 or choose a sentence_reward")
         return self

@@ -87,6 +87,7 @@ def make_encoder(context: DomainContext, d_model: int) -> SentenceEncoder:
         occurrences=options.occurrence_counts,
         repetition_period=options.repetition_period,
         repetition_features=options.repetition_features,
+        period_tokens=options.period_tokens,
     )
 
 
