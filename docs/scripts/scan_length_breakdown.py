@@ -21,15 +21,19 @@ from attnq_translation.scan import length_split
 LENGTH_BINS = ((24, 28), (29, 33), (34, 40), (41, 48))
 
 
+def unit_run_at(words: tuple[str, ...], start: int, unit: int) -> int:
+    """Words from ``start`` on covered by the ``unit`` words there repeated."""
+    repeats = 1
+    while words[start + repeats * unit : start + (repeats + 1) * unit] == words[start : start + unit]:
+        repeats += 1
+    return repeats * unit
+
+
 def run_at(words: tuple[str, ...], start: int, longest_unit: int = 3) -> int:
     """Most words from ``start`` on covered by one unit of 1..longest_unit words repeated."""
-    best = 0
-    for unit in range(1, min(longest_unit, len(words) - start) + 1):
-        repeats = 1
-        while words[start + repeats * unit : start + (repeats + 1) * unit] == words[start : start + unit]:
-            repeats += 1
-        best = max(best, repeats * unit)
-    return best
+    return max(
+        (unit_run_at(words, start, unit) for unit in range(1, min(longest_unit, len(words) - start) + 1)), default=0
+    )
 
 
 def longest_run(words: tuple[str, ...]) -> int:

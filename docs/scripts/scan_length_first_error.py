@@ -14,7 +14,7 @@ import argparse
 from collections import Counter
 
 import numpy as np
-from scan_length_breakdown import longest_run
+from scan_length_breakdown import longest_run, unit_run_at
 
 from attnq.agent import load_agent
 from attnq_translation.options import build_corpus
@@ -22,15 +22,14 @@ from attnq_translation.scan import length_split
 
 
 def longest_run_place(words: tuple[str, ...], longest_unit: int = 3) -> tuple[int, int, int]:
-    """``(start, unit, words)`` of the longest run of one unit of 1..longest_unit words repeated."""
+    """``(start, unit, words)`` of the longest run of one unit of 1..longest_unit words repeated
+    (the first, shortest unit on ties)."""
     best = (0, 1, 0)
     for start in range(len(words)):
-        for unit in range(1, longest_unit + 1):
-            repeats = 1
-            while words[start + repeats * unit : start + (repeats + 1) * unit] == words[start : start + unit]:
-                repeats += 1
-            if repeats * unit > best[2]:
-                best = (start, unit, repeats * unit)
+        for unit in range(1, min(longest_unit, len(words) - start) + 1):
+            covered = unit_run_at(words, start, unit)
+            if covered > best[2]:
+                best = (start, unit, covered)
     return best
 
 

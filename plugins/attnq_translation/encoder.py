@@ -136,15 +136,16 @@ class SentenceEncoder(StateEncoder):
         if self.occurrences:
             counts_BL = occurrence_counts(prefix_BL, self.target_word.num_embeddings)
             prefix_BLD = prefix_BLD + self.target_occurrence(counts_BL)
+        runs_PBL = runs_by_period(prefix_BL, self.repetition_period) if self.repetition_period else None
         if self.repetition_period:
-            values = dict(zip(REPETITION_FEATURES, repetitions(prefix_BL, self.repetition_period), strict=True))
+            values = dict(zip(REPETITION_FEATURES, longest_repetitions(runs_PBL), strict=True))
             repetition_BLD = sum(
                 getattr(self, REPETITION_TABLES[name])(values[name]) for name in self.repetition_features
             )
             prefix_BLD = prefix_BLD + repetition_BLD
             query_position_BD = query_position_BD + at_last_written(repetition_BLD, written_B)
         query_B1D = (self.write_query + query_position_BD + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
-        blocks_BPD = self._period_tokens(prefix_BL, written_B)
+        blocks_BPD = self._period_tokens(runs_PBL, written_B)
         embeddings_BTD = torch.cat([query_B1D, blocks_BPD, source_BSD, prefix_BLD], dim=1)
         mask_BT = torch.cat(
             [
@@ -168,22 +169,18 @@ class SentenceEncoder(StateEncoder):
             states_BLD[:, :longest] = self.target_recurrence(self.target_word(prefix_BL[:, :longest]))[0]
         return states_BLD, at_last_written(states_BLD, written_B)
 
-    def _period_tokens(self, prefix_BL: torch.Tensor, written_B: torch.Tensor) -> torch.Tensor:
-        """``[B, P, D]``: at each period p, the last written word's run back as whole p-word units
-        and its place in the unit (``[B, 0, D]`` without ``period_tokens``)."""
-        batch = len(prefix_BL)
+    def _period_tokens(self, runs_PBL: torch.Tensor | None, written_B: torch.Tensor) -> torch.Tensor:
+        """``[B, P, D]``: at each period p, the last written word's run back (from ``runs_by_period``)
+        as whole p-word units and its place in the unit (``[B, 0, D]`` without ``period_tokens``)."""
+        batch = len(written_B)
         if not self.period_tokens:
             return self.write_query.new_zeros(batch, 0, self.d_model)
-        periods_P = torch.arange(1, self.period_tokens + 1, device=prefix_BL.device)
-        rows_B = torch.arange(batch, device=prefix_BL.device)
+        periods_P = torch.arange(1, self.period_tokens + 1, device=written_B.device)
+        rows_B = torch.arange(batch, device=written_B.device)
         last_B = (written_B - 1).clamp(min=0)
-        run_BP = runs_by_period(prefix_BL, self.period_tokens)[:, rows_B, last_B].T * (written_B > 0).unsqueeze(1)
-        span_BP = (run_BP + periods_P) * (run_BP > 0)
-        return (
-            self.block_period(periods_P)
-            + self.block_count(span_BP // periods_P)
-            + self.block_phase(span_BP % periods_P)
-        )
+        run_BP = runs_PBL[:, rows_B, last_B].T * (written_B > 0).unsqueeze(1)
+        units_BP, phase_BP = whole_units(run_BP, periods_P)
+        return self.block_period(periods_P) + self.block_count(units_BP) + self.block_phase(phase_BP)
 
     def action_mask(self, observations_BX: torch.Tensor) -> torch.Tensor | None:
         """With a length given, the end is inadmissible until that many words are written; None when
@@ -233,11 +230,22 @@ def repetitions(ids_BL: torch.Tensor, longest_period: int) -> tuple[torch.Tensor
     run is empty (then units and phase are 0 too, as at padding). The run and the unit before it span
     ``run + p`` words: ``units`` is that over p, rounded down, and ``phase`` the remainder.
     """
-    run_BL, index_BL = runs_by_period(ids_BL, longest_period).max(dim=0)
+    return longest_repetitions(runs_by_period(ids_BL, longest_period))
+
+
+def longest_repetitions(runs_PBL: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`repetitions` from the runs of :func:`runs_by_period`."""
+    run_BL, index_BL = runs_PBL.max(dim=0)
     period_BL = (index_BL + 1) * (run_BL > 0)
-    span_BL = run_BL + period_BL
-    divisor_BL = period_BL.clamp(min=1)
-    return period_BL, span_BL // divisor_BL, span_BL % divisor_BL
+    return (period_BL, *whole_units(run_BL, period_BL))
+
+
+def whole_units(run: torch.Tensor, period: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A run back at ``period`` and the unit before it span ``run + period`` words: how many whole
+    units that is, and the remainder; both 0 where the run is empty."""
+    span = (run + period) * (run > 0)
+    divisor = period.clamp(min=1)
+    return span // divisor, span % divisor
 
 
 def runs_by_period(ids_BL: torch.Tensor, longest_period: int) -> torch.Tensor:
