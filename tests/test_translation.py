@@ -411,6 +411,42 @@ def test_period_tokens_read_the_last_words_run_at_every_period(longest_period):
     assert len(labels) == encoder.num_tokens and labels[1] == "period 1"
 
 
+@pytest.mark.parametrize("positions", ["absolute", "recurrent"])
+def test_written_word_dropout_hides_words_only_while_training(positions):
+    """``written_word_dropout``: in training mode each written word's identity embedding is zeroed or
+    kept whole (the source, positions and repetition counts untouched); evaluation sees every word."""
+    vocabulary = ParallelCorpus.from_parts([Pair(("a", "b"), ("X", "Y", "Z"))], [Pair(("a",), ("X",))]).vocabulary
+    torch.manual_seed(0)
+    plain = SentenceEncoder(vocabulary, 2, 24, 8, positions=positions, repetition_period=3)
+    dropping = SentenceEncoder(vocabulary, 2, 24, 8, positions=positions, repetition_period=3, written_word_dropout=0.5)
+    dropping.load_state_dict(plain.state_dict())
+    generator = torch.Generator().manual_seed(1)
+    prefix_BL = torch.randint(1, 4, (64, 24), generator=generator)
+    prefix_BL[:, 20:] = 0  # padding after 20 written words
+    observations = torch.cat([torch.ones(64, 1), torch.full((64, 1), 2.0), prefix_BL.float(), torch.zeros(64, 1)], 1)
+    dropping.eval()
+    torch.testing.assert_close(dropping(observations).embeddings_BTD, plain(observations).embeddings_BTD)
+    dropping.train()
+    got_BTD = dropping(observations).embeddings_BTD.detach()
+    want_BTD = plain(observations).embeddings_BTD.detach()
+    torch.testing.assert_close(got_BTD[:, 1:3], want_BTD[:, 1:3])  # the source
+    if positions == "recurrent":  # the LSTM reads the hidden words too, so only the shares are checked
+        assert not torch.allclose(got_BTD[:, 3:23], want_BTD[:, 3:23])
+        return
+    words_BLD = plain.target_word(prefix_BL).detach()
+    kept_BL = torch.isclose(got_BTD[:, 3:], want_BTD[:, 3:]).all(dim=-1)
+    hidden_BL = torch.isclose(got_BTD[:, 3:], want_BTD[:, 3:] - words_BLD, atol=1e-6).all(dim=-1)
+    written_BL = prefix_BL != 0
+    assert (kept_BL | hidden_BL).all()
+    share = hidden_BL[written_BL].float().mean().item()
+    assert 0.4 < share < 0.6, share  # 1,280 written words, each hidden with probability 0.5
+
+
+def test_written_word_dropout_is_a_probability():
+    with pytest.raises(TaskFileError, match="written_word_dropout"):
+        prepare_task(load_task(TASKS / "scan-length.yaml", ["domain_options.written_word_dropout=1.0"]))
+
+
 def test_period_tokens_need_a_repetition_period():
     with pytest.raises(TaskFileError, match="period_tokens"):
         prepare_task(

@@ -67,6 +67,7 @@ class SentenceEncoder(StateEncoder):
         repetition_period: int = 0,
         repetition_features: tuple[RepetitionFeature, ...] = REPETITION_FEATURES,
         period_tokens: bool = False,
+        written_word_dropout: float = 0.0,
     ) -> None:
         super().__init__(d_model)
         if positions not in get_args(TargetPositions):
@@ -79,6 +80,7 @@ class SentenceEncoder(StateEncoder):
         if period_tokens and not repetition_period:
             raise ValueError("period_tokens needs repetition_period > 0: the periods it reads")
         self.period_tokens = repetition_period if period_tokens else 0
+        self.written_word_dropout = written_word_dropout
         self.num_tokens = 1 + self.period_tokens + source_length + output_length
         self.source_word = nn.Embedding(len(vocabulary.source_words) + 1, d_model, padding_idx=PAD_ID)
         self.target_word = nn.Embedding(len(vocabulary.target_words) + 1, d_model, padding_idx=PAD_ID)
@@ -123,8 +125,9 @@ class SentenceEncoder(StateEncoder):
             self.source_word(source_BS) + self.source_position(source_positions) + self.segment.weight[SOURCE_SEGMENT]
         )
         written_B = (prefix_BL != PAD_ID).sum(dim=1)
+        words_BLD = self._written_words(prefix_BL)
         if self.positions == "recurrent":
-            prefix_position_BLD, query_position_BD = self._recurrent_positions(prefix_BL, written_B)
+            prefix_position_BLD, query_position_BD = self._recurrent_positions(words_BLD, written_B)
         elif self.positions == "relative":  # distance back from the word to write; padding (<= 0) is masked
             distance_BL = (written_B.unsqueeze(1) - target_positions).clamp(0, self.relative_clip)
             prefix_position_BLD = self.target_position(distance_BL)
@@ -132,7 +135,7 @@ class SentenceEncoder(StateEncoder):
         else:
             prefix_position_BLD = self.target_position(target_positions).expand(len(prefix_BL), -1, -1)
             query_position_BD = self.target_position(written_B)
-        prefix_BLD = self.target_word(prefix_BL) + prefix_position_BLD + self.segment.weight[TARGET_SEGMENT]
+        prefix_BLD = words_BLD + prefix_position_BLD + self.segment.weight[TARGET_SEGMENT]
         if self.occurrences:
             counts_BL = occurrence_counts(prefix_BL, self.target_word.num_embeddings)
             prefix_BLD = prefix_BLD + self.target_occurrence(counts_BL)
@@ -157,16 +160,25 @@ class SentenceEncoder(StateEncoder):
         )
         return Tokens(embeddings_BTD, mask_BT, query_index=0)
 
+    def _written_words(self, prefix_BL: torch.Tensor) -> torch.Tensor:
+        """The written words' embeddings ``[B, L, D]``; while training, each is zeroed with probability
+        ``written_word_dropout`` (evaluation always sees every word)."""
+        words_BLD = self.target_word(prefix_BL)
+        if not (self.training and self.written_word_dropout):
+            return words_BLD
+        keep_BL1 = torch.rand(prefix_BL.shape, device=prefix_BL.device).unsqueeze(-1) >= self.written_word_dropout
+        return words_BLD * keep_BL1
+
     def _recurrent_positions(
-        self, prefix_BL: torch.Tensor, written_B: torch.Tensor
+        self, words_BLD: torch.Tensor, written_B: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The LSTM's state after each written word ``[B, L, D]`` and after the last one ``[B, D]`` (0
         before any). Written words come first in each row, so the states never read padding."""
-        batch, length = prefix_BL.shape
-        states_BLD = self.target_word.weight.new_zeros(batch, length, self.d_model)
+        batch, length, _ = words_BLD.shape
+        states_BLD = words_BLD.new_zeros(batch, length, self.d_model)
         longest = int(written_B.max()) if batch else 0
         if longest:
-            states_BLD[:, :longest] = self.target_recurrence(self.target_word(prefix_BL[:, :longest]))[0]
+            states_BLD[:, :longest] = self.target_recurrence(words_BLD[:, :longest])[0]
         return states_BLD, at_last_written(states_BLD, written_B)
 
     def _period_tokens(self, runs_PBL: torch.Tensor | None, written_B: torch.Tensor) -> torch.Tensor:

@@ -60,6 +60,13 @@ class TranslationOptions(BaseModel):
         description="with repetition_period: one token per period carrying the last written word's run at that period "
         "(whole units, place in the unit)",
     )
+    written_word_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="while training, each written word's identity is hidden with this probability (its position and "
+        "repetition kept), so the agent also decides from the command and the counts",
+    )
     token_reward: float = Field(1.0, ge=0.0, description="reward per target token written at its correct position")
     sentence_reward: SentenceReward = Field("none", description="score added when the sentence ends")
     sentence_reward_weight: float = Field(1.0, ge=0.0)
