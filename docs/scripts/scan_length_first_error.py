@@ -33,6 +33,29 @@ def longest_run_place(words: tuple[str, ...], longest_unit: int = 3) -> tuple[in
     return best
 
 
+def agent_and_corpus(description: str):
+    """The agent of the run folder named on the command line (on CPU) and its task's corpus."""
+    parser = argparse.ArgumentParser(description=description.split("\n")[0])
+    parser.add_argument("run", help="a scan-length (or scan-length-oracle) run folder")
+    agent = load_agent(parser.parse_args().run, device="cpu")
+    return agent, build_corpus(agent.runtime.context.options)
+
+
+def observation_row(source, written, length: int, source_length: int, output_length: int) -> np.ndarray:
+    """One observation as the environment lays it out: the command's ids, the written words' ids and
+    the given length (the end masked until then)."""
+    row = np.zeros(source_length + output_length + 1, dtype=np.float32)
+    row[: len(source)] = source
+    row[source_length : source_length + len(written)] = written
+    row[-1] = length
+    return row
+
+
+def corpus_lengths(corpus) -> tuple[int, int]:
+    """The observation's command and written-words lengths."""
+    return corpus.max_source_length, corpus.max_output_length
+
+
 def written_with_length_given(agent, sources, references, source_length: int, output_length: int) -> np.ndarray:
     """The agent's greedy words for every pair at once, each stopped at its reference's length."""
     observations = np.zeros((len(references), source_length + output_length + 1), dtype=np.float32)
@@ -47,11 +70,7 @@ def written_with_length_given(agent, sources, references, source_length: int, ou
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="a scan-length run folder")
-    args = parser.parse_args()
-    agent = load_agent(args.run, device="cpu")
-    corpus = build_corpus(agent.runtime.context.options)
+    agent, corpus = agent_and_corpus(__doc__)
     sources, references = corpus.word_ids("test")
     written = written_with_length_given(agent, sources, references, corpus.max_source_length, corpus.max_output_length)
     train, test = length_split()
