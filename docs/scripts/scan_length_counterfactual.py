@@ -24,6 +24,13 @@ FOLLOWING = ("walk right", "look opposite right", "jump right twice", "run aroun
 UNITS_WRITTEN = 8  # "around twice": the ninth unit is where a verb's "thrice" has never been trained
 
 
+def multiplier_attention(agent, row: np.ndarray, multiplier: str) -> float:
+    """The query's last-layer attention (mean over heads) on the command's fourth word, M."""
+    weights, cls_tokens = agent.query_attention(row)
+    labels = agent.q_network.encoder.token_labels(row)
+    return float(weights[cls_tokens + labels.index(f"4:{multiplier}")])
+
+
 def main() -> None:
     agent, corpus = agent_and_corpus(__doc__)
     vocabulary = corpus.vocabulary
@@ -38,15 +45,21 @@ def main() -> None:
             rows.append(observation_row(vocabulary.source_ids(command), written, length, *corpus_lengths(corpus)))
             cells.append((multiplier, command_verb, written_as_verb))
     written = np.asarray(agent(np.stack(rows)))
-    print(f"after {UNITS_WRITTEN} units of 'V around left M and P': continues / moves on / other, of each cell")
+    on_multiplier = [multiplier_attention(agent, row, cell[0]) for row, cell in zip(rows, cells, strict=True)]
+    print(
+        f"after {UNITS_WRITTEN} units of 'V around left M and P': continues / moves on / other, of each cell; "
+        "the query's last-layer attention on M"
+    )
     for cell in dict.fromkeys(cells):
-        words = written[[i for i, c in enumerate(cells) if c == cell]]
+        members = [i for i, c in enumerate(cells) if c == cell]
+        words = written[members]
         multiplier, command_verb, written_as_verb = cell
         print(
             f"  M={multiplier:6s} command V={'a verb' if command_verb else 'turn':6s} "
             f"written as {'a verb' if written_as_verb else 'turn':6s}: "
             f"{np.mean(words == left):.2f} / {np.mean(words == right):.2f} / "
-            f"{np.mean((words != left) & (words != right)):.2f} of {len(words)}"
+            f"{np.mean((words != left) & (words != right)):.2f} of {len(words)}; "
+            f"attention on M {np.mean([on_multiplier[i] for i in members]):.3f}"
         )
 
 
