@@ -15,7 +15,7 @@ from __future__ import annotations
 from itertools import product
 
 import numpy as np
-from scan_length_first_error import agent_and_corpus, corpus_lengths, observation_row
+from scan_length_first_error import agent_and_corpus, observation_row
 
 from attnq_translation.scan import interpret
 
@@ -42,7 +42,7 @@ def main() -> None:
             unit = ["I_TURN_LEFT", f"I_{verb.upper()}"] if written_as_verb else ["I_TURN_LEFT"]
             length = len(interpret(" ".join(command)))  # the end stays masked either way
             written = vocabulary.actions_for(unit * UNITS_WRITTEN)
-            rows.append(observation_row(vocabulary.source_ids(command), written, length, *corpus_lengths(corpus)))
+            rows.append(observation_row(corpus, vocabulary.source_ids(command), written, length))
             cells.append((multiplier, command_verb, written_as_verb))
     written = np.asarray(agent(np.stack(rows)))
     on_multiplier = [multiplier_attention(agent, row, cell[0]) for row, cell in zip(rows, cells, strict=True)]

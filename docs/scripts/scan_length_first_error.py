@@ -41,38 +41,34 @@ def agent_and_corpus(description: str):
     return agent, build_corpus(agent.runtime.context.options)
 
 
-def observation_row(source, written, length: int, source_length: int, output_length: int) -> np.ndarray:
-    """One observation as the environment lays it out: the command's ids, the written words' ids and
-    the given length (the end masked until then)."""
-    row = np.zeros(source_length + output_length + 1, dtype=np.float32)
+def observation_row(corpus, source, written, length: int) -> np.ndarray:
+    """One observation as the environment lays it out for ``corpus``: the command's ids, the written
+    words' ids and the given length (the end masked until then)."""
+    source_length = corpus.max_source_length
+    row = np.zeros(source_length + corpus.max_output_length + 1, dtype=np.float32)
     row[: len(source)] = source
     row[source_length : source_length + len(written)] = written
     row[-1] = length
     return row
 
 
-def corpus_lengths(corpus) -> tuple[int, int]:
-    """The observation's command and written-words lengths."""
-    return corpus.max_source_length, corpus.max_output_length
-
-
-def written_with_length_given(agent, sources, references, source_length: int, output_length: int) -> np.ndarray:
+def written_with_length_given(agent, corpus, sources, references) -> np.ndarray:
     """The agent's greedy words for every pair at once, each stopped at its reference's length."""
-    observations = np.zeros((len(references), source_length + output_length + 1), dtype=np.float32)
-    for row, source in enumerate(sources):
-        observations[row, : len(source)] = source
-        observations[row, -1] = len(references[row])  # masks the end until then
+    observations = np.stack(
+        [observation_row(corpus, source, [], len(reference)) for source, reference in zip(sources, references)]
+    )
+    source_length = corpus.max_source_length
     lengths = np.array([len(reference) for reference in references])
     for place in range(int(lengths.max())):
         writing = lengths > place
         observations[writing, source_length + place] = np.asarray(agent(observations[writing]))
-    return observations[:, source_length : source_length + output_length].astype(np.int64)
+    return observations[:, source_length : source_length + corpus.max_output_length].astype(np.int64)
 
 
 def main() -> None:
     agent, corpus = agent_and_corpus(__doc__)
     sources, references = corpus.word_ids("test")
-    written = written_with_length_given(agent, sources, references, corpus.max_source_length, corpus.max_output_length)
+    written = written_with_length_given(agent, corpus, sources, references)
     train, test = length_split()
     train_longest = max(longest_run(pair.target) for pair in train)
     where, exact = Counter(), 0

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 from scan_length_breakdown import longest_run
-from scan_length_first_error import agent_and_corpus, corpus_lengths, longest_run_place, observation_row
+from scan_length_first_error import agent_and_corpus, longest_run_place, observation_row
 
 from attnq_translation.scan import length_split
 
@@ -36,9 +36,7 @@ def main() -> None:
         if words <= train_longest:
             continue
         places = range(start, start + words)
-        observations += [
-            observation_row(source, reference[:place], len(reference), *corpus_lengths(corpus)) for place in places
-        ]
+        observations += [observation_row(corpus, source, reference[:place], len(reference)) for place in places]
         keys += [(unit, (place - start) // unit + 1, start == 0) for place in places]
         wanted += [reference[place] for place in places]
         # the word after the run, asked for at each unit's first word: writing it is moving on
