@@ -30,6 +30,9 @@ With ``period_tokens`` as well, the last written word's repetition is also read 
 to ``repetition_period``: one token per period, right after the query, carrying p, how many whole
 p-word units its run back spans and its place in the unit, the counts from one table shared by all
 periods. Three 8-word blocks then count as three, as three blocks of 2 or 4 words do.
+With ``written_word_dropout``, each written word's identity embedding is zeroed with that
+probability while training (positions and repetition counts stay), so the decisions lean more on the
+command and the counts; evaluation sees every word.
 
 Padding is masked, so attention never lands on it. The observation's last slot (a length given by
 an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
