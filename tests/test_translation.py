@@ -447,6 +447,44 @@ def test_written_word_dropout_is_a_probability():
         prepare_task(load_task(TASKS / "scan-length.yaml", ["domain_options.written_word_dropout=1.0"]))
 
 
+@pytest.mark.parametrize("positions", ["absolute", "relative", "recurrent"])
+def test_hidden_written_words_leave_only_positions_and_counts(positions):
+    """``hide_written_words``: in training and evaluation, renaming the written words (a permutation,
+    so every repetition stays) changes no token, while the plain encoder's tokens change."""
+    vocabulary = ParallelCorpus.from_parts(
+        [Pair(("a", "b"), ("V", "W", "X", "Y", "Z"))], [Pair(("a",), ("V",))]
+    ).vocabulary
+    torch.manual_seed(0)
+    hiding = SentenceEncoder(vocabulary, 2, 24, 8, positions=positions, repetition_period=3, hide_written_words=True)
+    plain = SentenceEncoder(vocabulary, 2, 24, 8, positions=positions, repetition_period=3)
+    plain.load_state_dict(hiding.state_dict())
+    generator = torch.Generator().manual_seed(2)
+    for written in (1, 2, 7, 15, 24):
+        prefix_BL = torch.randint(1, 6, (16, 24), generator=generator)
+        prefix_BL[:, written:] = 0
+        names_V = torch.cat([torch.zeros(1, dtype=torch.long), torch.randperm(5, generator=generator) + 1])
+        renamed_BL = names_V[prefix_BL]  # padding stays 0
+        observations, renamed = (
+            torch.cat([torch.ones(16, 1), torch.full((16, 1), 2.0), ids.float(), torch.zeros(16, 1)], 1)
+            for ids in (prefix_BL, renamed_BL)
+        )
+        for mode in (hiding.train, hiding.eval):
+            mode()
+            torch.testing.assert_close(hiding(observations).embeddings_BTD, hiding(renamed).embeddings_BTD)
+        if (renamed_BL != prefix_BL).any():
+            assert not torch.allclose(plain(observations).embeddings_BTD, plain(renamed).embeddings_BTD)
+
+
+def test_hidden_written_words_refuse_word_dropout():
+    with pytest.raises(TaskFileError, match="hide_written_words"):
+        prepare_task(
+            load_task(
+                TASKS / "scan-length.yaml",
+                ["domain_options.hide_written_words=true", "domain_options.written_word_dropout=0.5"],
+            )
+        )
+
+
 def test_period_tokens_need_a_repetition_period():
     with pytest.raises(TaskFileError, match="period_tokens"):
         prepare_task(

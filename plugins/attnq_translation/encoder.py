@@ -32,7 +32,10 @@ p-word units its run back spans and its place in the unit, the counts from one t
 periods. Three 8-word blocks then count as three, as three blocks of 2 or 4 words do.
 With ``written_word_dropout``, each written word's identity embedding is zeroed with that
 probability while training (positions and repetition counts stay), so the decisions lean more on the
-command and the counts; evaluation sees every word.
+command and the counts; evaluation sees every word. With ``hide_written_words`` no written word's
+identity is ever shown, in training or evaluation: the written words are their positions and counts
+alone (the LSTM of ``recurrent`` positions then counts them), so no decision can turn on which words
+a run holds, only on the command and how far the run has gone.
 
 Padding is masked, so attention never lands on it. The observation's last slot (a length given by
 an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
@@ -71,6 +74,7 @@ class SentenceEncoder(StateEncoder):
         repetition_features: tuple[RepetitionFeature, ...] = REPETITION_FEATURES,
         period_tokens: bool = False,
         written_word_dropout: float = 0.0,
+        hide_written_words: bool = False,
     ) -> None:
         super().__init__(d_model)
         if positions not in get_args(TargetPositions):
@@ -84,6 +88,7 @@ class SentenceEncoder(StateEncoder):
             raise ValueError("period_tokens needs repetition_period > 0: the periods it reads")
         self.period_tokens = repetition_period if period_tokens else 0
         self.written_word_dropout = written_word_dropout
+        self.hide_written_words = hide_written_words
         self.num_tokens = 1 + self.period_tokens + source_length + output_length
         self.source_word = nn.Embedding(len(vocabulary.source_words) + 1, d_model, padding_idx=PAD_ID)
         self.target_word = nn.Embedding(len(vocabulary.target_words) + 1, d_model, padding_idx=PAD_ID)
@@ -165,8 +170,10 @@ class SentenceEncoder(StateEncoder):
 
     def _written_words(self, prefix_BL: torch.Tensor) -> torch.Tensor:
         """The written words' embeddings ``[B, L, D]``; while training, each is zeroed with probability
-        ``written_word_dropout`` (evaluation always sees every word)."""
+        ``written_word_dropout`` (evaluation always sees every word); all zero with ``hide_written_words``."""
         words_BLD = self.target_word(prefix_BL)
+        if self.hide_written_words:
+            return torch.zeros_like(words_BLD)
         if not (self.training and self.written_word_dropout):
             return words_BLD
         keep_BL1 = torch.rand(prefix_BL.shape, device=prefix_BL.device).unsqueeze(-1) >= self.written_word_dropout

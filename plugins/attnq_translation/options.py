@@ -67,6 +67,11 @@ class TranslationOptions(BaseModel):
         description="while training, each written word's identity is hidden with this probability (its position and "
         "repetition kept), so the agent also decides from the command and the counts",
     )
+    hide_written_words: bool = Field(
+        False,
+        description="the written words carry their position and repetition counts only, never which word they are "
+        "(in training and evaluation), so every decision is read from the command and the counts",
+    )
     token_reward: float = Field(1.0, ge=0.0, description="reward per target token written at its correct position")
     sentence_reward: SentenceReward = Field("none", description="score added when the sentence ends")
     sentence_reward_weight: float = Field(1.0, ge=0.0)
@@ -79,6 +84,8 @@ class TranslationOptions(BaseModel):
             raise ValueError(f"train_file/test_file are read only with corpus: files (corpus is {self.corpus!r})")
         if self.period_tokens and not self.repetition_period:
             raise ValueError("period_tokens reads the periods up to repetition_period; set repetition_period > 0")
+        if self.hide_written_words and self.written_word_dropout:
+            raise ValueError("written_word_dropout hides words that hide_written_words already hides; set one of them")
         if self.token_reward == 0.0 and (self.sentence_reward == "none" or self.sentence_reward_weight == 0.0):
             raise ValueError("every reward is switched off; set token_reward > 0 or choose a sentence_reward")
         return self
