@@ -19,7 +19,7 @@ from attnq_translation import scan
 from attnq_translation.corpus import CorpusError, Pair, ParallelCorpus, load_pairs
 from attnq_translation.encoder import QUERY_SEGMENT, TARGET_SEGMENT, SentenceEncoder
 from attnq_translation.environment import END_ACTION, TextAsActionEnv
-from attnq_translation.options import TranslationOptions
+from attnq_translation.options import TranslationOptions, build_corpus
 from attnq_translation.reward import TranslationRewardAdapter
 from conftest import SMALL_MODEL, TASKS, attnq_command, files_corpus
 
@@ -736,3 +736,174 @@ def test_relative_corpus_paths_are_saved_absolute_so_the_run_works_from_any_fold
         attnq_command("evaluate", str(run_dir), "--episodes", "2"), capture_output=True, text=True, cwd=elsewhere
     )
     assert evaluated.returncode == 0, evaluated.stderr
+
+
+def _simulated_copies(reference, actions, words, copies, longest):
+    """What the copy actions should do, step by step, written plainly: (output, written-by, reward,
+    ended, cut off) after each action, for ``words`` target words and ``copies`` copy actions."""
+    output, written_by, last_copy, steps = [], [], 0, []
+    for step, action in enumerate(actions, start=1):
+        if action == END_ACTION:
+            steps.append((list(output), list(written_by), float(len(output) == len(reference)), True, False))
+            return steps
+        if action <= words:
+            last_copy = 0
+            if len(output) == longest:
+                steps.append((list(output), list(written_by), 0.0, False, True))
+                return steps
+            right = len(output) < len(reference) and reference[len(output)] == action
+            output.append(action)
+            written_by.append(1)
+            steps.append((list(output), list(written_by), float(right), False, False))
+            continue
+        again = action == words + 1 + copies
+        k = last_copy if again else action - words
+        if k == 0 or k > len(output):
+            last_copy = 0
+            steps.append((list(output), list(written_by), 0.0, False, step > longest))
+        elif len(output) + k > longest:
+            steps.append((list(output), list(written_by), 0.0, False, True))
+        else:
+            start = len(output)
+            output += output[-k:]
+            written_by += [copies + 2 if again else k + 1] * k
+            last_copy = k
+            right = output[start:] == list(reference[start : start + k])
+            steps.append((list(output), list(written_by), float(k) if right else 0.0, False, step > longest))
+        if steps[-1][4]:
+            return steps
+    return steps
+
+
+def _repetitive_corpus(seed: int, longest: int) -> ParallelCorpus:
+    """Random pairs whose outputs (1 to ``longest`` words of three) repeat words often."""
+    rng = np.random.default_rng(seed)
+    pairs = [
+        Pair(("a",) * int(rng.integers(1, 4)), tuple(rng.choice(["X", "Y", "Z"], int(rng.integers(1, longest + 1)))))
+        for _ in range(12)
+    ]
+    return ParallelCorpus.from_parts(pairs[:6], pairs[6:])
+
+
+@pytest.mark.parametrize(("copies", "longest"), [(1, 3), (2, 6), (3, 9), (5, 12), (8, 16)])
+def test_copy_actions_match_a_plain_simulation(copies, longest):
+    """Random action sequences (words, copies of every size, AGAIN, the end) on random test pairs:
+    outputs, the written-by block, rewards and episode ends as a plain list walk gives them."""
+    corpus = _repetitive_corpus(copies, longest)
+    env = TextAsActionEnv(corpus, part="test", copy_actions=copies)
+    words = len(corpus.vocabulary.target_words)
+    assert env.action_space.n == words + 1 + copies + 1
+    rng = np.random.default_rng(copies)
+    seen = set()
+    for trial in range(300):
+        pair = trial % len(corpus.test)
+        env.reset(seed=pair)
+        reference = env.references[pair]
+        # the end rarely, so that long outputs and truncation come up
+        drawn = rng.integers(0, env.action_space.n, 3 * env.output_length + 2)
+        actions = [int(a) if a or rng.random() < 0.1 else 1 for a in drawn]
+        expected = _simulated_copies(reference, actions, words, copies, env.output_length)
+        for action, (output, written_by, reward, terminated, truncated) in zip(actions, expected, strict=False):
+            observation, got_reward, got_terminated, got_truncated, info = env.step(action)
+            prefix = observation[env.source_length : env.source_length + env.output_length]
+            by = observation[env.source_length + env.output_length : -1]
+            assert list(prefix[: len(output)]) == output and not prefix[len(output) :].any()
+            assert list(by[: len(output)]) == written_by and not by[len(output) :].any()
+            assert (got_reward, got_terminated, got_truncated) == (reward, terminated, truncated)
+            seen.add((action > words, reward > 0, got_truncated))
+        assert got_terminated or got_truncated
+        assert info["exact_match"] == float(got_terminated and output == list(reference))
+    assert {(True, True, False), (True, False, True)} <= seen  # right copies, and copies cut off
+
+
+def _fewest_copy_actions(target: list[int], words: int, copies: int) -> list[int]:
+    """A shortest action sequence writing ``target`` (then the end), by breadth-first search over the
+    written length: a word, or a copy of the last k <= ``copies`` words that matches what follows."""
+    came_from = {0: None}
+    frontier = [0]
+    while len(target) not in came_from:
+        reached = []
+        for written in frontier:
+            moves = [(written + 1, target[written])]
+            moves += [
+                (written + k, words + k)
+                for k in range(1, copies + 1)
+                if k <= written and target[written : written + k] == target[written - k : written]
+            ]
+            for to, action in moves:
+                if to <= len(target) and to not in came_from:
+                    came_from[to] = (written, action)
+                    reached.append(to)
+        frontier = reached
+    actions, at = [END_ACTION], len(target)
+    while came_from[at]:
+        at, action = came_from[at]
+        actions.insert(0, action)
+    return actions
+
+
+def test_scan_length_outputs_written_with_copies_are_exact_and_earn_every_word():
+    """Every 40th scan-length test output, written with its fewest copies: an exact match whose
+    rewards add up to one per word and the end, in one step per action."""
+    corpus = TranslationOptions(corpus="scan-length")
+    env = TextAsActionEnv(build_corpus(corpus), part="test", copy_actions=8)
+    words = len(env.corpus.vocabulary.target_words)
+    for pair in range(0, len(env.references), 40):
+        env.reset(seed=pair)
+        reference = list(env.references[pair])
+        actions = _fewest_copy_actions(reference, words, 8)
+        assert len(actions) < len(reference)  # every test output repeats some words
+        rewards = []
+        for action in actions:
+            _, reward, terminated, truncated, info = env.step(action)
+            rewards.append(reward)
+        assert terminated and not truncated and info["exact_match"] == 1.0
+        assert sum(rewards) == len(reference) + 1
+
+
+def test_copy_actions_reach_the_tokens_and_the_action_mask():
+    """Which action wrote each word is added to its token and to the query; the end's mask spans the
+    copy actions too."""
+    corpus = _tiny_corpus()
+    env = TextAsActionEnv(corpus, part="test", oracle_length=True, copy_actions=2)
+    x = corpus.vocabulary.actions_for(["X"])[0]
+    env.reset(seed=1)  # "a a" -> "X X"
+    written_by_copy, _, _, _, _ = env.step(x)
+    torch.manual_seed(0)
+    encoder = SentenceEncoder(corpus.vocabulary, env.source_length, env.output_length, 8, copy_actions=2)
+    typed = written_by_copy.copy()
+    written_by_copy[env.source_length + env.output_length] = 2  # as if COPY 1 had written it
+    tokens, copied = (encoder(torch.as_tensor(o[None])) for o in (typed, written_by_copy))
+    first_written = 1 + env.source_length
+    difference = copied.embeddings_BTD - tokens.embeddings_BTD
+    expected = encoder.written_by.weight[2] - encoder.written_by.weight[1]
+    torch.testing.assert_close(difference[0, first_written], expected)
+    torch.testing.assert_close(difference[0, 0], expected)  # the query: the last written word's
+    mask = encoder.action_mask(torch.as_tensor(typed[None]))
+    assert mask.shape == (1, env.action_space.n) and not mask[0, END_ACTION] and mask[0, 1:].all()
+
+
+def test_short_real_training_run_with_copy_actions(tmp_path):
+    task = load_task(
+        TASKS / "scan-length.yaml",
+        SMALL_MODEL
+        + [
+            "domain_options.copy_actions=4",
+            "env.num_envs=8",
+            "trainer.max_env_steps=1200",
+            "trainer.checkpoint_every_env_steps=1200",
+            "trainer.progress_bar=false",
+            "learner.learning_starts=200",
+            "replay.batch_size=32",
+            "eval.episodes=8",
+        ],
+    )
+    result = train(task, runs_dir=tmp_path / "runs")
+    from attnq.agent import load_agent
+
+    agent = load_agent(str(result.run_dir))
+    words = len(build_corpus(agent.runtime.context.options).vocabulary.target_words)
+    assert agent.runtime.num_actions == words + 1 + 4 + 1
+    assert agent.runtime.action_names()[-5:] == ["COPY 1", "COPY 2", "COPY 3", "COPY 4", "AGAIN"]
+    means = evaluate_policy(agent.runtime, agent, episodes=8, seed=0).means()
+    assert 0.0 <= means["exact_match"] <= 1.0 and means["length"] >= 1

@@ -37,6 +37,10 @@ identity is ever shown, in training or evaluation: the written words are their p
 alone (the LSTM of ``recurrent`` positions then counts them), so no decision can turn on which words
 a run holds, only on the command and how far the run has gone.
 
+With ``copy_actions`` (the environment's copy actions), each written word also carries which action
+wrote it (a word, ``COPY k`` or ``AGAIN``), and the query that of the last one, so a decision to copy
+again reads as the same event after any copy.
+
 Padding is masked, so attention never lands on it. The observation's last slot (a length given by
 an oracle-length evaluation, else 0) is no token: it only masks the end action until that many words
 are written.
@@ -75,6 +79,7 @@ class SentenceEncoder(StateEncoder):
         period_tokens: bool = False,
         written_word_dropout: float = 0.0,
         hide_written_words: bool = False,
+        copy_actions: int = 0,
     ) -> None:
         super().__init__(d_model)
         if positions not in get_args(TargetPositions):
@@ -90,6 +95,10 @@ class SentenceEncoder(StateEncoder):
         self.written_word_dropout = written_word_dropout
         self.hide_written_words = hide_written_words
         self.num_tokens = 1 + self.period_tokens + source_length + output_length
+        self.copy_actions = copy_actions
+        self.num_actions = vocabulary.num_actions + (copy_actions + 1 if copy_actions else 0)
+        if copy_actions:  # 0 padding, 1 a word, 1 + k COPY k, copy_actions + 2 AGAIN
+            self.written_by = nn.Embedding(copy_actions + 3, d_model)
         self.source_word = nn.Embedding(len(vocabulary.source_words) + 1, d_model, padding_idx=PAD_ID)
         self.target_word = nn.Embedding(len(vocabulary.target_words) + 1, d_model, padding_idx=PAD_ID)
         self.write_query = nn.Parameter(torch.randn(d_model) * 0.02)
@@ -115,17 +124,24 @@ class SentenceEncoder(StateEncoder):
             self.block_count = nn.Embedding(output_length + 1, d_model)
             self.block_phase = nn.Embedding(repetition_period, d_model)
 
-    def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Source ids, prefix ids and the given length, from a batch of observations."""
-        expected = self.source_length + self.output_length + 1
+    def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Source ids, prefix ids, which action wrote each prefix word (``[B, 0]`` without copy actions)
+        and the given length."""
+        written_by = self.output_length if self.copy_actions else 0
+        expected = self.source_length + self.output_length + written_by + 1
         if observations_BX.dim() != 2 or observations_BX.shape[1] != expected:
             raise ValueError(f"expected text-as-action observations [B, {expected}], got {list(observations_BX.shape)}")
         ids_BX = observations_BX.long()
         end = self.source_length + self.output_length
-        return ids_BX[:, : self.source_length], ids_BX[:, self.source_length : end], ids_BX[:, end]
+        return (
+            ids_BX[:, : self.source_length],
+            ids_BX[:, self.source_length : end],
+            ids_BX[:, end : end + written_by],
+            ids_BX[:, -1],
+        )
 
     def forward(self, observations_BX: torch.Tensor) -> Tokens:
-        source_BS, prefix_BL, _ = self._split(observations_BX)
+        source_BS, prefix_BL, written_by_BL, _ = self._split(observations_BX)
         device = observations_BX.device
         source_positions = torch.arange(self.source_length, device=device)
         target_positions = torch.arange(self.output_length, device=device)
@@ -155,6 +171,10 @@ class SentenceEncoder(StateEncoder):
             )
             prefix_BLD = prefix_BLD + repetition_BLD
             query_position_BD = query_position_BD + at_last_written(repetition_BLD, written_B)
+        if self.copy_actions:
+            written_by_BLD = self.written_by(written_by_BL)
+            prefix_BLD = prefix_BLD + written_by_BLD
+            query_position_BD = query_position_BD + at_last_written(written_by_BLD, written_B)
         query_B1D = (self.write_query + query_position_BD + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
         blocks_BPD = self._period_tokens(runs_PBL, written_B)
         embeddings_BTD = torch.cat([query_B1D, blocks_BPD, source_BSD, prefix_BLD], dim=1)
@@ -207,10 +227,10 @@ class SentenceEncoder(StateEncoder):
     def action_mask(self, observations_BX: torch.Tensor) -> torch.Tensor | None:
         """With a length given, the end is inadmissible until that many words are written; None when
         no observation gives one (training), so the learner's fast paths stay."""
-        _, prefix_BL, given_B = self._split(observations_BX)
+        _, prefix_BL, _, given_B = self._split(observations_BX)
         if not bool((given_B > 0).any()):
             return None
-        mask_BA = torch.ones(len(given_B), self.vocabulary.num_actions, dtype=torch.bool, device=given_B.device)
+        mask_BA = torch.ones(len(given_B), self.num_actions, dtype=torch.bool, device=given_B.device)
         mask_BA[:, END_ACTION] = (given_B == 0) | ((prefix_BL != PAD_ID).sum(dim=1) >= given_B)
         return mask_BA
 

@@ -10,6 +10,15 @@ ends the sentence, or is truncated when it writes past the longest sentence of t
 order: the episode reset with seed ``s`` translates pair ``s mod N``, so evaluating ``N`` episodes
 from seed 0 covers the part exactly once.
 
+With ``copy_actions=K`` > 0 there are K + 1 more actions after the words: ``COPY k`` (k = 1..K)
+appends a copy of the last k words written, and ``AGAIN`` makes the previous action's copy once more.
+A copy is rewarded with its k words if all of them are the reference's at their positions, else 0,
+so the greedy choice never trades a right word for a longer copy that is partly wrong. A copy of more
+words than are written, or ``AGAIN`` after anything but a copy, writes nothing; the episode is
+truncated once it has taken as many steps as the longest sentence has words. The observation then
+also says, for each written word, which action wrote it (1: written as a word, 1 + k: ``COPY k``,
+K + 2: ``AGAIN``), in a block after the written words: ``[source | prefix | written by | length]``.
+
 ``oracle_length=True`` separates composing from stopping (Lake & Baroni 2018's oracle-length
 evaluation): the observation's last slot gives the reference's length, so the encoder masks the end
 until that many words are written, and the sentence ends when they are. Otherwise that slot is 0.
@@ -50,24 +59,32 @@ class SentenceScorer:
 class TextAsActionEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, corpus: ParallelCorpus, part: str = "train", oracle_length: bool = False) -> None:
+    def __init__(
+        self, corpus: ParallelCorpus, part: str = "train", oracle_length: bool = False, copy_actions: int = 0
+    ) -> None:
         self.corpus = corpus
         self.part = part
         self.oracle_length = oracle_length
+        self.copy_actions = copy_actions
         self.pairs = corpus.part(part)
         vocabulary = corpus.vocabulary
         self.source_length = corpus.max_source_length
         self.output_length = corpus.max_output_length
         self.source_ids, self.references = corpus.word_ids(part)
-        self.action_space = gym.spaces.Discrete(vocabulary.num_actions)
+        self.first_copy = vocabulary.num_actions  # COPY 1; AGAIN follows COPY K
+        self.action_space = gym.spaces.Discrete(vocabulary.num_actions + (copy_actions + 1 if copy_actions else 0))
         high = max(len(vocabulary.source_words), len(vocabulary.target_words), self.output_length)
+        high = max(high, copy_actions + 2)  # the written-by ids
+        written_by = self.output_length if copy_actions else 0
         self.observation_space = gym.spaces.Box(
-            0.0, float(high), shape=(self.source_length + self.output_length + 1,), dtype=np.float32
+            0.0, float(high), shape=(self.source_length + self.output_length + written_by + 1,), dtype=np.float32
         )
         self.scorer = SentenceScorer()
         self._next_test_pair = 0
         self._pair = 0
         self._output: list[int] = []
+        self._steps = 0
+        self._last_copy = 0  # words in the previous action's copy; 0 when it was no copy
         self._observation = np.zeros(self.observation_space.shape, dtype=np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -78,6 +95,8 @@ class TextAsActionEnv(gym.Env):
             self._pair = (seed if seed is not None else self._next_test_pair) % len(self.pairs)
             self._next_test_pair = self._pair + 1
         self._output = []
+        self._steps = 0
+        self._last_copy = 0
         self._observation[:] = PAD_ID
         source = self.source_ids[self._pair]
         self._observation[: len(source)] = source
@@ -87,6 +106,10 @@ class TextAsActionEnv(gym.Env):
 
     def step(self, action):
         action = int(action)
+        self._steps += 1
+        if action >= self.first_copy:
+            return self._copy(action)
+        self._last_copy = 0
         reference = self.references[self._pair]
         position = len(self._output)
         if action == END_ACTION:
@@ -96,14 +119,42 @@ class TextAsActionEnv(gym.Env):
             correct, terminated, truncated = False, False, True  # no room left: the sentence never ended
         else:
             correct = position < len(reference) and reference[position] == action
-            self._output.append(action)
-            self._observation[self.source_length + position] = action
+            self._write([action], written_by=1)
             # with the length given, the sentence ends when it is written (the end is never the agent's)
-            terminated, truncated = self.oracle_length and len(self._output) == len(reference), False
-        info: dict[str, Any] = {"token_correct": float(correct)}
+            terminated, truncated = self.oracle_length and len(self._output) >= len(reference), False
+        return self._result(float(correct), terminated, truncated)
+
+    def _copy(self, action: int) -> tuple:
+        """``COPY k`` or ``AGAIN``: append the copy if there is one to make, rewarded if all of it is right."""
+        again = action == self.first_copy + self.copy_actions
+        words = self._last_copy if again else action - self.first_copy + 1
+        reference, position = self.references[self._pair], len(self._output)
+        if words == 0 or words > position:  # nothing to copy: the step writes nothing
+            self._last_copy = 0
+            return self._result(0.0, False, self._steps > self.output_length)
+        if position + words > self.output_length:  # no room left: the sentence never ended
+            return self._result(0.0, False, True)
+        copy = self._output[position - words :]
+        self._write(copy, written_by=self.copy_actions + 2 if again else words + 1)
+        self._last_copy = words
+        correct = reference[position : position + words] == copy
+        terminated = self.oracle_length and len(self._output) >= len(reference)
+        return self._result(float(words) if correct else 0.0, terminated, self._steps > self.output_length)
+
+    def _write(self, words: list[int], written_by: int) -> None:
+        position = len(self._output)
+        self._output += words
+        start = self.source_length + position
+        self._observation[start : start + len(words)] = words
+        if self.copy_actions:
+            start += self.output_length
+            self._observation[start : start + len(words)] = written_by
+
+    def _result(self, reward: float, terminated: bool, truncated: bool) -> tuple:
+        info: dict[str, Any] = {"token_correct": reward}
         if terminated or truncated:
-            info.update(self._sentence_scores(reference, ended=terminated))
-        return self._observation.copy(), float(correct), terminated, truncated, info
+            info.update(self._sentence_scores(self.references[self._pair], ended=terminated))
+        return self._observation.copy(), reward, terminated, truncated, info
 
     def _sentence_scores(self, reference: list[int], ended: bool) -> dict[str, float]:
         words = self.corpus.vocabulary.target_words

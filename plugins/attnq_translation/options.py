@@ -72,6 +72,13 @@ class TranslationOptions(BaseModel):
         description="the written words carry their position and repetition counts only, never which word they are "
         "(in training and evaluation), so every decision is read from the command and the counts",
     )
+    copy_actions: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="if > 0: actions that append a copy of the last k written words (k = 1 up to this) and one that "
+        "makes the previous copy again; a copy is rewarded with its words when all are right",
+    )
     token_reward: float = Field(1.0, ge=0.0, description="reward per target token written at its correct position")
     sentence_reward: SentenceReward = Field("none", description="score added when the sentence ends")
     sentence_reward_weight: float = Field(1.0, ge=0.0)

@@ -33,7 +33,7 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any], options: TranslationOpt
     if not isinstance(oracle_length, bool):
         raise ValueError(f"oracle_length must be true or false, got {oracle_length!r}")
     # the env takes its part from the corpus, which refuses an unknown or empty one with the fix
-    return TextAsActionEnv(build_corpus(options), env_kwargs.get("part", "train"), oracle_length)
+    return TextAsActionEnv(build_corpus(options), env_kwargs.get("part", "train"), oracle_length, options.copy_actions)
 
 
 def check_task(task, context: DomainContext) -> None:
@@ -90,6 +90,7 @@ def make_encoder(context: DomainContext, d_model: int) -> SentenceEncoder:
         period_tokens=options.period_tokens,
         written_word_dropout=options.written_word_dropout,
         hide_written_words=options.hide_written_words,
+        copy_actions=options.copy_actions,
     )
 
 
@@ -98,7 +99,9 @@ def make_reward_adapter(context: DomainContext) -> TranslationRewardAdapter:
 
 
 def action_names(context: DomainContext) -> list[str]:
-    return _corpus_env(context).corpus.vocabulary.action_names()
+    copies = context.options.copy_actions
+    names = _corpus_env(context).corpus.vocabulary.action_names()
+    return names + ([f"COPY {k}" for k in range(1, copies + 1)] + ["AGAIN"] if copies else [])
 
 
 @hookimpl
