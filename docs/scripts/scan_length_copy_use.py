@@ -1,0 +1,48 @@
+"""Which actions a copy agent (``domain_options.copy_actions``) takes: words, each COPY k, AGAIN, the end.
+
+Greedy, as written (the length not given), on every tenth test pair, all episodes stepped together.
+
+    .venv/bin/python docs/scripts/scan_length_copy_use.py RUN
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from scan_length_first_error import agent_and_corpus
+
+from attnq_translation.environment import END_ACTION, TextAsActionEnv
+
+EVERY = 10
+
+
+def main() -> None:
+    agent, corpus = agent_and_corpus(__doc__)
+    names = agent.runtime.action_names()
+    copies = agent.runtime.context.options.copy_actions
+    if not copies:
+        raise SystemExit("this run has no copy actions (domain_options.copy_actions is 0)")
+    pairs = range(0, len(corpus.test), EVERY)
+    envs = [TextAsActionEnv(corpus, part="test", copy_actions=copies) for _ in pairs]
+    observations = np.stack([env.reset(seed=pair)[0] for env, pair in zip(envs, pairs, strict=True)])
+    running = np.ones(len(envs), dtype=bool)
+    taken: Counter[int] = Counter()
+    while running.any():
+        rows = np.flatnonzero(running)
+        for row, action in zip(rows, np.asarray(agent(observations[rows])), strict=True):
+            taken[int(action)] += 1
+            observations[row], _, terminated, truncated, _ = envs[row].step(int(action))
+            running[row] = not (terminated or truncated)
+    total = sum(taken.values())
+    first_copy = envs[0].first_copy
+    words = sum(n for action, n in taken.items() if END_ACTION < action < first_copy)
+    ends = taken[END_ACTION]
+    print(f"{len(envs)} test pairs, {total:,} actions: share of words {words / total:.3f}, the end {ends / total:.3f}")
+    for action in range(first_copy, first_copy + copies + 1):
+        if taken[action]:
+            print(f"  {names[action]}: {taken[action] / total:.3f}")
+
+
+if __name__ == "__main__":
+    main()
