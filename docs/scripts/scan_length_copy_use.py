@@ -7,6 +7,7 @@ Greedy, as written (the length not given), on every tenth test pair, all episode
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 import numpy as np
@@ -18,11 +19,12 @@ EVERY = 10
 
 
 def main() -> None:
-    agent, corpus = agent_and_corpus(__doc__)
+    agent, corpus = agent_and_corpus(__doc__, copies=True)
     names = agent.runtime.action_names()
     copies = agent.runtime.context.options.copy_actions
     if not copies:
-        raise SystemExit("this run has no copy actions (domain_options.copy_actions is 0)")
+        print("error: this run has no copy actions (domain_options.copy_actions is 0)", file=sys.stderr)
+        raise SystemExit(2)
     pairs = range(0, len(corpus.test), EVERY)
     envs = [TextAsActionEnv(corpus, part="test", copy_actions=copies) for _ in pairs]
     observations = np.stack([env.reset(seed=pair)[0] for env, pair in zip(envs, pairs, strict=True)])

@@ -33,11 +33,18 @@ def longest_run_place(words: tuple[str, ...], longest_unit: int = 3) -> tuple[in
     return best
 
 
-def agent_and_corpus(description: str):
-    """The agent of the run folder named on the command line (on CPU) and its task's corpus."""
+def agent_and_corpus(description: str, copies: bool = False):
+    """The agent of the run folder named on the command line (on CPU) and its task's corpus; a run
+    with copy actions is refused unless ``copies`` (the observations here have one word per action)."""
     parser = argparse.ArgumentParser(description=description.split("\n")[0])
     parser.add_argument("run", help="a scan-length (or scan-length-oracle) run folder")
-    agent = load_agent(parser.parse_args().run, device="cpu")
+    run = parser.parse_args().run
+    agent = load_agent(run, device="cpu")
+    if agent.runtime.context.options.copy_actions and not copies:
+        parser.error(
+            f"{run} was trained with domain_options.copy_actions; this script reads one word per action "
+            "(docs/scripts/scan_length_copy_use.py reads a copy agent's actions)"
+        )
     return agent, build_corpus(agent.runtime.context.options)
 
 
