@@ -56,7 +56,7 @@ from torch import nn
 
 from attnq.domain import StateEncoder, Tokens
 from attnq_translation.corpus import PAD_ID, Vocabulary
-from attnq_translation.environment import END_ACTION
+from attnq_translation.environment import END_ACTION, copy_action_names
 from attnq_translation.options import REPETITION_FEATURES, RepetitionFeature, TargetPositions
 
 QUERY_SEGMENT, SOURCE_SEGMENT, TARGET_SEGMENT = 0, 1, 2
@@ -96,7 +96,7 @@ class SentenceEncoder(StateEncoder):
         self.hide_written_words = hide_written_words
         self.num_tokens = 1 + self.period_tokens + source_length + output_length
         self.copy_actions = copy_actions
-        self.num_actions = vocabulary.num_actions + (copy_actions + 1 if copy_actions else 0)
+        self.num_actions = vocabulary.num_actions + len(copy_action_names(copy_actions))
         if copy_actions:  # 0 padding, 1 a word, 1 + k COPY k, copy_actions + 2 AGAIN
             self.written_by = nn.Embedding(copy_actions + 3, d_model)
         self.source_word = nn.Embedding(len(vocabulary.source_words) + 1, d_model, padding_idx=PAD_ID)
@@ -191,9 +191,9 @@ class SentenceEncoder(StateEncoder):
     def _written_words(self, prefix_BL: torch.Tensor) -> torch.Tensor:
         """The written words' embeddings ``[B, L, D]``; while training, each is zeroed with probability
         ``written_word_dropout`` (evaluation always sees every word); all zero with ``hide_written_words``."""
-        words_BLD = self.target_word(prefix_BL)
         if self.hide_written_words:
-            return torch.zeros_like(words_BLD)
+            return self.write_query.new_zeros(*prefix_BL.shape, self.d_model)
+        words_BLD = self.target_word(prefix_BL)
         if not (self.training and self.written_word_dropout):
             return words_BLD
         keep_BL1 = torch.rand(prefix_BL.shape, device=prefix_BL.device).unsqueeze(-1) >= self.written_word_dropout

@@ -40,6 +40,11 @@ from attnq_translation.corpus import PAD_ID, ParallelCorpus
 END_ACTION = 0
 
 
+def copy_action_names(copy_actions: int) -> list[str]:
+    """The actions after the words: ``COPY 1`` .. ``COPY K`` and ``AGAIN``; none when K is 0."""
+    return [f"COPY {k}" for k in range(1, copy_actions + 1)] + ["AGAIN"] if copy_actions else []
+
+
 class SentenceScorer:
     """Sentence-level BLEU (with effective n-gram order, as short outputs need) and chrF."""
 
@@ -72,9 +77,9 @@ class TextAsActionEnv(gym.Env):
         self.output_length = corpus.max_output_length
         self.source_ids, self.references = corpus.word_ids(part)
         self.first_copy = vocabulary.num_actions  # COPY 1; AGAIN follows COPY K
-        self.action_space = gym.spaces.Discrete(vocabulary.num_actions + (copy_actions + 1 if copy_actions else 0))
-        high = max(len(vocabulary.source_words), len(vocabulary.target_words), self.output_length)
-        high = max(high, copy_actions + 2)  # the written-by ids
+        self.action_space = gym.spaces.Discrete(vocabulary.num_actions + len(copy_action_names(copy_actions)))
+        written_by_ids = copy_actions + 2 if copy_actions else 0
+        high = max(len(vocabulary.source_words), len(vocabulary.target_words), self.output_length, written_by_ids)
         written_by = self.output_length if copy_actions else 0
         self.observation_space = gym.spaces.Box(
             0.0, float(high), shape=(self.source_length + self.output_length + written_by + 1,), dtype=np.float32

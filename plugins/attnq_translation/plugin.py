@@ -14,7 +14,7 @@ from attnq.errors import TaskFileError
 from attnq.runtime import task_env_kwargs
 from attnq_translation.corpus import PARTS
 from attnq_translation.encoder import SentenceEncoder
-from attnq_translation.environment import TextAsActionEnv
+from attnq_translation.environment import TextAsActionEnv, copy_action_names
 from attnq_translation.options import TranslationOptions, build_corpus
 from attnq_translation.reward import METRICS, TranslationRewardAdapter
 
@@ -99,9 +99,8 @@ def make_reward_adapter(context: DomainContext) -> TranslationRewardAdapter:
 
 
 def action_names(context: DomainContext) -> list[str]:
-    copies = context.options.copy_actions
-    names = _corpus_env(context).corpus.vocabulary.action_names()
-    return names + ([f"COPY {k}" for k in range(1, copies + 1)] + ["AGAIN"] if copies else [])
+    vocabulary = _corpus_env(context).corpus.vocabulary
+    return vocabulary.action_names() + copy_action_names(context.options.copy_actions)
 
 
 @hookimpl
