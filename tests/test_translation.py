@@ -816,6 +816,29 @@ def test_copy_actions_match_a_plain_simulation(copies, longest):
     assert {(True, True, False), (True, False, True)} <= seen  # right copies, and copies cut off
 
 
+@pytest.mark.parametrize("copies", [0, 1, 3])
+@pytest.mark.parametrize("oracle_length", [False, True])
+def test_observation_layout_is_the_environments(copies, oracle_length):
+    """The layout the encoder and the scripts read by: its row for a command and the words written
+    one per action is the environment's observation at every step, and its split gives the parts back."""
+    for longest in (1, 4, 9):
+        corpus = _repetitive_corpus(longest, longest)
+        env = TextAsActionEnv(corpus, part="test", oracle_length=oracle_length, copy_actions=copies)
+        for pair in range(len(corpus.test)):
+            observation, _ = env.reset(seed=pair)
+            source, reference = env.source_ids[pair], list(env.references[pair])
+            length = len(reference) if oracle_length else 0
+            for written in range(len(reference) + 1):
+                assert np.array_equal(observation, env.layout.row(source, reference[:written], length))
+                got_source, prefix, written_by, given = env.layout.split(observation)
+                assert list(got_source[: len(source)]) == list(source) and not got_source[len(source) :].any()
+                assert list(prefix[:written]) == reference[:written] and not prefix[written:].any()
+                by_words = [1] * written + [0] * (env.output_length - written) if copies else []
+                assert list(written_by) == by_words and given == length
+                if written < len(reference):
+                    observation, *_ = env.step(reference[written])
+
+
 def _fewest_copy_actions(target: list[int], words: int, copies: int) -> list[int]:
     """A shortest action sequence writing ``target`` (then the end), by breadth-first search over the
     written length: a word, or a copy of the last k <= ``copies`` words that matches what follows."""

@@ -17,6 +17,7 @@ import numpy as np
 from scan_length_breakdown import longest_run, unit_run_at
 
 from attnq.agent import load_agent
+from attnq_translation.environment import ObservationLayout
 from attnq_translation.options import build_corpus
 from attnq_translation.scan import length_split
 
@@ -48,15 +49,15 @@ def agent_and_corpus(description: str, copies: bool = False):
     return agent, build_corpus(agent.runtime.context.options)
 
 
+def layout(corpus) -> ObservationLayout:
+    """How the environment lays out ``corpus``'s observations for an agent that writes one word per action."""
+    return ObservationLayout(corpus.max_source_length, corpus.max_output_length)
+
+
 def observation_row(corpus, source, written, length: int) -> np.ndarray:
-    """One observation as the environment lays it out for ``corpus``: the command's ids, the written
-    words' ids and the given length (the end masked until then)."""
-    source_length = corpus.max_source_length
-    row = np.zeros(source_length + corpus.max_output_length + 1, dtype=np.float32)
-    row[: len(source)] = source
-    row[source_length : source_length + len(written)] = written
-    row[-1] = length
-    return row
+    """One observation: the command's ids, the written words' ids and the given length (the end
+    masked until then)."""
+    return layout(corpus).row(source, written, length)
 
 
 def written_with_length_given(agent, corpus, sources, references) -> np.ndarray:
@@ -64,12 +65,12 @@ def written_with_length_given(agent, corpus, sources, references) -> np.ndarray:
     observations = np.stack(
         [observation_row(corpus, source, [], len(reference)) for source, reference in zip(sources, references)]
     )
-    source_length = corpus.max_source_length
+    prefix = layout(corpus).prefix
     lengths = np.array([len(reference) for reference in references])
     for place in range(int(lengths.max())):
         writing = lengths > place
-        observations[writing, source_length + place] = np.asarray(agent(observations[writing]))
-    return observations[:, source_length : source_length + corpus.max_output_length].astype(np.int64)
+        observations[writing, prefix.start + place] = np.asarray(agent(observations[writing]))
+    return observations[:, prefix].astype(np.int64)
 
 
 def main() -> None:

@@ -27,12 +27,7 @@ BATCH = 4096
 
 def observations(env, pair_indices: np.ndarray, prefixes: list[list[int]]) -> np.ndarray:
     """The env's observations (no length given) of these pairs with these prefixes written."""
-    obs = np.zeros((len(pair_indices), env.source_length + env.output_length + 1), dtype=np.float32)
-    for row, (pair, prefix) in enumerate(zip(pair_indices, prefixes)):
-        source = env.source_ids[pair]
-        obs[row, : len(source)] = source
-        obs[row, env.source_length : env.source_length + len(prefix)] = prefix
-    return obs
+    return np.stack([env.layout.row(env.source_ids[pair], prefix) for pair, prefix in zip(pair_indices, prefixes)])
 
 
 @torch.no_grad()

@@ -56,7 +56,7 @@ from torch import nn
 
 from attnq.domain import StateEncoder, Tokens
 from attnq_translation.corpus import PAD_ID, Vocabulary
-from attnq_translation.environment import END_ACTION, copy_action_names
+from attnq_translation.environment import END_ACTION, ObservationLayout, copy_action_names
 from attnq_translation.options import REPETITION_FEATURES, RepetitionFeature, TargetPositions
 
 QUERY_SEGMENT, SOURCE_SEGMENT, TARGET_SEGMENT = 0, 1, 2
@@ -96,6 +96,7 @@ class SentenceEncoder(StateEncoder):
         self.hide_written_words = hide_written_words
         self.num_tokens = 1 + self.period_tokens + source_length + output_length
         self.copy_actions = copy_actions
+        self.layout = ObservationLayout(source_length, output_length, copy_actions)
         self.num_actions = vocabulary.num_actions + len(copy_action_names(copy_actions))
         if copy_actions:  # 0 padding, 1 a word, 1 + k COPY k, copy_actions + 2 AGAIN
             self.written_by = nn.Embedding(copy_actions + 3, d_model)
@@ -127,18 +128,11 @@ class SentenceEncoder(StateEncoder):
     def _split(self, observations_BX: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Source ids, prefix ids, which action wrote each prefix word (``[B, 0]`` without copy actions)
         and the given length."""
-        written_by = self.output_length if self.copy_actions else 0
-        expected = self.source_length + self.output_length + written_by + 1
-        if observations_BX.dim() != 2 or observations_BX.shape[1] != expected:
-            raise ValueError(f"expected text-as-action observations [B, {expected}], got {list(observations_BX.shape)}")
-        ids_BX = observations_BX.long()
-        end = self.source_length + self.output_length
-        return (
-            ids_BX[:, : self.source_length],
-            ids_BX[:, self.source_length : end],
-            ids_BX[:, end : end + written_by],
-            ids_BX[:, -1],
-        )
+        if observations_BX.dim() != 2 or observations_BX.shape[1] != self.layout.size:
+            raise ValueError(
+                f"expected text-as-action observations [B, {self.layout.size}], got {list(observations_BX.shape)}"
+            )
+        return self.layout.split(observations_BX.long())
 
     def forward(self, observations_BX: torch.Tensor) -> Tokens:
         source_BS, prefix_BL, written_by_BL, _ = self._split(observations_BX)
@@ -235,8 +229,7 @@ class SentenceEncoder(StateEncoder):
         return mask_BA
 
     def token_labels(self, observation: np.ndarray) -> list[str]:
-        ids = np.asarray(observation).astype(np.int64)
-        source, prefix = ids[: self.source_length], ids[self.source_length : self.source_length + self.output_length]
+        source, prefix, _, _ = self.layout.split(np.asarray(observation).astype(np.int64))
         written = int((prefix != PAD_ID).sum())
         labels = [f"write #{written + 1}"]
         labels += [f"period {p}" for p in range(1, self.period_tokens + 1)]

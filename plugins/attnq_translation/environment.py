@@ -29,6 +29,7 @@ positions over reference length + 1 for the end), and sentence BLEU and chrF fro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -43,6 +44,57 @@ END_ACTION = 0
 def copy_action_names(copy_actions: int) -> list[str]:
     """The actions after the words: ``COPY 1`` .. ``COPY K`` and ``AGAIN``; none when K is 0."""
     return [f"COPY {k}" for k in range(1, copy_actions + 1)] + ["AGAIN"] if copy_actions else []
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """Where each part of an observation sits: ``[source | prefix | written by | length]``, the
+    written-by block only with copy actions. The environment writes by it and the encoder reads by it.
+
+    :param source_length: slots for the command's word ids (the corpus's longest command)
+    :param output_length: slots for the written words (the corpus's longest output)
+    :param copy_actions: the copy actions' K; with 0 there is no written-by block
+    """
+
+    source_length: int
+    output_length: int
+    copy_actions: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.written_by.stop + 1
+
+    @property
+    def source(self) -> slice:
+        return slice(0, self.source_length)
+
+    @property
+    def prefix(self) -> slice:
+        return slice(self.source_length, self.source_length + self.output_length)
+
+    @property
+    def written_by(self) -> slice:
+        written_by_length = self.output_length if self.copy_actions else 0
+        return slice(self.prefix.stop, self.prefix.stop + written_by_length)
+
+    def split(self, observations):
+        """Source ids, prefix ids, written-by ids and the given length, along the last axis."""
+        return (
+            observations[..., self.source],
+            observations[..., self.prefix],
+            observations[..., self.written_by],
+            observations[..., -1],
+        )
+
+    def row(self, source, written, length: int = 0) -> np.ndarray:
+        """One observation with the command's ids, the words written one per action and the given length."""
+        row = np.zeros(self.size, dtype=np.float32)
+        row[: len(source)] = source
+        row[self.prefix.start : self.prefix.start + len(written)] = written
+        if self.copy_actions:  # 1: written as a word
+            row[self.written_by.start : self.written_by.start + len(written)] = 1
+        row[-1] = length
+        return row
 
 
 class SentenceScorer:
@@ -75,15 +127,13 @@ class TextAsActionEnv(gym.Env):
         vocabulary = corpus.vocabulary
         self.source_length = corpus.max_source_length
         self.output_length = corpus.max_output_length
+        self.layout = ObservationLayout(self.source_length, self.output_length, copy_actions)
         self.source_ids, self.references = corpus.word_ids(part)
         self.first_copy = vocabulary.num_actions  # COPY 1; AGAIN follows COPY K
         self.action_space = gym.spaces.Discrete(vocabulary.num_actions + len(copy_action_names(copy_actions)))
         written_by_ids = copy_actions + 2 if copy_actions else 0
         high = max(len(vocabulary.source_words), len(vocabulary.target_words), self.output_length, written_by_ids)
-        written_by = self.output_length if copy_actions else 0
-        self.observation_space = gym.spaces.Box(
-            0.0, float(high), shape=(self.source_length + self.output_length + written_by + 1,), dtype=np.float32
-        )
+        self.observation_space = gym.spaces.Box(0.0, float(high), shape=(self.layout.size,), dtype=np.float32)
         self.scorer = SentenceScorer()
         self._next_test_pair = 0
         self._pair = 0
@@ -149,10 +199,10 @@ class TextAsActionEnv(gym.Env):
     def _write(self, words: list[int], written_by: int) -> None:
         position = len(self._output)
         self._output += words
-        start = self.source_length + position
+        start = self.layout.prefix.start + position
         self._observation[start : start + len(words)] = words
         if self.copy_actions:
-            start += self.output_length
+            start = self.layout.written_by.start + position
             self._observation[start : start + len(words)] = written_by
 
     def _result(self, reward: float, terminated: bool, truncated: bool) -> tuple:
