@@ -8,12 +8,10 @@ Greedy, as written (the length not given), on every tenth test pair, all episode
 from __future__ import annotations
 
 import sys
-from collections import Counter
 
-import numpy as np
-from scan_length_first_error import agent_and_corpus
+from scan_length_first_error import agent_and_corpus, greedy_outputs
 
-from attnq_translation.environment import END_ACTION, TextAsActionEnv
+from attnq_translation.environment import END_ACTION
 
 EVERY = 10
 
@@ -26,21 +24,12 @@ def main() -> None:
         print("error: this run has no copy actions (domain_options.copy_actions is 0)", file=sys.stderr)
         raise SystemExit(2)
     pairs = range(0, len(corpus.test), EVERY)
-    envs = [TextAsActionEnv(corpus, part="test", copy_actions=copies) for _ in pairs]
-    observations = np.stack([env.reset(seed=pair)[0] for env, pair in zip(envs, pairs, strict=True)])
-    running = np.ones(len(envs), dtype=bool)
-    taken: Counter[int] = Counter()
-    while running.any():
-        rows = np.flatnonzero(running)
-        for row, action in zip(rows, np.asarray(agent(observations[rows])), strict=True):
-            taken[int(action)] += 1
-            observations[row], _, terminated, truncated, _ = envs[row].step(int(action))
-            running[row] = not (terminated or truncated)
+    _, taken = greedy_outputs(agent, corpus, pairs, oracle_length=False)
     total = sum(taken.values())
-    first_copy = envs[0].first_copy
+    first_copy = corpus.vocabulary.num_actions
     words = sum(n for action, n in taken.items() if END_ACTION < action < first_copy)
     ends = taken[END_ACTION]
-    print(f"{len(envs)} test pairs, {total:,} actions: share of words {words / total:.3f}, the end {ends / total:.3f}")
+    print(f"{len(pairs)} test pairs, {total:,} actions: share of words {words / total:.3f}, the end {ends / total:.3f}")
     for action in range(first_copy, first_copy + copies + 1):
         if taken[action]:
             print(f"  {names[action]}: {taken[action] / total:.3f}")

@@ -3,7 +3,8 @@
 With the length given (the end masked until the reference's length), the agent writes every test
 pair greedily; for each pair whose reference repeats one unit over more than 22 words, the first
 wrong word is placed in that run: before it, in its n-th unit, or after it. An agent that counts a
-run only as far as training's runs of its unit went fails in the unit just past them.
+run only as far as training's runs of its unit went fails in the unit just past them. A copy agent
+(``domain_options.copy_actions``) is read too: each pair's environment is stepped with its actions.
 
     .venv/bin/python docs/scripts/scan_length_first_error.py docs/reports/full/runs/scan-length/transformer-seed0
 """
@@ -17,7 +18,8 @@ import numpy as np
 from scan_length_breakdown import longest_run, unit_run_at
 
 from attnq.agent import load_agent
-from attnq_translation.environment import ObservationLayout
+from attnq_translation.corpus import PAD_ID
+from attnq_translation.environment import ObservationLayout, TextAsActionEnv
 from attnq_translation.options import build_corpus
 from attnq_translation.scan import length_split
 
@@ -60,28 +62,33 @@ def observation_row(corpus, source, written, length: int) -> np.ndarray:
     return layout(corpus).row(source, written, length)
 
 
-def written_with_length_given(agent, corpus, sources, references) -> np.ndarray:
-    """The agent's greedy words for every pair at once, each stopped at its reference's length."""
-    observations = np.stack(
-        [observation_row(corpus, source, [], len(reference)) for source, reference in zip(sources, references)]
-    )
-    prefix = layout(corpus).prefix
-    lengths = np.array([len(reference) for reference in references])
-    for place in range(int(lengths.max())):
-        writing = lengths > place
-        observations[writing, prefix.start + place] = np.asarray(agent(observations[writing]))
-    return observations[:, prefix].astype(np.int64)
+def greedy_outputs(agent, corpus, pairs, oracle_length: bool) -> tuple[list[list[int]], Counter]:
+    """The test pairs ``pairs`` written greedily, each by stepping its own environment (with the run's
+    copy actions), all at once: the word ids each output holds, and how often each action was taken."""
+    copies = agent.runtime.context.options.copy_actions
+    envs = [TextAsActionEnv(corpus, part="test", oracle_length=oracle_length, copy_actions=copies) for _ in pairs]
+    observations = np.stack([env.reset(seed=pair)[0] for env, pair in zip(envs, pairs, strict=True)])
+    running = np.ones(len(envs), dtype=bool)
+    taken: Counter[int] = Counter()
+    while running.any():
+        rows = np.flatnonzero(running)
+        for row, action in zip(rows, np.asarray(agent(observations[rows])), strict=True):
+            taken[int(action)] += 1
+            observations[row], _, terminated, truncated, _ = envs[row].step(int(action))
+            running[row] = not (terminated or truncated)
+    prefixes = envs[0].layout.split(observations)[1].astype(np.int64)
+    return [[int(i) for i in prefix if i != PAD_ID] for prefix in prefixes], taken
 
 
 def main() -> None:
-    agent, corpus = agent_and_corpus(__doc__)
-    sources, references = corpus.word_ids("test")
-    written = written_with_length_given(agent, corpus, sources, references)
+    agent, corpus = agent_and_corpus(__doc__, copies=True)
+    _, references = corpus.word_ids("test")
+    written, _ = greedy_outputs(agent, corpus, range(len(references)), oracle_length=True)
     train, test = length_split()
     train_longest = max(longest_run(pair.target) for pair in train)
     where, exact = Counter(), 0
     for row, (pair, reference) in enumerate(zip(test, references, strict=True)):
-        wrong = np.flatnonzero(written[row, : len(reference)] != np.array(reference))
+        wrong = np.flatnonzero(np.array(written[row][: len(reference)]) != np.array(reference))
         exact += not len(wrong)
         start, unit, words = longest_run_place(pair.target)
         if words <= train_longest:
