@@ -88,7 +88,10 @@ def main() -> None:
     train_longest = max(longest_run(pair.target) for pair in train)
     where, exact = Counter(), 0
     for row, (pair, reference) in enumerate(zip(test, references, strict=True)):
-        wrong = np.flatnonzero(np.array(written[row][: len(reference)]) != np.array(reference))
+        # a copy agent's output may stop short of the reference (cut off) or pass it (a copy past its end)
+        compared = np.full((2, max(len(reference), len(written[row]))), PAD_ID)
+        compared[0, : len(reference)], compared[1, : len(written[row])] = reference, written[row]
+        wrong = np.flatnonzero(compared[0] != compared[1])
         exact += not len(wrong)
         start, unit, words = longest_run_place(pair.target)
         if words <= train_longest:
