@@ -88,7 +88,7 @@ class ObservationLayout:
 
     def row(self, source, written, length: int = 0) -> np.ndarray:
         """One observation with the command's ids, the words written one per action and the given length."""
-        row = np.zeros(self.size, dtype=np.float32)
+        row = np.full(self.size, PAD_ID, dtype=np.float32)
         row[: len(source)] = source
         row[self.prefix.start : self.prefix.start + len(written)] = written
         if self.copy_actions:  # 1: written as a word
@@ -152,11 +152,8 @@ class TextAsActionEnv(gym.Env):
         self._output = []
         self._steps = 0
         self._last_copy = 0
-        self._observation[:] = PAD_ID
-        source = self.source_ids[self._pair]
-        self._observation[: len(source)] = source
-        if self.oracle_length:
-            self._observation[-1] = len(self.references[self._pair])
+        given = len(self.references[self._pair]) if self.oracle_length else 0
+        self._observation[:] = self.layout.row(self.source_ids[self._pair], [], given)
         return self._observation.copy(), {"pair_index": self._pair}
 
     def step(self, action):
