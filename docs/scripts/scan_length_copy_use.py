@@ -11,7 +11,7 @@ import sys
 
 from scan_length_first_error import agent_and_corpus, greedy_outputs
 
-from attnq_translation.environment import END_ACTION
+from attnq_translation.environment import END_ACTION, copy_action_names
 
 EVERY = 10
 
@@ -26,7 +26,7 @@ def main() -> None:
     pairs = range(0, len(corpus.test), EVERY)
     _, taken = greedy_outputs(agent, corpus, pairs, oracle_length=False)
     total = sum(taken.values())
-    first_copy = corpus.vocabulary.num_actions
+    first_copy = len(names) - len(copy_action_names(copies))  # the copy actions come last
     words = sum(n for action, n in taken.items() if END_ACTION < action < first_copy)
     ends = taken[END_ACTION]
     print(f"{len(pairs)} test pairs, {total:,} actions: share of words {words / total:.3f}, the end {ends / total:.3f}")
