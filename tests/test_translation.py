@@ -411,6 +411,69 @@ def test_period_tokens_read_the_last_words_run_at_every_period(longest_period):
     assert len(labels) == encoder.num_tokens and labels[1] == "period 1"
 
 
+def _run_back_by_hand(row: list[int], period: int) -> int:
+    """How many words back from the last one in a row equal the word ``period`` before them."""
+    run = 0
+    while period and len(row) - 1 - run - period >= 0 and row[len(row) - 1 - run] == row[len(row) - 1 - run - period]:
+        run += 1
+    return run
+
+
+@pytest.mark.parametrize("longest_period", [1, 2, 3, 8])
+def test_block_tokens_read_the_last_words_run_in_blocks_of_its_units(longest_period):
+    """``block_tokens``: token m carries m, the last written word's run back at m units of its
+    repetition period (walked back by hand) in whole m-unit blocks, and how many whole units into the
+    block it is; all counts 0 where the word continues no repetition."""
+    vocabulary = ParallelCorpus.from_parts([Pair(("a",), ("X", "Y", "Z"))], [Pair(("a",), ("X",))]).vocabulary
+    generator = torch.Generator().manual_seed(longest_period)
+    encoder = SentenceEncoder(
+        vocabulary, 1, 48, 8, positions="recurrent", repetition_period=longest_period, block_tokens=True
+    )
+    assert encoder.num_tokens == 1 + longest_period + 1 + 48
+    for length in (0, 1, 2, 3, 5, 9, 12, 24, 48):
+        for unit_length in (1, 2, 3):
+            unit = torch.randint(1, 4, (unit_length,), generator=generator).tolist()
+            for row in (torch.randint(1, 4, (length,), generator=generator).tolist(), (unit * 48)[:length]):
+                prefix = torch.tensor([row + [0] * (48 - length)], dtype=torch.float32)
+                observations = torch.cat([torch.ones(1, 1), prefix, torch.zeros(1, 1)], dim=1)
+                tokens = encoder(observations)
+                unit_period = _repetition_by_hand(row, longest_period)[-1][0] if row else 0
+                for blocks in range(1, longest_period + 1):
+                    period = blocks * unit_period
+                    run = _run_back_by_hand(row, period)
+                    span = run + period if run else 0
+                    count, place = (span // period, span % period // unit_period) if run else (0, 0)
+                    expected = (
+                        encoder.block_period.weight[blocks]
+                        + encoder.block_count.weight[count]
+                        + encoder.block_phase.weight[place]
+                    )
+                    torch.testing.assert_close(tokens.embeddings_BTD[0, blocks], expected)
+    labels = encoder.token_labels(observations[0].numpy())
+    assert len(labels) == encoder.num_tokens and labels[1] == "block 1"
+
+
+def test_block_tokens_read_twelve_two_word_units_as_twelve_one_word_units():
+    """What the option is for: after every whole unit of "X around D thrice" (I_TURN I_X twelve times)
+    the block tokens read as after the same unit of "turn around D thrice" (twelve I_TURNs); period
+    tokens, counted in words, do not once a unit repeats."""
+    vocabulary = ParallelCorpus.from_parts([Pair(("a",), ("L", "J"))], [Pair(("a",), ("L",))]).vocabulary
+    turn, verb = vocabulary.actions_for(["L", "J"])
+    torch.manual_seed(0)
+    by_blocks = SentenceEncoder(vocabulary, 1, 24, 8, positions="recurrent", repetition_period=8, block_tokens=True)
+    by_words = SentenceEncoder(vocabulary, 1, 24, 8, positions="recurrent", repetition_period=8, period_tokens=True)
+
+    def read(encoder, row):
+        prefix = torch.tensor([row + [0] * (24 - len(row))], dtype=torch.float32)
+        observations = torch.cat([torch.ones(1, 1), prefix, torch.zeros(1, 1)], dim=1)
+        return encoder(observations).embeddings_BTD[0, 1:9]
+
+    for units in range(1, 13):
+        torch.testing.assert_close(read(by_blocks, [turn, verb] * units), read(by_blocks, [turn] * units))
+        repeated = units > 1
+        assert repeated != torch.equal(read(by_words, [turn, verb] * units), read(by_words, [turn] * units))
+
+
 @pytest.mark.parametrize("positions", ["absolute", "recurrent"])
 def test_written_word_dropout_hides_words_only_while_training(positions):
     """``written_word_dropout``: in training mode each written word's identity embedding is zeroed or
@@ -485,11 +548,21 @@ def test_hidden_written_words_refuse_word_dropout():
         )
 
 
-def test_period_tokens_need_a_repetition_period():
-    with pytest.raises(TaskFileError, match="period_tokens"):
+@pytest.mark.parametrize("tokens", ["period_tokens", "block_tokens"])
+def test_period_tokens_need_a_repetition_period(tokens):
+    with pytest.raises(TaskFileError, match=tokens):
         prepare_task(
             load_task(
-                TASKS / "scan-length.yaml", ["domain_options.repetition_period=0", "domain_options.period_tokens=true"]
+                TASKS / "scan-length.yaml", ["domain_options.repetition_period=0", f"domain_options.{tokens}=true"]
+            )
+        )
+
+
+def test_period_and_block_tokens_are_one_or_the_other():
+    with pytest.raises(TaskFileError, match="set one of them"):
+        prepare_task(
+            load_task(
+                TASKS / "scan-length.yaml", ["domain_options.period_tokens=true", "domain_options.block_tokens=true"]
             )
         )
 

@@ -77,6 +77,7 @@ class SentenceEncoder(StateEncoder):
         repetition_period: int = 0,
         repetition_features: tuple[RepetitionFeature, ...] = REPETITION_FEATURES,
         period_tokens: bool = False,
+        block_tokens: bool = False,
         written_word_dropout: float = 0.0,
         hide_written_words: bool = False,
         copy_actions: int = 0,
@@ -89,9 +90,12 @@ class SentenceEncoder(StateEncoder):
         self.output_length = output_length
         self.positions = positions
         self.relative_clip = relative_clip
-        if period_tokens and not repetition_period:
-            raise ValueError("period_tokens needs repetition_period > 0: the periods it reads")
-        self.period_tokens = repetition_period if period_tokens else 0
+        if (period_tokens or block_tokens) and not repetition_period:
+            raise ValueError("period_tokens and block_tokens need repetition_period > 0: the periods they read")
+        if period_tokens and block_tokens:
+            raise ValueError("period_tokens and block_tokens fill the same tokens; set one of them")
+        self.period_tokens = repetition_period if period_tokens or block_tokens else 0
+        self.block_tokens = block_tokens
         self.written_word_dropout = written_word_dropout
         self.hide_written_words = hide_written_words
         self.num_tokens = 1 + self.period_tokens + source_length + output_length
@@ -120,7 +124,7 @@ class SentenceEncoder(StateEncoder):
             for name in self.repetition_features:
                 setattr(self, REPETITION_TABLES[name], nn.Embedding(sizes[name], d_model))
         self.segment = nn.Embedding(3, d_model)
-        if self.period_tokens:  # periods 1..P; units 0..output_length (0: no run); phase 0..P-1
+        if self.period_tokens:  # periods (or blocks) 1..P; units 0..output_length (0: no run); phase 0..P-1
             self.block_period = nn.Embedding(repetition_period + 1, d_model)
             self.block_count = nn.Embedding(output_length + 1, d_model)
             self.block_phase = nn.Embedding(repetition_period, d_model)
@@ -170,7 +174,7 @@ class SentenceEncoder(StateEncoder):
             prefix_BLD = prefix_BLD + written_by_BLD
             query_position_BD = query_position_BD + at_last_written(written_by_BLD, written_B)
         query_B1D = (self.write_query + query_position_BD + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
-        blocks_BPD = self._period_tokens(runs_PBL, written_B)
+        blocks_BPD = self._period_tokens(prefix_BL, runs_PBL, written_B)
         embeddings_BTD = torch.cat([query_B1D, blocks_BPD, source_BSD, prefix_BLD], dim=1)
         mask_BT = torch.cat(
             [
@@ -205,18 +209,28 @@ class SentenceEncoder(StateEncoder):
             states_BLD[:, :longest] = self.target_recurrence(words_BLD[:, :longest])[0]
         return states_BLD, at_last_written(states_BLD, written_B)
 
-    def _period_tokens(self, runs_PBL: torch.Tensor | None, written_B: torch.Tensor) -> torch.Tensor:
-        """``[B, P, D]``: at each period p, the last written word's run back (from ``runs_by_period``)
-        as whole p-word units and its place in the unit (``[B, 0, D]`` without ``period_tokens``)."""
+    def _period_tokens(
+        self, prefix_BL: torch.Tensor, runs_PBL: torch.Tensor | None, written_B: torch.Tensor
+    ) -> torch.Tensor:
+        """``[B, P, D]``: at each period p (in words, or in the last written word's units with
+        ``block_tokens``), the last written word's run back as whole p-period units and its place in
+        the unit (``[B, 0, D]`` without period or block tokens)."""
         batch = len(written_B)
         if not self.period_tokens:
             return self.write_query.new_zeros(batch, 0, self.d_model)
         periods_P = torch.arange(1, self.period_tokens + 1, device=written_B.device)
-        rows_B = torch.arange(batch, device=written_B.device)
         last_B = (written_B - 1).clamp(min=0)
-        run_BP = runs_PBL[:, rows_B, last_B].T * (written_B > 0).unsqueeze(1)
-        units_BP, phase_BP = whole_units(run_BP, periods_P)
-        return self.block_period(periods_P) + self.block_count(units_BP) + self.block_phase(phase_BP)
+        rows_B = torch.arange(batch, device=written_B.device)
+        if self.block_tokens:  # m units of the last word's period; its place counted in units
+            unit_B1 = at_last_written(longest_repetitions(runs_PBL)[0].unsqueeze(-1), written_B)
+            period_BP = unit_B1 * periods_P
+            run_BP = runs_back(prefix_BL, period_BP)[rows_B, :, last_B] * (written_B > 0).unsqueeze(1)
+            blocks_BP, words_BP = whole_units(run_BP, period_BP)
+            place_BP = words_BP // unit_B1.clamp(min=1)
+        else:
+            run_BP = runs_PBL[:, rows_B, last_B].T * (written_B > 0).unsqueeze(1)
+            blocks_BP, place_BP = whole_units(run_BP, periods_P)
+        return self.block_period(periods_P) + self.block_count(blocks_BP) + self.block_phase(place_BP)
 
     def action_mask(self, observations_BX: torch.Tensor) -> torch.Tensor | None:
         """With a length given, the end is inadmissible until that many words are written; None when
@@ -232,7 +246,8 @@ class SentenceEncoder(StateEncoder):
         source, prefix, _, _ = self.layout.split(np.asarray(observation).astype(np.int64))
         written = int((prefix != PAD_ID).sum())
         labels = [f"write #{written + 1}"]
-        labels += [f"period {p}" for p in range(1, self.period_tokens + 1)]
+        period_label = "block" if self.block_tokens else "period"
+        labels += [f"{period_label} {p}" for p in range(1, self.period_tokens + 1)]
         labels += [
             f"{k + 1}:{self.vocabulary.source_words[i - 1]}" if i != PAD_ID else "(pad)" for k, i in enumerate(source)
         ]
@@ -285,11 +300,17 @@ def whole_units(run: torch.Tensor, period: torch.Tensor) -> tuple[torch.Tensor, 
 
 def runs_by_period(ids_BL: torch.Tensor, longest_period: int) -> torch.Tensor:
     """``[P, B, L]``: for each period p = 1..P, how many words j <= i in a row equal the word p before them."""
+    periods_BP = torch.arange(1, longest_period + 1, device=ids_BL.device).expand(len(ids_BL), -1)
+    return runs_back(ids_BL, periods_BP).movedim(1, 0)
+
+
+def runs_back(ids_BL: torch.Tensor, period_BP: torch.Tensor) -> torch.Tensor:
+    """``[B, P, L]``: for each row's periods p (0: none), how many words j <= i in a row equal the word
+    p before them."""
     place_L = torch.arange(ids_BL.shape[1], device=ids_BL.device)
-    runs = []
-    for period in range(1, longest_period + 1):
-        repeats_BL = torch.zeros_like(ids_BL, dtype=torch.bool)
-        repeats_BL[:, period:] = (ids_BL[:, period:] == ids_BL[:, :-period]) & (ids_BL[:, period:] != PAD_ID)
-        last_break_BL = torch.where(repeats_BL, -1, place_L).cummax(dim=1).values
-        runs.append(place_L - last_break_BL)
-    return torch.stack(runs)
+    back_BPL = place_L - period_BP.unsqueeze(-1)
+    words_BPL = ids_BL.unsqueeze(1).expand(-1, period_BP.shape[1], -1)
+    earlier_BPL = words_BPL.gather(2, back_BPL.clamp(min=0))
+    repeats_BPL = (back_BPL >= 0) & (period_BP.unsqueeze(-1) > 0) & (words_BPL == earlier_BPL) & (words_BPL != PAD_ID)
+    last_break_BPL = torch.where(repeats_BPL, -1, place_L).cummax(dim=2).values
+    return place_L - last_break_BPL

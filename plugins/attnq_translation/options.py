@@ -60,6 +60,12 @@ class TranslationOptions(BaseModel):
         description="with repetition_period: one token per period carrying the last written word's run at that period "
         "(whole units, place in the unit)",
     )
+    block_tokens: bool = Field(
+        False,
+        description="with repetition_period: as period_tokens, but token m reads the run at m units of the last "
+        "written word's repetition (whole m-unit blocks, place in the block in units), so blocks count alike "
+        "whatever their unit's length",
+    )
     written_word_dropout: float = Field(
         0.0,
         ge=0.0,
@@ -89,8 +95,11 @@ class TranslationOptions(BaseModel):
             raise ValueError("corpus 'files' needs both train_file and test_file")
         if self.corpus != "files" and (self.train_file or self.test_file):
             raise ValueError(f"train_file/test_file are read only with corpus: files (corpus is {self.corpus!r})")
-        if self.period_tokens and not self.repetition_period:
-            raise ValueError("period_tokens reads the periods up to repetition_period; set repetition_period > 0")
+        for name in ("period_tokens", "block_tokens"):
+            if getattr(self, name) and not self.repetition_period:
+                raise ValueError(f"{name} reads the periods up to repetition_period; set repetition_period > 0")
+        if self.period_tokens and self.block_tokens:
+            raise ValueError("period_tokens and block_tokens fill the same tokens; set one of them")
         if self.hide_written_words and self.written_word_dropout:
             raise ValueError("written_word_dropout hides words that hide_written_words already hides; set one of them")
         if self.token_reward == 0.0 and (self.sentence_reward == "none" or self.sentence_reward_weight == 0.0):

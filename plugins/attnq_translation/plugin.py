@@ -88,6 +88,7 @@ def make_encoder(context: DomainContext, d_model: int) -> SentenceEncoder:
         repetition_period=options.repetition_period,
         repetition_features=options.repetition_features,
         period_tokens=options.period_tokens,
+        block_tokens=options.block_tokens,
         written_word_dropout=options.written_word_dropout,
         hide_written_words=options.hide_written_words,
         copy_actions=options.copy_actions,
