@@ -161,9 +161,11 @@ class SentenceEncoder(StateEncoder):
         if self.occurrences:
             counts_BL = occurrence_counts(prefix_BL, self.target_word.num_embeddings)
             prefix_BLD = prefix_BLD + self.target_occurrence(counts_BL)
-        runs_PBL = runs_by_period(prefix_BL, self.repetition_period) if self.repetition_period else None
+        runs_PBL, unit_BL = None, None
         if self.repetition_period:
+            runs_PBL = runs_by_period(prefix_BL, self.repetition_period)
             values = dict(zip(REPETITION_FEATURES, longest_repetitions(runs_PBL), strict=True))
+            unit_BL = values["period"]
             repetition_BLD = sum(
                 getattr(self, REPETITION_TABLES[name])(values[name]) for name in self.repetition_features
             )
@@ -174,7 +176,7 @@ class SentenceEncoder(StateEncoder):
             prefix_BLD = prefix_BLD + written_by_BLD
             query_position_BD = query_position_BD + at_last_written(written_by_BLD, written_B)
         query_B1D = (self.write_query + query_position_BD + self.segment.weight[QUERY_SEGMENT]).unsqueeze(1)
-        blocks_BPD = self._period_tokens(prefix_BL, runs_PBL, written_B)
+        blocks_BPD = self._period_tokens(prefix_BL, runs_PBL, unit_BL, written_B)
         embeddings_BTD = torch.cat([query_B1D, blocks_BPD, source_BSD, prefix_BLD], dim=1)
         mask_BT = torch.cat(
             [
@@ -210,25 +212,26 @@ class SentenceEncoder(StateEncoder):
         return states_BLD, at_last_written(states_BLD, written_B)
 
     def _period_tokens(
-        self, prefix_BL: torch.Tensor, runs_PBL: torch.Tensor | None, written_B: torch.Tensor
+        self,
+        prefix_BL: torch.Tensor,
+        runs_PBL: torch.Tensor | None,
+        unit_BL: torch.Tensor | None,
+        written_B: torch.Tensor,
     ) -> torch.Tensor:
-        """``[B, P, D]``: at each period p (in words, or in the last written word's units with
-        ``block_tokens``), the last written word's run back as whole p-period units and its place in
-        the unit (``[B, 0, D]`` without period or block tokens)."""
-        batch = len(written_B)
+        """``[B, P, D]``: at each period p (in words, or with ``block_tokens`` in units of the last
+        written word's repetition period, from ``unit_BL``), the last written word's run back as whole
+        p-period units and its place in the unit (``[B, 0, D]`` without period or block tokens)."""
         if not self.period_tokens:
-            return self.write_query.new_zeros(batch, 0, self.d_model)
+            return self.write_query.new_zeros(len(written_B), 0, self.d_model)
         periods_P = torch.arange(1, self.period_tokens + 1, device=written_B.device)
-        last_B = (written_B - 1).clamp(min=0)
-        rows_B = torch.arange(batch, device=written_B.device)
         if self.block_tokens:  # m units of the last word's period; its place counted in units
-            unit_B1 = at_last_written(longest_repetitions(runs_PBL)[0].unsqueeze(-1), written_B)
+            unit_B1 = at_last_written(unit_BL.unsqueeze(-1), written_B)
             period_BP = unit_B1 * periods_P
-            run_BP = runs_back(prefix_BL, period_BP)[rows_B, :, last_B] * (written_B > 0).unsqueeze(1)
+            run_BP = at_last_written(runs_back(prefix_BL, period_BP).transpose(1, 2), written_B)
             blocks_BP, words_BP = whole_units(run_BP, period_BP)
             place_BP = words_BP // unit_B1.clamp(min=1)
         else:
-            run_BP = runs_PBL[:, rows_B, last_B].T * (written_B > 0).unsqueeze(1)
+            run_BP = at_last_written(runs_PBL.permute(1, 2, 0), written_B)
             blocks_BP, place_BP = whole_units(run_BP, periods_P)
         return self.block_period(periods_P) + self.block_count(blocks_BP) + self.block_phase(place_BP)
 
