@@ -289,15 +289,21 @@ def test_occurrence_counts_add_one_shared_embedding_per_count_to_the_written_wor
         torch.testing.assert_close(added[2 + place], table[count])
 
 
+def _run_back_by_hand(row: list[int], period: int) -> int:
+    """How many words back from the last one in a row equal the word ``period`` before them."""
+    run = 0
+    while period and len(row) - 1 - run - period >= 0 and row[len(row) - 1 - run] == row[len(row) - 1 - run - period]:
+        run += 1
+    return run
+
+
 def _repetition_by_hand(row: list[int], longest_period: int) -> list[tuple[int, int, int]]:
     """(period, whole units, phase) per word: walk back from each word while it repeats the word p before."""
     features = []
     for i, word in enumerate(row):
         best_run, best_period = 0, 0
         for period in range(1, longest_period + 1):
-            run = 0
-            while word and i - run - period >= 0 and row[i - run] == row[i - run - period]:
-                run += 1
+            run = _run_back_by_hand(row[: i + 1], period) if word else 0
             if run > best_run:
                 best_run, best_period = run, period
         span = best_run + best_period
@@ -393,13 +399,7 @@ def test_period_tokens_read_the_last_words_run_at_every_period(longest_period):
             tokens = encoder(observations)
             assert tokens.mask_BT[0, : 1 + longest_period].all()
             for period in range(1, longest_period + 1):
-                run = 0
-                while (
-                    length
-                    and length - 1 - run - period >= 0
-                    and row[length - 1 - run] == row[length - 1 - run - period]
-                ):
-                    run += 1
+                run = _run_back_by_hand(row, period)
                 span = run + period if run else 0
                 expected = (
                     encoder.block_period.weight[period]
@@ -409,14 +409,6 @@ def test_period_tokens_read_the_last_words_run_at_every_period(longest_period):
                 torch.testing.assert_close(tokens.embeddings_BTD[0, period], expected)
     labels = encoder.token_labels(observations[0].numpy())
     assert len(labels) == encoder.num_tokens and labels[1] == "period 1"
-
-
-def _run_back_by_hand(row: list[int], period: int) -> int:
-    """How many words back from the last one in a row equal the word ``period`` before them."""
-    run = 0
-    while period and len(row) - 1 - run - period >= 0 and row[len(row) - 1 - run] == row[len(row) - 1 - run - period]:
-        run += 1
-    return run
 
 
 @pytest.mark.parametrize("longest_period", [1, 2, 3, 8])
