@@ -16,7 +16,7 @@ from attnq.evaluation import evaluate_policy
 from attnq.runtime import prepare_task
 from attnq.training.run import train
 from attnq_translation import scan
-from attnq_translation.corpus import CorpusError, Pair, ParallelCorpus, load_pairs
+from attnq_translation.corpus import CorpusError, Pair, ParallelCorpus, load_pairs, longest_run
 from attnq_translation.encoder import QUERY_SEGMENT, TARGET_SEGMENT, SentenceEncoder
 from attnq_translation.environment import END_ACTION, TextAsActionEnv
 from attnq_translation.options import TranslationOptions, build_corpus
@@ -157,23 +157,59 @@ def test_validation_pairs_leave_training_and_keep_the_vocabulary(size):
         ParallelCorpus.from_parts(train, test, validation_pairs=len(train))
 
 
+def _longest_run_by_hand(words: tuple[str, ...]) -> int:
+    """Every stretch of the words that is one unit of 1-3 words written whole some times over: the longest."""
+    return max(
+        (
+            end - start
+            for start in range(len(words))
+            for end in range(start + 1, len(words) + 1)
+            for unit in (1, 2, 3)
+            if (end - start) % unit == 0 and words[start:end] == words[start : start + unit] * ((end - start) // unit)
+        ),
+        default=0,
+    )
+
+
+@pytest.mark.parametrize("alphabet", [1, 2, 3, 5])
+def test_longest_run_matches_every_stretch_by_hand(alphabet):
+    """Against trying every stretch: words of every length up to 14 over small alphabets, so runs of
+    one, two and three-word units occur, overlap and break."""
+    rng = np.random.default_rng(alphabet)
+    for length in range(15):
+        for _ in range(40):
+            words = tuple(f"W{w}" for w in rng.integers(alphabet, size=length))
+            assert longest_run(words) == _longest_run_by_hand(words), words
+
+
+def _varied_targets(size: int) -> list[Pair]:
+    """Pairs whose targets mix repeated units and breaks, so output length and longest run disagree."""
+    rng = np.random.default_rng(size)
+    return [
+        Pair((f"w{i % 6}", f"n{i}"), tuple(f"T{w}" for w in rng.integers(1 + i % 3, size=1 + (i * 7) % 11)))
+        for i in range(size + 1)
+    ]
+
+
+@pytest.mark.parametrize("held_out", ["longest", "longest_run"])
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 50, 333])
-def test_longest_validation_pairs_are_the_longest_outputs(size):
-    """Against sorting by hand: the held-out pairs are a partition's longest outputs (every one at
-    least as long as every pair kept), as many as asked, the same for the same seed."""
-    train = [Pair((f"w{i % 6}", f"n{i}"), (f"T{i % 4}",) * (1 + (i * 7) % 5)) for i in range(size + 1)]
+def test_longest_validation_pairs_are_the_longest_by_their_measure(size, held_out):
+    """Against sorting by hand: the held-out pairs are a partition's longest outputs or longest runs
+    (every one at least as long as every pair kept), as many as asked, the same for the same seed."""
+    measure = len if held_out == "longest" else _longest_run_by_hand
+    train = _varied_targets(size)
     test = [Pair(("w0",), ("T0",))]
-    lengths = sorted((len(p.target) for p in train), reverse=True)
+    lengths = sorted((measure(p.target) for p in train), reverse=True)
     for held in sorted({0, 1, size // 2, size}):
         for seed in (0, 3):
-            corpus = ParallelCorpus.from_parts(train, test, held, seed, held_out="longest")
+            corpus = ParallelCorpus.from_parts(train, test, held, seed, held_out=held_out)
             assert sorted(corpus.train + corpus.validation, key=train.index) == train
-            assert sorted((len(p.target) for p in corpus.validation), reverse=True) == lengths[:held]
+            assert sorted((measure(p.target) for p in corpus.validation), reverse=True) == lengths[:held]
             if held:
-                assert min(len(p.target) for p in corpus.validation) >= max(len(p.target) for p in corpus.train)
-            assert corpus == ParallelCorpus.from_parts(train, test, held, seed, held_out="longest")
-    if size >= 50:  # ties at the cut are broken by the draw, so another seed may hold out others
-        cut = [ParallelCorpus.from_parts(train, test, size // 2, s, held_out="longest").validation for s in range(4)]
+                assert min(measure(p.target) for p in corpus.validation) >= max(measure(p.target) for p in corpus.train)
+            assert corpus == ParallelCorpus.from_parts(train, test, held, seed, held_out=held_out)
+    if size >= 50 and lengths[size // 2 - 1] == lengths[size // 2]:  # a tie at the cut is broken by the draw
+        cut = [ParallelCorpus.from_parts(train, test, size // 2, s, held_out=held_out).validation for s in range(4)]
         assert len(set(cut)) > 1
 
 

@@ -16,29 +16,10 @@ import numpy as np
 
 from attnq.agent import load_agent
 from attnq.evaluation import evaluate_policy
+from attnq_translation.corpus import longest_run, run_at
 from attnq_translation.scan import length_split
 
 LENGTH_BINS = ((24, 28), (29, 33), (34, 40), (41, 48))
-
-
-def unit_run_at(words: tuple[str, ...], start: int, unit: int) -> int:
-    """Words from ``start`` on covered by the ``unit`` words there repeated."""
-    repeats = 1
-    while words[start + repeats * unit : start + (repeats + 1) * unit] == words[start : start + unit]:
-        repeats += 1
-    return repeats * unit
-
-
-def run_at(words: tuple[str, ...], start: int, longest_unit: int = 3) -> int:
-    """Most words from ``start`` on covered by one unit of 1..longest_unit words repeated."""
-    return max(
-        (unit_run_at(words, start, unit) for unit in range(1, min(longest_unit, len(words) - start) + 1)), default=0
-    )
-
-
-def longest_run(words: tuple[str, ...]) -> int:
-    """Most words in a row covered by one unit repeated, anywhere."""
-    return max((run_at(words, start) for start in range(len(words))), default=0)
 
 
 def final_run(words: tuple[str, ...]) -> int:

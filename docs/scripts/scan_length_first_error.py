@@ -15,10 +15,9 @@ import argparse
 from collections import Counter
 
 import numpy as np
-from scan_length_breakdown import longest_run, unit_run_at
 
 from attnq.agent import load_agent
-from attnq_translation.corpus import PAD_ID
+from attnq_translation.corpus import PAD_ID, longest_run, unit_run_at
 from attnq_translation.environment import ObservationLayout, TextAsActionEnv
 from attnq_translation.options import build_corpus
 from attnq_translation.scan import length_split

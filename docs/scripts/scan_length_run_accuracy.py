@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 import numpy as np
-from scan_length_breakdown import longest_run
 from scan_length_first_error import agent_and_corpus, longest_run_place, observation_row
 
+from attnq_translation.corpus import longest_run
 from attnq_translation.scan import length_split
 
 BATCH = 512

@@ -25,11 +25,32 @@ PAD_ID = 0  # id 0 is padding in observations; words are numbered from 1
 
 FileFormat = Literal["auto", "scan", "tsv"]
 PARTS = ("train", "validation", "test")
-HeldOut = Literal["random", "longest"]
+HeldOut = Literal["random", "longest", "longest_run"]
 
 
 class CorpusError(TaskFileError):
     """A corpus file is missing or has a line that is not a sentence pair."""
+
+
+def unit_run_at(words: tuple[str, ...], start: int, unit: int) -> int:
+    """Words from ``start`` on covered by the ``unit`` words there repeated."""
+    repeats = 1
+    while words[start + repeats * unit : start + (repeats + 1) * unit] == words[start : start + unit]:
+        repeats += 1
+    return repeats * unit
+
+
+def run_at(words: tuple[str, ...], start: int, longest_unit: int = 3) -> int:
+    """Most words from ``start`` on covered by one unit of 1..longest_unit words repeated."""
+    return max(
+        (unit_run_at(words, start, unit) for unit in range(1, min(longest_unit, len(words) - start) + 1)), default=0
+    )
+
+
+def longest_run(words: tuple[str, ...]) -> int:
+    """Most words in a row covered by one unit (of 1-3 words) repeated, anywhere: SCAN's length split
+    tests runs longer than any in training ("walk around left thrice" repeats two words 12 times)."""
+    return max((run_at(words, start) for start in range(len(words))), default=0)
 
 
 @dataclass(frozen=True)
@@ -152,8 +173,9 @@ class ParallelCorpus:
         held_out: HeldOut = "random",
     ) -> ParallelCorpus:
         """``validation_pairs`` of the training pairs become the validation part and leave training:
-        a draw seeded by ``seed``, or (``held_out="longest"``) those with the longest outputs, ties
-        broken by the draw. The vocabulary (the agent's word ids) is the same either way."""
+        a draw seeded by ``seed``, or those with the longest outputs (``held_out="longest"``) or the
+        longest repeated runs (``"longest_run"``, :func:`longest_run`), ties broken by the draw. The
+        vocabulary (the agent's word ids) is the same either way."""
         train, test = tuple(train), tuple(test)
         vocabulary = Vocabulary.from_pairs(train + test)
         if validation_pairs >= len(train):
@@ -162,10 +184,11 @@ class ParallelCorpus:
                 f"{len(train):,}); fix: hold out fewer, e.g. a tenth"
             )
         rng = np.random.default_rng(seed)
-        if held_out == "longest":
+        if held_out in ("longest", "longest_run"):
             # a length split inside training: the checkpoint kept is the one that writes past the rest
+            measure = len if held_out == "longest" else longest_run
             draw = rng.permutation(len(train))
-            by_length = sorted(draw.tolist(), key=lambda i: -len(train[i].target))
+            by_length = sorted(draw.tolist(), key=lambda i: -measure(train[i].target))
             held = set(by_length[:validation_pairs])
         else:
             held = set(rng.choice(len(train), size=validation_pairs, replace=False).tolist())

@@ -29,8 +29,8 @@ class TranslationOptions(BaseModel):
     )
     validation_from: HeldOut = Field(
         "random",
-        description="which training pairs are held out: a seeded draw, or those with the longest outputs "
-        "(a length split inside training)",
+        description="which training pairs are held out: a seeded draw, those with the longest outputs, or those "
+        "with the longest run of one repeated unit (a length split inside training)",
     )
     train_file: Path | None = Field(None, description="corpus: files - training pairs (SCAN 'IN: .. OUT: ..' or TSV)")
     test_file: Path | None = Field(None, description="corpus: files - held-out pairs for evaluation")
