@@ -21,6 +21,7 @@ from attnq.config import load_task
 from attnq.errors import CheckpointError
 from attnq.evaluation import evaluate_policy, validation_score
 from attnq.explain import explain
+from attnq.training.dqn_module import DQNModule
 from attnq.training.run import train
 from conftest import TASKS, TINY_TRAINING, attnq_command
 
@@ -268,6 +269,25 @@ def test_weight_averaging_exports_the_averaged_network_and_leaves_learning_uncha
     assert not all(torch.equal(average[k], online[k]) for k in online)
     agent = load_agent(str(averaged.run_dir))
     assert all(torch.equal(v.cpu(), average[k]) for k, v in agent.q_network.state_dict().items())
+
+
+def test_weight_decay_shrinks_weight_matrices_and_embeddings_but_not_biases_or_norms():
+    lr, decay = 0.01, 0.1
+    task = load_task(TASKS / "highway-fast.yaml", TINY_TRAINING + [f"learner.lr={lr}", f"learner.weight_decay={decay}"])
+    module = DQNModule(task.to_dict())
+    optimizer = module.make_optimizer()
+    parameters = dict(module.q_network.named_parameters())
+    before = {name: p.detach().clone() for name, p in parameters.items()}
+    for p in parameters.values():
+        p.grad = torch.zeros_like(p)  # no gradient: all that moves a weight is the decay
+    optimizer.step()
+    matrices = [name for name, p in parameters.items() if p.ndim >= 2]
+    assert matrices and len(matrices) < len(parameters)
+    for name, p in parameters.items():
+        expected = before[name] * (1 - lr * decay) if name in matrices else before[name]
+        assert torch.allclose(p.detach(), expected, rtol=0, atol=1e-7), name
+    without = DQNModule(load_task(TASKS / "highway-fast.yaml", TINY_TRAINING).to_dict())
+    assert type(without.make_optimizer()) is torch.optim.Adam  # runs made before the option stay bit for bit
 
 
 def test_keep_best_without_evaluations_is_a_clear_task_error():

@@ -140,6 +140,10 @@ class LearnerConfig(Section):
     lr_end: float | None = field(
         LEARNS, None, gt=0.0, description="anneal lr linearly to this over the run; None = constant"
     )
+    # shrinking the weights each update favours smaller solutions, which may extrapolate further
+    weight_decay: float = field(
+        LEARNS, 0.0, ge=0.0, description="AdamW's decoupled decay of weight matrices and embeddings; 0 = Adam"
+    )
     double_dqn: bool = field(LEARNS, True)
     # Baird 1999; Bellemare et al. 2016: the target loses alpha * (V(s) - Q(s, a)), so the gap between the
     # best action and the others grows by 1 / (1 - alpha) and noisy estimates rank actions right more often

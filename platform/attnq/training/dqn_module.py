@@ -247,7 +247,7 @@ class DQNModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         learner = self.task.learner
-        optimizer = torch.optim.Adam(self.q_network.parameters(), lr=learner.lr)
+        optimizer = self.make_optimizer()
         if learner.lr_end is None:
             return optimizer
         # Stepped once per update; Lightning checkpoints its state, so a resumed run stays on schedule.
@@ -256,6 +256,19 @@ class DQNModule(pl.LightningModule):
             optimizer, lambda update: 1.0 + (final_factor - 1.0) * min(update / total_updates, 1.0)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """Adam, or AdamW (Loshchilov & Hutter 2019) on the weight matrices and embeddings when
+        ``learner.weight_decay`` is set; biases and norm gains are never decayed."""
+        learner = self.task.learner
+        if not learner.weight_decay:  # plain Adam keeps runs made before the option bit for bit
+            return torch.optim.Adam(self.q_network.parameters(), lr=learner.lr)
+        parameters = list(self.q_network.parameters())
+        groups = [
+            {"params": [p for p in parameters if p.ndim >= 2], "weight_decay": learner.weight_decay},
+            {"params": [p for p in parameters if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=learner.lr)
 
     def _log_training(self, loss: torch.Tensor, q_taken: torch.Tensor) -> None:
         # Only on the updates Lightning writes (it writes when the count of finished updates, this one
