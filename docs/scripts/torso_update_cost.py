@@ -29,7 +29,7 @@ def update_timer(task_dict: dict, batches: int = 16):
     samples = [module.sample_batch() for _ in range(batches)]
     module.on_fit_end()
     loss_function = module.compiled_td_loss or module.td_loss
-    optimizer = torch.optim.Adam(module.q_network.parameters(), lr=module.task.learner.lr)
+    optimizer = module.make_optimizer()  # the one the task trains with
 
     return functools.partial(timed_updates, loss_function, optimizer, samples)
 

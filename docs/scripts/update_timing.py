@@ -72,7 +72,7 @@ def main() -> None:
     module.on_fit_start()  # the random warm-up fills the replay
     batches = [module.sample_batch() for _ in range(16)]
     module.on_fit_end()
-    optimizer = torch.optim.Adam(module.q_network.parameters(), lr=task.learner.lr)
+    optimizer = module.make_optimizer()  # the one the task trains with
     versions = {("eager", False): module.td_loss, ("compiled", False): module.compiled_td_loss}
     if args.every_token:
         versions |= {("eager", True): module.td_loss, ("compiled", True): module.compiled_td_loss}
