@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import subprocess
 
@@ -15,7 +16,9 @@ import torch
 from attnq.agent import load_agent
 from attnq.checkpoints import CHECKSUM_KEY, load_checkpoint_file
 from attnq.cli import main
+from attnq.config import load_task
 from attnq.errors import AttnqError, CheckpointError
+from attnq.experiments.jobs import ensure_baseline
 from attnq.experiments.pipeline import run_plan
 from attnq.experiments.plan import ReportPlan, ReportTask, report_profile
 from attnq.experiments.state import read_state
@@ -88,6 +91,17 @@ def test_a_run_without_its_checkpoints_loads_and_acts_as_before(committed, capsy
     assert f"agent ({clone_run / 'policy.ckpt'})" in capsys.readouterr().out  # says which network it evaluated
     with pytest.raises(CheckpointError, match="holds no target network"):
         load_agent(str(clone_run), device="cpu", network="target")
+
+
+def test_evaluate_builds_a_baseline_as_the_report_does_whatever_the_episode_seed(committed, tmp_path, capsys):
+    """``evaluate --baseline B --seed S`` gives the report's figure for B on episodes from S: the baseline
+    is built from the task's seed, never from the episodes' (a seeded policy would act otherwise)."""
+    _, _, _, clone_run = committed
+    assert main(["evaluate", str(clone_run), "--baseline", "random", "--seed", "40", "--episodes", "6"]) == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["mean"]
+    task = load_task(TASKS / "sepsis.yaml", [*KEEPS_BEST, "eval.seed=40", "eval.episodes=6"])
+    reported = ensure_baseline(task, tmp_path, "random", None, say=lambda line: None)["metrics"]
+    assert evaluated == pytest.approx(reported, rel=1e-12)
 
 
 def test_a_run_without_its_checkpoints_cannot_be_trained_further(committed, capsys):

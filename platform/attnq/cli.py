@@ -141,7 +141,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     agent = load_agent(args.run, device=args.device)
     episodes = args.episodes or agent.task.eval.episodes
     seed = agent.task.eval.seed if args.seed is None else args.seed
-    policy = agent if args.baseline is None else agent.runtime.baseline(args.baseline, seed)
+    # A baseline is built from the task's seed and the episodes drawn from --seed, as a report does;
+    # from the episodes' seed, a seeded or trained baseline would act otherwise than in the report.
+    policy = agent if args.baseline is None else agent.runtime.baseline(args.baseline, agent.task.seed)
     # as a report evaluates: the exact return where the domain has one (never for random), and the variants
     result, means = policy_metrics(agent.runtime, policy, episodes, seed, exact=args.baseline != "random")
     who = f"agent ({agent.checkpoint})" if args.baseline is None else f"baseline {args.baseline}"
@@ -441,7 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder or .ckpt file")
     p.add_argument("--episodes", type=int, help="number of episodes (default: the task's eval.episodes)")
     p.add_argument("--seed", type=int, help="first episode seed (default: the task's eval.seed)")
-    p.add_argument("--baseline", help="evaluate this baseline of the run's domain instead of the agent")
+    p.add_argument(
+        "--baseline",
+        help="evaluate this baseline of the run's domain instead of the agent (built from the run's task seed)",
+    )
     p.add_argument("--out", help="also write the full result (per episode) as JSON here")
     p.add_argument(
         "--device", choices=["auto", "cpu", "gpu"], help="evaluate here (default: a GPU when one is visible)"
