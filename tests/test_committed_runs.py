@@ -94,8 +94,9 @@ def test_a_run_without_its_checkpoints_loads_and_acts_as_before(committed, capsy
 
 
 def test_evaluate_builds_a_baseline_as_the_report_does_whatever_the_episode_seed(committed, tmp_path, capsys):
-    """``evaluate --baseline B --seed S`` gives the report's figure for B on episodes from S: the baseline
-    is built from the task's seed, never from the episodes' (a seeded policy would act otherwise)."""
+    """``evaluate RUN --baseline B --seed S``, RUN of the task file's seed, gives the report's figure for B on
+    episodes from S: the baseline is built from the task's seed, never from the episodes' (a seeded policy
+    would act otherwise)."""
     _, _, _, clone_run = committed
     assert main(["evaluate", str(clone_run), "--baseline", "random", "--seed", "40", "--episodes", "6"]) == 0
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["mean"]

@@ -141,8 +141,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     agent = load_agent(args.run, device=args.device)
     episodes = args.episodes or agent.task.eval.episodes
     seed = agent.task.eval.seed if args.seed is None else args.seed
-    # A baseline is built from the task's seed and the episodes drawn from --seed, as a report does;
-    # from the episodes' seed, a seeded or trained baseline would act otherwise than in the report.
+    # A baseline is built from the run's task seed, the episodes from --seed. A report builds its baselines
+    # from the task file's seed, so a run of that seed gives the report's figure; from the episodes' seed,
+    # a seeded or trained baseline would act otherwise than in the report whatever the run.
     policy = agent if args.baseline is None else agent.runtime.baseline(args.baseline, agent.task.seed)
     # as a report evaluates: the exact return where the domain has one (never for random), and the variants
     result, means = policy_metrics(agent.runtime, policy, episodes, seed, exact=args.baseline != "random")
