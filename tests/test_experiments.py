@@ -90,6 +90,20 @@ def test_reuse_follows_the_roles():
     assert refusal(task, _changed(task, "trainer.max_env_steps=300"), allow_smaller_budget=True) is None
 
 
+def test_a_field_only_the_other_torso_reads_never_retrains_a_run():
+    transformer = _sepsis()
+    mlp = _changed(transformer, "model.torso=mlp")
+    for override, path in (("model.dropout=0.3", "model.dropout"), ("model.layers=3", "model.layers")):
+        changed = _changed(mlp, override)
+        assert refusal(mlp, changed) is None and learning_hash(mlp) == learning_hash(changed)
+        assert refusal(transformer, _changed(transformer, override))[0] == path
+    assert refusal(transformer, _changed(transformer, "model.mlp_hidden=[8]")) is None
+    assert refusal(mlp, _changed(mlp, "model.mlp_hidden=[8]"))[0] == "model.mlp_hidden"
+    # fields both torsos read still count, and another torso is refused as such
+    assert refusal(mlp, _changed(mlp, "model.d_model=16", "model.heads=1"))[0] == "model.d_model"
+    assert refusal(mlp, _changed(transformer, "model.dropout=0.3"))[0] == "model.torso"
+
+
 @pytest.mark.parametrize("name", ["../escape", "/abs/path", "a/b", "..", ".hidden", ""])
 def test_task_names_that_are_paths_cannot_name_run_folders(tmp_path, name):
     with pytest.raises(AttnqError, match=r"field 'name'.*it names a folder"):

@@ -459,3 +459,46 @@ def test_attention_equals_torch_multihead_attention_with_its_saved_weights(case)
             expected_grads = torch.autograd.grad(expected.square().sum(), [keys, reference.in_proj_weight])
             for grad, expected_grad in zip(grads, expected_grads, strict=True):
                 assert torch.allclose(grad, expected_grad, atol=1e-4)
+
+
+# A changed value for each field that one torso alone declares it reads (attnq.config.torso_of).
+ONE_TORSO_CHANGES = {
+    "model.layers": {"layers": 3},
+    "model.shared_layers": {"shared_layers": True},
+    "model.heads": {"heads": 4},
+    "model.feedforward_dim": {"feedforward_dim": 16},
+    "model.dropout": {"dropout": 0.5},
+    "model.pool": {"pool": "cls"},
+    "model.queries": {"pool": "cls", "queries": 3},
+    "model.mlp_hidden": {"mlp_hidden": (8, 8, 8)},
+}
+
+
+@pytest.mark.parametrize("path", sorted(ONE_TORSO_CHANGES))
+def test_a_field_one_torso_reads_leaves_the_other_torsos_network_as_it_was(highway_runtime, highway_observations, path):
+    """What lets a saved run of the other torso stand when the field changes (reuse.refusal)."""
+    from attnq.config import leaf_fields, torso_of
+    from attnq.model.transformer_dqn import TransformerDQN
+
+    assert set(ONE_TORSO_CHANGES) == {p for p in leaf_fields() if torso_of(p)}, "a declared field lacks a change"
+    other = {"transformer": "mlp", "mlp": "transformer"}[torso_of(path)]
+    base = {**highway_runtime.task.model.model_dump(), "torso": other}
+    encoder = highway_runtime.build_q_network().encoder
+    observations = torch.as_tensor(highway_observations)
+
+    def network_and_q_values(config: dict) -> tuple[dict, torch.Tensor]:
+        torch.manual_seed(0)
+        network = TransformerDQN(encoder, 5, ModelConfig(**config)).train()  # train mode: dropout would act
+        torch.manual_seed(1)
+        return network.state_dict(), network(observations).q_values_BA
+
+    weights, q_values = network_and_q_values(base)
+    changed_weights, changed_q_values = network_and_q_values({**base, **ONE_TORSO_CHANGES[path]})
+    assert weights.keys() == changed_weights.keys()
+    assert all(torch.equal(weights[k], changed_weights[k]) for k in weights)
+    assert torch.equal(q_values, changed_q_values)
+    # the torso that reads it does change: the field is not simply read by neither
+    own = {**base, "torso": torso_of(path)}
+    own_weights, own_q_values = network_and_q_values(own)
+    changed_own_weights, changed_own_q_values = network_and_q_values({**own, **ONE_TORSO_CHANGES[path]})
+    assert own_weights.keys() != changed_own_weights.keys() or not torch.equal(own_q_values, changed_own_q_values)

@@ -32,9 +32,14 @@ TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # one plain folder name: ne
 MAX_SEED = 2**32 - 1  # what numpy's and Lightning's seeding accept
 
 
-def field(role: Role, default: Any = PydanticUndefined, **kwargs: Any) -> Any:
-    """A pydantic ``Field`` that declares its :data:`Role`."""
-    return Field(default, json_schema_extra={"role": role}, **kwargs)
+def field(role: Role, default: Any = PydanticUndefined, *, torso: str | None = None, **kwargs: Any) -> Any:
+    """A pydantic ``Field`` that declares its :data:`Role`.
+
+    :param torso: the one torso that reads the field (``model.dropout``: the Transformer); a run of
+        the other torso is the same run whatever its value, so it is never trained again for it
+    """
+    extra: dict[str, Any] = {"role": role} if torso is None else {"role": role, "torso": torso}
+    return Field(default, json_schema_extra=extra, **kwargs)
 
 
 class Section(BaseModel):
@@ -54,22 +59,27 @@ class EnvConfig(Section):
 class ModelConfig(Section):
     torso: Literal["transformer", "mlp"] = field(LEARNS, "transformer")
     d_model: int = field(LEARNS, 64, ge=4)
-    layers: int = field(LEARNS, 2, ge=1)
+    layers: int = field(LEARNS, 2, ge=1, torso="transformer")
     shared_layers: bool = field(
         LEARNS,
         False,
+        torso="transformer",
         description="one block's weights at every depth: the same step applied layers times "
         "(Universal Transformer, Dehghani et al. 2019)",
     )
-    heads: int = field(LEARNS, 4, ge=1)
-    feedforward_dim: int = field(LEARNS, 128, ge=1)
-    dropout: float = field(LEARNS, 0.0, ge=0.0, lt=1.0)
+    heads: int = field(LEARNS, 4, ge=1, torso="transformer")
+    feedforward_dim: int = field(LEARNS, 128, ge=1, torso="transformer")
+    dropout: float = field(LEARNS, 0.0, ge=0.0, lt=1.0, torso="transformer")
     pool: Literal["cls", "query_token"] = field(
-        LEARNS, "query_token", description="cls = learned [CLS]; query_token = the encoder's query token (ego)"
+        LEARNS,
+        "query_token",
+        torso="transformer",
+        description="cls = learned [CLS]; query_token = the encoder's query token (ego)",
     )
     queries: int = field(
         LEARNS,
         1,
+        torso="transformer",
         ge=1,
         description="learned [CLS] queries whose outputs the dueling head reads side by side (pool: cls)",
     )
@@ -79,7 +89,7 @@ class ModelConfig(Section):
         description="per_token = one Q-value per action token "
         "(the MLP torso, which has no token outputs, uses dueling)",
     )
-    mlp_hidden: tuple[int, ...] = field(LEARNS, (256, 256))
+    mlp_hidden: tuple[int, ...] = field(LEARNS, (256, 256), torso="mlp")
     # default: the torso's output width (d_model for the Transformer)
     head_hidden: int | None = field(LEARNS, None, ge=1, description="hidden width of the dueling head's two streams")
     detached_actions: tuple[int, ...] = field(
@@ -293,9 +303,9 @@ class TaskConfig(Section):
         return self.model_dump(mode="json")
 
 
-def role_of(path: str, root: type[BaseModel] = TaskConfig) -> Role:
-    """The role of the dotted field ``path``; a path inside a mapping field (``env.kwargs.config.x``)
-    or a list of records (``anchors``) has that field's role."""
+def _declared(path: str, root: type[BaseModel]) -> tuple[str, dict[str, Any]]:
+    """What the field holding the dotted ``path`` declares, with its name; a path inside a mapping
+    field (``env.kwargs.config.x``) or a list of records (``anchors``) is held by that field."""
     model: type[BaseModel] = root
     for part in path.split("."):
         info = model.model_fields.get(part)
@@ -306,10 +316,21 @@ def role_of(path: str, root: type[BaseModel] = TaskConfig) -> Role:
             model = annotation
             continue
         extra = info.json_schema_extra
-        if not isinstance(extra, dict) or "role" not in extra:
-            raise KeyError(f"{path}: field {part!r} of {model.__name__} declares no role")
-        return extra["role"]
+        return f"{part!r} of {model.__name__}", extra if isinstance(extra, dict) else {}
     raise KeyError(f"{path} is a section, not a field")
+
+
+def role_of(path: str, root: type[BaseModel] = TaskConfig) -> Role:
+    """The role of the dotted field ``path`` (a path inside a mapping field has that field's role)."""
+    name, declared = _declared(path, root)
+    if "role" not in declared:
+        raise KeyError(f"{path}: field {name} declares no role")
+    return declared["role"]
+
+
+def torso_of(path: str, root: type[BaseModel] = TaskConfig) -> str | None:
+    """The one torso that reads the dotted field ``path``, or None where every torso reads it."""
+    return _declared(path, root)[1].get("torso")
 
 
 def leaf_fields(root: type[BaseModel] = TaskConfig, prefix: str = "") -> list[str]:

@@ -3,7 +3,9 @@
 A field's role (:data:`attnq.config.Role`) says what changing it changes. A saved run is reused
 (reported, resumed) only when every ``learns`` field matches; a larger ``budget`` is reached by
 resuming; ``evaluates`` fields only redo the final evaluation; ``speed`` and ``describes`` fields
-never matter. The learning hash condenses the ``learns`` fields so that state files compare cheaply.
+never matter. Nor does a field that only the other torso reads (``model.dropout`` for an MLP run),
+so a change to the Transformer leaves the MLP ablation's runs standing. The learning hash condenses
+the ``learns`` fields so that state files compare cheaply.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from attnq.config import BUDGET, LEARNS, Role, TaskConfig, leaf_fields, role_of
+from attnq.config import BUDGET, LEARNS, Role, TaskConfig, leaf_fields, role_of, torso_of
 from attnq.errors import CheckpointError
 
-# Named first in a refusal, so another task is called by its name rather than by its settings.
-IDENTITY_ORDER = ("name", "domain")
+# Named first in a refusal, so another task (or torso) is called by its name rather than by its settings.
+IDENTITY_ORDER = ("name", "domain", "model.torso")
 
 
 def task_differences(stored: dict[str, Any], requested: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -36,11 +38,11 @@ def task_differences(stored: dict[str, Any], requested: dict[str, Any], prefix: 
 
 
 def learning_values(task: TaskConfig) -> dict[str, Any]:
-    """The values of every ``learns`` field, by dotted path."""
+    """The values of every ``learns`` field that the task's torso reads, by dotted path."""
     data = task.to_dict()
     values: dict[str, Any] = {}
     for path in leaf_fields():
-        if role_of(path) == LEARNS:
+        if role_of(path) == LEARNS and not _unread(path, task.model.torso):
             node = data
             for part in path.split("."):
                 node = node[part]
@@ -54,6 +56,15 @@ def learning_hash(task: TaskConfig) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def _unread(path: str, torso: str) -> bool:
+    """Whether only another torso than ``torso`` reads the field ``path``."""
+    try:
+        reader = torso_of(path)
+    except KeyError:
+        return False
+    return reader is not None and reader != torso
+
+
 def _role(path: str) -> Role:
     try:
         return role_of(path)
@@ -65,8 +76,11 @@ def refusal(
     stored: TaskConfig, requested: TaskConfig, allow_smaller_budget: bool = False
 ) -> tuple[str, Any, Any] | None:
     """The first difference that forbids using a run trained as ``stored`` for ``requested``:
-    any ``learns`` field, or (unless allowed) a budget smaller than the one already trained."""
+    any ``learns`` field its torso reads, or (unless allowed) a budget smaller than the one already trained."""
+    same_torso = stored.model.torso == requested.model.torso
     for path, was, now in task_differences(stored.to_dict(), requested.to_dict()):
+        if same_torso and _unread(path, requested.model.torso):
+            continue
         role = _role(path)
         if role == LEARNS or (role == BUDGET and now < was and not allow_smaller_budget):
             return path, was, now
