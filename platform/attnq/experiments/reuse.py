@@ -77,9 +77,9 @@ def refusal(
 ) -> tuple[str, Any, Any] | None:
     """The first difference that forbids using a run trained as ``stored`` for ``requested``:
     any ``learns`` field its torso reads, or (unless allowed) a budget smaller than the one already trained."""
-    same_torso = stored.model.torso == requested.model.torso
+    # Another torso is refused at model.torso, which task_differences lists before any field it reads.
     for path, was, now in task_differences(stored.to_dict(), requested.to_dict()):
-        if same_torso and _unread(path, requested.model.torso):
+        if _unread(path, requested.model.torso):
             continue
         role = _role(path)
         if role == LEARNS or (role == BUDGET and now < was and not allow_smaller_budget):
